@@ -1,0 +1,190 @@
+"""The Python API, mirrored one-to-one by the CLI: convert, verify, load."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tf2torch import repository
+from tf2torch.card import Card
+from tf2torch.codecs import Decoder, Encoder
+from tf2torch.convert import Conversion, convert_source, find_reference, verify_zoo
+from tf2torch.errors import Tf2TorchError, VerificationError
+from tf2torch.package import LoadedModel, load_package, write_package
+from tf2torch.references import Reference, stored_reference, tflite_reference
+from tf2torch.sources import SourceModel, open_source
+from tf2torch.stats import count_multiply_adds, count_parameters
+from tf2torch.verify import VerificationReport
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("tf2torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class ConvertResult:
+    """What `convert` produced: the package's card and folder, and the proofs."""
+
+    path: Path
+    card: Card
+    conversion: Conversion
+    verification: VerificationReport | None
+
+
+def default_name(source: SourceModel) -> str:
+    """`mobilenet_v2_1.4_224` for slim releases, else the file's stem."""
+    if source.meta.get("release"):
+        return str(source.meta["release"])
+    stem = source.path.name
+    for suffix in (".tgz", ".tar.gz", ".keras", ".h5", ".tflite", ".ckpt", ".index"):
+        stem = stem.removesuffix(suffix)
+    return stem or "model"
+
+
+def load_reference(path: str | Path) -> Reference:
+    """A user-given reference file: a `.tflite` to run, or a stored `tests.h5`."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return tflite_reference(path)
+    return stored_reference(path)
+
+
+def convert(
+    source: str | Path, out: str | Path | None = None, *, name: str | None = None,
+    input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
+    images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
+    layout: str = "nhwc", license: str = "unknown",
+) -> ConvertResult:
+    """Convert `source`, verify it against the original, and write a package.
+
+    `out` is a folder to write the package to; by default it is published in the repository
+    under `name` (default: derived from the source). `verify=None` verifies when a reference
+    is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
+    Nothing is written when conversion or verification fails.
+    """
+    model = open_source(source)
+    conversion = convert_source(model, input_size=input_size, use_ema=use_ema, layout=layout)
+    report = _verify(conversion, reference, images, verify)
+    if report is not None and not report.passed:
+        raise VerificationError(
+            f"{model.path}: the converted model disagrees with {report.reference}:\n"
+            + report.table()
+        )
+    name = repository.check_name(name or default_name(model))
+    destination = Path(out) if out is not None else repository.publish_path(name)
+    encoder, decoder = _codecs(conversion)
+    sample = torch.zeros(1, *conversion.input_shape)
+    fields: dict[str, Any] = {
+        "name": name,
+        "architecture": conversion.architecture,
+        "config": conversion.config,
+        "source": _source_fields(model),
+        "input": {"shape": list(conversion.input_shape), "layout": conversion.layout,
+                  "dtype": "float32"},
+        "encoder": encoder.to_dict() if encoder else None,
+        "decoder": decoder.to_dict() if decoder else None,
+        "parameters": count_parameters(conversion.net),
+        "multiply_adds": count_multiply_adds(conversion.net, sample),
+        "verification": report.to_dict() if report else None,
+        "mapping": conversion.mapping.to_dict() if conversion.mapping else None,
+        "license": license,
+        "tf2torch_version": version(),
+        "created": date.today().isoformat(),
+        "notes": _notes(conversion),
+    }
+    card = write_package(destination, conversion.net, fields, overwrite=overwrite)
+    return ConvertResult(destination, card, conversion, report)
+
+
+def _verify(conversion: Conversion, reference: str | Path | None,
+            images: Sequence[str | Path], verify: bool | None) -> VerificationReport | None:
+    if verify is False:
+        return None
+    try:
+        ref = load_reference(reference) if reference else find_reference(conversion.source)
+    except Tf2TorchError:
+        if verify:
+            raise
+        return None
+    encoded = _encode_images(conversion, images)
+    return verify_zoo(conversion, ref, encoded)
+
+
+def _encode_images(conversion: Conversion, images: Sequence[str | Path]) -> dict[str, np.ndarray]:
+    """User images through the model's own encoder, as NHWC batches of one."""
+    encoder, _ = _codecs(conversion)
+    if not images or encoder is None:
+        return {}
+    out = {}
+    for image in images:
+        batch = encoder([image]).numpy()
+        out[f"image:{Path(image).name}"] = batch.transpose(0, 2, 3, 1) \
+            if conversion.layout == "nchw" else batch
+    return out
+
+
+def _codecs(conversion: Conversion) -> tuple[Encoder | None, Decoder | None]:
+    if conversion.architecture == "mobilenet_v2":
+        size = conversion.input_shape[-1]
+        return Encoder.slim(size), Decoder.imagenet(conversion.num_classes or 1001)
+    return None, None
+
+
+def _notes(conversion: Conversion) -> list[str]:
+    notes = []
+    if conversion.mapping is not None:
+        notes.append("exponential-moving-average weights used" if conversion.mapping.ema
+                     else "raw (non-EMA) weights used")
+    return notes
+
+
+def _source_fields(model: SourceModel) -> dict[str, Any]:
+    files = _source_files(model)
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return {"file": model.meta.get("archive", model.path).__str__().split("/")[-1],
+            "format": model.format, "sha256": digest.hexdigest(),
+            "release": model.meta.get("release")}
+
+
+def _source_files(model: SourceModel) -> list[Path]:
+    """The bytes that identify the source: the archive, the file, or the checkpoint's files."""
+    if model.meta.get("archive"):
+        return [Path(model.meta["archive"])]
+    if model.path.is_file():
+        return [model.path]
+    prefix = model.path
+    return sorted(prefix.parent.glob(prefix.name + ".index")) + sorted(
+        prefix.parent.glob(prefix.name + ".data-*"))
+
+
+def load(name_or_path: str | Path) -> LoadedModel:
+    """A package from the repository (by name) or from a folder."""
+    return load_package(repository.resolve(name_or_path))
+
+
+def verify(
+    source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
+    images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
+) -> VerificationReport:
+    """Verify a converted package (or a fresh conversion of `source`) against the original."""
+    model = open_source(source)
+    conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
+    if package is not None:
+        conversion.net = load(package).net
+    ref = load_reference(reference) if reference else find_reference(model)
+    return verify_zoo(conversion, ref, _encode_images(conversion, images))

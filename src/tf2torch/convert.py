@@ -1,0 +1,126 @@
+"""Source model → PyTorch module, by the zoo (hand-written architecture + rules) or the graph path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tf2torch import references
+from tf2torch.errors import MappingError, SourceError
+from tf2torch.sources import SourceModel
+from tf2torch.verify import (
+    CLASSIFIER_TOLERANCES,
+    VerificationReport,
+    compare_runs,
+    standard_inputs,
+)
+from tf2torch.zoo import ARCHITECTURES, find_architecture
+from tf2torch.zoo.mapping import MappingReport, map_weights
+
+
+@dataclass
+class Conversion:
+    """A converted network with what is needed to describe, verify and package it."""
+
+    net: nn.Module
+    architecture: str
+    config: dict[str, Any]
+    source: SourceModel
+    input_shape: tuple[int, ...]          # one sample, in the net's own layout
+    layout: str                           # "nchw" (zoo) or the graph path's choice
+    mapping: MappingReport | None = None
+    provenance: dict[str, str] = field(default_factory=dict)  # torch name → source name
+    num_classes: int | None = None
+
+
+def convert_zoo(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
+                ) -> Conversion:
+    """Build the hand-written architecture the checkpoint's tensors fit, and map its weights."""
+    shapes = {info.name: info.shape for info in source.tensors.infos()}
+    arch = find_architecture(shapes)
+    if arch is None:
+        raise MappingError(
+            f"{source.path}: no architecture in tf2torch's zoo recognises these tensors "
+            f"(known: {', '.join(ARCHITECTURES)}); run `tf2torch inspect` to see them"
+        )
+    size = input_size or source.meta.get("input_size") or _release_size(arch, source) or 224
+    config = arch.infer_config(shapes, input_size=int(size))
+    net = arch.build(config)
+    state, report = map_weights(source.tensors, net, arch.rules, arch.ignores, use_ema)
+    report.raise_for_problems(str(source.path))
+    missing = net.load_state_dict(state, strict=False)
+    leftover = [k for k in missing.missing_keys if not k.endswith("num_batches_tracked")]
+    if leftover or missing.unexpected_keys:  # map_weights accounts for these; a bug otherwise
+        raise RuntimeError(f"state dict mismatch: {leftover} {missing.unexpected_keys}")
+    net.eval()
+    return Conversion(
+        net=net, architecture=arch.name, config=config.to_dict(), source=source,
+        input_shape=(3, config.input_size, config.input_size), layout="nchw", mapping=report,
+        provenance={target: name for name, target in report.used.items()},
+        num_classes=config.num_classes,
+    )
+
+
+def _release_size(arch: Any, source: SourceModel) -> int | None:
+    parsed = arch.parse_release_name(str(source.meta.get("release", source.path.name)))
+    return parsed[1] if parsed else None
+
+
+def convert_source(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
+                   layout: str = "nhwc") -> Conversion:
+    """Route a source to the zoo (checkpoints) or the graph converter (Keras, TFLite)."""
+    if source.graph is None:
+        return convert_zoo(source, input_size, use_ema)
+    from tf2torch.graph import convert_graph
+
+    result = convert_graph(source, layout=layout)
+    first = result.inputs[0]
+    return Conversion(
+        net=result.net, architecture=f"{source.format}-graph",
+        config={"graph": result.ir_json, "layout": layout}, source=source,
+        input_shape=tuple(first[1]), layout=layout, provenance=dict(result.provenance),
+    )
+
+
+# --- verification of zoo conversions --------------------------------------------------------
+
+def zoo_runner(net: nn.Module) -> references.RunFn:
+    """NHWC batch → logits and probabilities from the converted net."""
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            logits = net(torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))))
+        return {"logits": logits.numpy(), "probabilities": torch.softmax(logits, -1).numpy()}
+
+    return run
+
+
+def find_reference(source: SourceModel, prefer: str | None = None) -> references.Reference:
+    """The best reference a source offers: a live TFLite run, else stored outputs."""
+    order = [prefer] if prefer else ["tflite", "tests_h5"]
+    for kind in order:
+        path = source.runnable.get(kind)
+        if path is None:
+            continue
+        return references.tflite_reference(path) if kind == "tflite" \
+            else references.stored_reference(path)
+    raise SourceError(
+        f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
+        "tests.h5), or convert a release archive that contains one"
+    )
+
+
+def verify_zoo(conversion: Conversion, reference: references.Reference,
+               images: dict[str, np.ndarray] | None = None, seed: int = 0,
+               batch: int = 2) -> VerificationReport:
+    """Zeros, a seeded random batch and the user's images, through both sides."""
+    size = conversion.input_shape[-1]
+    inputs = reference.fixed_inputs or standard_inputs((size, size, 3), seed, batch)
+    if images:
+        inputs = {**inputs, **images}
+    return compare_runs(zoo_runner(conversion.net), reference.run, inputs,
+                        CLASSIFIER_TOLERANCES, reference.description)

@@ -1,0 +1,42 @@
+"""User-facing errors: each carries one line a user can act on.
+
+The CLI prints `str(error)` and exits non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+
+class Tf2TorchError(Exception):
+    """Base class of every error caused by the user's input, not by a bug."""
+
+    exit_code = 2
+
+
+class SourceError(Tf2TorchError):
+    """A model file is missing, corrupt, truncated or of an unknown format."""
+
+
+class UnsafeArchiveError(SourceError):
+    """An archive member would be written outside the extraction folder."""
+
+
+class MappingError(Tf2TorchError):
+    """Source tensors do not fit the target architecture (missing, extra, wrong shape)."""
+
+
+class UnsupportedError(Tf2TorchError):
+    """The source uses an op, layer or dtype tf2torch does not convert."""
+
+
+class VerificationError(Tf2TorchError):
+    """The converted model disagrees with the original above tolerance."""
+
+    exit_code = 1
+
+
+class PackageError(Tf2TorchError):
+    """A model package or repository entry is missing, tampered with or malformed."""
+
+
+class MissingDependencyError(Tf2TorchError):
+    """An optional dependency (TensorFlow, onnxruntime, ...) is needed for this step."""

@@ -1,0 +1,109 @@
+"""Runnable originals to verify against: stored outputs (tests.h5) or a live TFLite run.
+
+Each reference is a `RunFn` (NHWC float32 batch → named outputs) for `verify.compare_runs`,
+plus the inputs it can answer for. TensorFlow is imported only by the live references.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.errors import MissingDependencyError, SourceError
+
+RunFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+
+
+@dataclass
+class Reference:
+    """A named reference and the inputs it supports (None: any input)."""
+
+    description: str
+    run: RunFn
+    fixed_inputs: dict[str, np.ndarray] | None = None
+    outputs: tuple[str, ...] = field(default=("probabilities",))
+
+
+def stored_reference(path: Path) -> Reference:
+    """`tests.h5`: RandomInput (NHWC), OutputFor{Zeros,Random}, optional LogitsFor{...}."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            data = {k: np.asarray(f[k]) for k in f}
+    except OSError as exc:
+        raise SourceError(f"{path}: not a readable HDF5 reference file ({exc})") from exc
+    needed = {"RandomInput", "OutputForZeros", "OutputForRandom"}
+    if not needed <= set(data):
+        raise SourceError(f"{path}: missing {sorted(needed - set(data))}")
+    random_input = data["RandomInput"].astype(np.float32)
+    zeros_rows = data["OutputForZeros"].reshape(-1, data["OutputForZeros"].shape[-1]).shape[0]
+    cases = {
+        "zeros": np.zeros((zeros_rows, *random_input.shape[1:]), np.float32),
+        "random": random_input,
+    }
+    answers = {
+        "zeros": _stored_outputs(data, "Zeros"),
+        "random": _stored_outputs(data, "Random"),
+    }
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        for case, case_input in cases.items():
+            if batch.shape == case_input.shape and np.array_equal(batch, case_input):
+                return answers[case]
+        raise ValueError("stored reference has no outputs for this input")
+
+    return Reference(f"stored outputs {path.name}", run, cases,
+                     tuple(answers["random"]))
+
+
+def _stored_outputs(data: Mapping[str, np.ndarray], case: str) -> dict[str, np.ndarray]:
+    rows = data[f"OutputFor{case}"]
+    out = {"probabilities": rows.reshape(-1, rows.shape[-1])}
+    if f"LogitsFor{case}" in data:
+        logits = data[f"LogitsFor{case}"]
+        out["logits"] = logits.reshape(-1, logits.shape[-1])
+    return out
+
+
+def tflite_reference(path: Path, output_name: str = "probabilities") -> Reference:
+    """A live run of a `.tflite` file with TensorFlow's interpreter, one image at a time."""
+    interpreter = _tflite_interpreter(path)
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        rows = []
+        for image in batch:
+            interpreter.set_tensor(inp["index"], image[None].astype(np.float32))
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(out["index"]).reshape(-1))
+        return {output_name: np.stack(rows)}
+
+    return Reference(f"TFLite interpreter on {path.name}", run, None, (output_name,))
+
+
+def _tflite_interpreter(path: Path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "a live TFLite reference needs TensorFlow: pip install 'tf2torch[tf]'"
+        ) from exc
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def tflite_input_size(path: Path) -> int | None:
+    """The square input size a `.tflite` classifier was built for."""
+    details = _tflite_interpreter(path).get_input_details()[0]
+    shape = details["shape"]
+    return int(shape[1]) if len(shape) == 4 and shape[1] == shape[2] else None
