@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tf2torch.errors import SourceError
@@ -32,7 +33,8 @@ def open_source(path: str | Path, extract_to: str | Path | None = None) -> Sourc
         return read_tflite(path)
     from tf2torch.sources.checkpoint import read_checkpoint
 
-    if path.is_dir() or path.with_name(path.name + ".index").exists() or name.endswith(".index"):
+    if (path.is_dir() or path.with_name(path.name + ".index").exists()
+            or name.endswith(".index") or re.search(r"\.data-\d{5}-of-\d{5}$", name)):
         return read_checkpoint(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file or checkpoint prefix")
