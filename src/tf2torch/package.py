@@ -7,6 +7,7 @@ either complete or absent.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from tf2torch.repository import staged_write
 
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
-LABELS = "labels.txt"
 
 
 def sha256_file(path: Path) -> str:
@@ -42,7 +42,7 @@ def state_for_saving(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def write_package(destination: Path, net: nn.Module, card_fields: dict[str, Any],
-                  labels: Sequence[str] | None = None, overwrite: bool = False) -> Card:
+                  overwrite: bool = False) -> Card:
     """Write a complete package at `destination` atomically and return its card.
 
     `card_fields` is every card field except `weights_sha256`, which is computed here.
@@ -50,8 +50,6 @@ def write_package(destination: Path, net: nn.Module, card_fields: dict[str, Any]
     with staged_write(destination, overwrite) as stage:
         save_file(state_for_saving(net), str(stage / WEIGHTS))
         card = Card(**card_fields, weights_sha256=sha256_file(stage / WEIGHTS))
-        if labels is not None:
-            (stage / LABELS).write_text("\n".join(labels) + "\n", encoding="utf-8")
         (stage / CARD).write_text(card.to_json(), encoding="utf-8")
         from tf2torch.modelcard import render_readme
 
@@ -92,6 +90,43 @@ class LoadedModel:
             logits = self.net(batch)
         return self.decoder(logits, top=top)
 
+    def replace_head(self, labels: Sequence[str]) -> None:
+        """Swap the classifier for a freshly initialised one over `labels` (for fine-tuning).
+
+        The rest of the network keeps its converted weights; the decoder becomes `labels`.
+        """
+        if "num_classes" not in self.card.config:
+            raise PackageError(f"{self.card.architecture}: no classifier head to replace")
+        config = {**self.card.config, "num_classes": len(labels)}
+        card = dataclasses.replace(self.card, config=config)
+        net = build_module(card)
+        keep = {k: v for k, v in self.net.state_dict().items()
+                if net.state_dict()[k].shape == v.shape}
+        net.load_state_dict(keep, strict=False)
+        self.net, self.card = net.eval(), card
+        self.decoder = Decoder.custom(labels)
+
+    def save(self, destination: Path, name: str | None = None, overwrite: bool = False,
+             note: str | None = None) -> Card:
+        """Write this (possibly fine-tuned) model as a package, keeping encoder and labels.
+
+        The original's verification figures are kept for reference, marked as such.
+        """
+        notes = list(self.card.notes) + ([note] if note else [])
+        if self.decoder is not None and self.decoder.to_dict() != self.card.decoder:
+            notes.append(f"classifier head replaced ({self.decoder.num_classes} classes); "
+                         "verification figures are those of the original conversion")
+        fields = {
+            **{f.name: getattr(self.card, f.name) for f in dataclasses.fields(self.card)},
+            "name": name or self.card.name,
+            "decoder": self.decoder.to_dict() if self.decoder else None,
+            "encoder": self.encoder.to_dict() if self.encoder else None,
+            "parameters": sum(p.numel() for p in self.net.parameters()),
+            "notes": notes,
+        }
+        fields.pop("weights_sha256")
+        return write_package(destination, self.net, fields, overwrite=overwrite)
+
 
 def load_package(path: Path) -> LoadedModel:
     """Read and check a package folder: card schema, weights checksum, labels, shapes."""
@@ -119,17 +154,5 @@ def load_package(path: Path) -> LoadedModel:
         )
     net.eval()
     encoder = Encoder.from_dict(card.encoder) if card.encoder else None
-    decoder = _decoder(card, path)
+    decoder = Decoder.from_dict(card.decoder) if card.decoder else None
     return LoadedModel(net=net, card=card, encoder=encoder, decoder=decoder, path=path)
-
-
-def _decoder(card: Card, path: Path) -> Decoder | None:
-    if card.decoder is None:
-        return None
-    if card.decoder.get("labels_file"):
-        labels_path = path / card.decoder["labels_file"]
-        if not labels_path.exists():
-            raise PackageError(f"{path}: the card's label file {labels_path.name} is missing")
-        labels = labels_path.read_text(encoding="utf-8").splitlines()
-        return Decoder.custom(labels)
-    return Decoder.from_dict(card.decoder)

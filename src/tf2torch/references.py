@@ -7,6 +7,7 @@ plus the inputs it can answer for. TensorFlow is imported only by the live refer
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -96,7 +97,8 @@ def _tflite_interpreter(path: Path):
         raise MissingDependencyError(
             "a live TFLite reference needs TensorFlow: pip install 'tf2torch[tf]'"
         ) from exc
-    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+    with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
     interpreter.allocate_tensors()
     return interpreter
