@@ -49,13 +49,15 @@ def convert_zoo(source: SourceModel, input_size: int | None = None, use_ema: boo
         )
     size = input_size or source.meta.get("input_size") or _release_size(arch, source) or 224
     config = arch.infer_config(shapes, input_size=int(size))
-    net = arch.build(config)
+    with torch.device("meta"):  # no random init: every value comes from the checkpoint
+        net = arch.build(config)
     state, report = map_weights(source.tensors, net, arch.rules, arch.ignores, use_ema)
     report.raise_for_problems(str(source.path))
-    missing = net.load_state_dict(state, strict=False)
+    missing = net.load_state_dict(state, strict=False, assign=True)
     leftover = [k for k in missing.missing_keys if not k.endswith("num_batches_tracked")]
     if leftover or missing.unexpected_keys:  # map_weights accounts for these; a bug otherwise
         raise RuntimeError(f"state dict mismatch: {leftover} {missing.unexpected_keys}")
+    _materialize_counters(net)
     net.eval()
     return Conversion(
         net=net, architecture=arch.name, config=config.to_dict(), source=source,
@@ -63,6 +65,14 @@ def convert_zoo(source: SourceModel, input_size: int | None = None, use_ema: boo
         provenance={target: name for name, target in report.used.items()},
         num_classes=config.num_classes,
     )
+
+
+def _materialize_counters(net: nn.Module) -> None:
+    """BatchNorm's step counters, which no checkpoint holds, start at zero."""
+    for module in net.modules():
+        for name, buffer in list(module.named_buffers(recurse=False)):
+            if buffer is not None and buffer.is_meta:
+                setattr(module, name, torch.zeros(buffer.shape, dtype=buffer.dtype))
 
 
 def _release_size(arch: Any, source: SourceModel) -> int | None:
