@@ -172,3 +172,13 @@ def test_unknown_model_name_suggests_close_ones(small_release, capsys) -> None:
     assert run(capsys, "convert", small_release.archive)[0] == 0
     code, _, err = run(capsys, "show", "mobilenet_v2_0.35_69")
     assert code != 0 and "did you mean mobilenet_v2_0.35_96" in err
+
+
+def test_verify_per_layer_with_plot(small_release, capsys, tmp_path) -> None:
+    code, out, _ = run(capsys, "verify", small_release.archive, "--per-layer", "--json",
+                       "--plot", tmp_path / "layers.png")
+    assert code == 0
+    report = json.loads(out)
+    assert report["passed"] and report["first_failure"] is None
+    assert len(report["layers"]) > 100
+    assert (tmp_path / "layers.png").stat().st_size > 10_000

@@ -188,3 +188,43 @@ def verify(
         conversion.net = load(package).net
     ref = load_reference(reference) if reference else find_reference(model)
     return verify_zoo(conversion, ref, _encode_images(conversion, images))
+
+
+def verify_layers(
+    source: str | Path, *, keras_reference: str | Path | None = None,
+    input_size: int | None = None, use_ema: bool = True, seed: int = 0,
+) -> Any:
+    """Per-layer comparison of a fresh conversion with a runnable Keras form of the original.
+
+    Returns a `tf2torch.layerwise.LayerReport` (table, JSON, plot). The Keras model is found
+    in the release (`*.keras`) unless given.
+    """
+    from tf2torch.layerwise import KerasLayers, compare_layers, standin_naming
+    from tf2torch.verify import standard_inputs
+
+    model = open_source(source)
+    path = Path(keras_reference) if keras_reference else model.runnable.get("keras")
+    if path is None:
+        raise Tf2TorchError(
+            f"{model.path}: per-layer comparison needs a runnable Keras form of the original "
+            "(--keras-reference FILE.keras); none was found beside the checkpoint"
+        )
+    conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
+    keras_model = _load_keras(path)
+    size = conversion.input_shape[-1]
+    return compare_layers(conversion, KerasLayers(keras_model, standin_naming(keras_model)),
+                          standard_inputs((size, size, 3), seed, batch=1))
+
+
+def _load_keras(path: Path) -> Any:
+    """Keras's own loader in safe mode: no Lambda or custom code from the file is run."""
+    import torch  # noqa: F401 - torch before tensorflow
+
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        from tf2torch.errors import MissingDependencyError
+
+        raise MissingDependencyError("per-layer comparison needs TensorFlow: "
+                                     "pip install 'tf2torch[tf]'") from exc
+    return tf.keras.models.load_model(path, compile=False, safe_mode=True)

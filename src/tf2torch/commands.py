@@ -110,11 +110,21 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int)
     p.add_argument("--no-ema", action="store_true")
     p.add_argument("--output", type=Path, help="also write the JSON report to this file")
+    p.add_argument("--per-layer", action="store_true",
+                   help="compare every intermediate layer and name the first one that diverges")
+    p.add_argument("--keras-reference", type=Path,
+                   help="--per-layer: runnable Keras form of the original (default: *.keras in "
+                   "the release)")
+    p.add_argument("--plot", type=Path, metavar="PNG",
+                   help="--per-layer: write the error-per-layer plot (log scale) to this file")
     _json_flag(p)
 
 
 def _verify(args: argparse.Namespace) -> int:
     from tf2torch.api import verify
+
+    if args.per_layer:
+        return _verify_layers(args)
 
     report = verify(args.source, args.package, reference=args.reference, images=args.images,
                     input_size=args.input_size, use_ema=not args.no_ema)
@@ -124,6 +134,24 @@ def _verify(args: argparse.Namespace) -> int:
         emit_json(report.to_dict())
     else:
         print(report.table())
+    return 0 if report.passed else 1
+
+
+def _verify_layers(args: argparse.Namespace) -> int:
+    from tf2torch.api import verify_layers
+
+    report = verify_layers(args.source, keras_reference=args.keras_reference,
+                           input_size=args.input_size, use_ema=not args.no_ema)
+    if args.plot:
+        report.plot(args.plot)
+    if args.output:
+        args.output.write_text(report.to_json())
+    if args.json:
+        emit_json(report.to_dict())
+    else:
+        print(report.table())
+        if args.plot:
+            print(f"plot: {args.plot}")
     return 0 if report.passed else 1
 
 

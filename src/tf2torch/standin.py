@@ -171,6 +171,7 @@ def make_standin_release(
         f["OutputForZeros"] = tf.nn.softmax(logits_zeros).numpy()
         f["OutputForRandom"] = tf.nn.softmax(logits_random).numpy()
 
+    model.save(folder / f"{name}.keras")  # a runnable reference for per-layer comparison
     tflite_path = None
     if tflite:
         # like the slim releases' .tflite, it answers probabilities

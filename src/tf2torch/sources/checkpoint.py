@@ -505,12 +505,13 @@ def _pick(candidates: list[Path], stem: str) -> Path | None:
 
 
 def find_runnables(folder: Path, stem: str, recursive: bool = False) -> dict[str, Path]:
-    """Reference files beside a checkpoint: `tflite`, `frozen_pb` and `tests_h5` paths."""
+    """Reference files beside a checkpoint: `tflite`, `frozen_pb`, `tests_h5`, `keras` paths."""
     glob = folder.rglob if recursive else folder.glob
     patterns = {
         "tflite": ["*.tflite"],
         "frozen_pb": ["*_frozen.pb", "frozen_graph.pb"],
         "tests_h5": ["tests.h5"],
+        "keras": ["*.keras"],
     }
     found: dict[str, Path] = {}
     for kind, globs in patterns.items():
