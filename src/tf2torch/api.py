@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 from collections.abc import Sequence
@@ -15,11 +16,17 @@ import torch
 
 from tf2torch import repository
 from tf2torch.card import Card
+from tf2torch.checks import (
+    find_reference,
+    graph_reference,
+    reference_from_file,
+    verify_graph,
+    verify_zoo,
+)
 from tf2torch.codecs import Decoder, Encoder
-from tf2torch.convert import Conversion, convert_source, find_reference, verify_zoo
+from tf2torch.convert import Conversion, convert_source
 from tf2torch.errors import Tf2TorchError, VerificationError
 from tf2torch.package import LoadedModel, load_package, write_package
-from tf2torch.references import Reference, stored_reference, tflite_reference
 from tf2torch.sources import SourceModel, open_source
 from tf2torch.stats import count_multiply_adds, count_parameters
 from tf2torch.verify import VerificationReport
@@ -52,30 +59,26 @@ def default_name(source: SourceModel) -> str:
     return stem or "model"
 
 
-def load_reference(path: str | Path) -> Reference:
-    """A user-given reference file: a `.tflite` to run, or a stored `tests.h5`."""
-    path = Path(path)
-    if path.suffix == ".tflite":
-        return tflite_reference(path)
-    return stored_reference(path)
-
-
 def convert(
     source: str | Path, out: str | Path | None = None, *, name: str | None = None,
     input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
-    layout: str = "nhwc", license: str = "unknown",
+    layout: str = "nhwc", license: str = "unknown", preprocess: str = "auto",
+    labels: str | None = None,
 ) -> ConvertResult:
     """Convert `source`, verify it against the original, and write a package.
 
     `out` is a folder to write the package to; by default it is published in the repository
     under `name` (default: derived from the source). `verify=None` verifies when a reference
     is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
-    Nothing is written when conversion or verification fails.
+    `preprocess`/`labels` describe the encoder/decoder of graph-converted models (see
+    `codecs_for`); zoo models carry their own. Nothing is written when conversion or
+    verification fails.
     """
     model = open_source(source)
     conversion = convert_source(model, input_size=input_size, use_ema=use_ema, layout=layout)
-    report = _verify(conversion, reference, images, verify)
+    encoder, decoder = codecs_for(conversion, preprocess, labels)
+    report = _verify(conversion, reference, _encode_images(encoder, images), verify)
     if report is not None and not report.passed:
         raise VerificationError(
             f"{model.path}: the converted model disagrees with {report.reference}:\n"
@@ -83,8 +86,8 @@ def convert(
         )
     name = repository.check_name(name or default_name(model))
     destination = Path(out) if out is not None else repository.publish_path(name)
-    encoder, decoder = _codecs(conversion)
-    sample = torch.zeros(1, *conversion.input_shape)
+    sample = [torch.zeros(1, *(d or 224 for d in shape)) for _, shape, _ in conversion.inputs] \
+        or [torch.zeros(1, *conversion.input_shape)]
     fields: dict[str, Any] = {
         "name": name,
         "architecture": conversion.architecture,
@@ -95,7 +98,7 @@ def convert(
         "encoder": encoder.to_dict() if encoder else None,
         "decoder": decoder.to_dict() if decoder else None,
         "parameters": count_parameters(conversion.net),
-        "multiply_adds": count_multiply_adds(conversion.net, sample),
+        "multiply_adds": count_multiply_adds(conversion.net, *sample),
         "verification": report.to_dict() if report else None,
         "mapping": conversion.mapping.to_dict() if conversion.mapping else None,
         "license": license,
@@ -108,37 +111,92 @@ def convert(
 
 
 def _verify(conversion: Conversion, reference: str | Path | None,
-            images: Sequence[str | Path], verify: bool | None) -> VerificationReport | None:
+            images: dict[str, np.ndarray], verify: bool | None) -> VerificationReport | None:
+    """Run the right reference; `verify=None` skips quietly when none is at hand."""
     if verify is False:
         return None
     try:
-        ref = load_reference(reference) if reference else find_reference(conversion.source)
+        if conversion.source.graph is not None:
+            description, run_ref = graph_reference(conversion.source)
+            return verify_graph(conversion, description, run_ref, images)
+        ref = reference_from_file(reference) if reference else find_reference(conversion.source)
     except Tf2TorchError:
         if verify:
             raise
         return None
-    encoded = _encode_images(conversion, images)
-    return verify_zoo(conversion, ref, encoded)
+    return verify_zoo(conversion, ref, images)
 
 
-def _encode_images(conversion: Conversion, images: Sequence[str | Path]) -> dict[str, np.ndarray]:
+def _encode_images(encoder: Encoder | None, images: Sequence[str | Path]) -> dict[str, np.ndarray]:
     """User images through the model's own encoder, as NHWC batches of one."""
-    encoder, _ = _codecs(conversion)
     if not images or encoder is None:
         return {}
     out = {}
     for image in images:
         batch = encoder([image]).numpy()
         out[f"image:{Path(image).name}"] = batch.transpose(0, 2, 3, 1) \
-            if conversion.layout == "nchw" else batch
+            if encoder.layout == "NCHW" else batch
     return out
 
 
-def _codecs(conversion: Conversion) -> tuple[Encoder | None, Decoder | None]:
+PREPROCESS_CHOICES = ("auto", "none", "raw", "slim", "imagenet", "keras-tf", "keras-torch",
+                      "keras-caffe")
+
+
+def codecs_for(conversion: Conversion, preprocess: str = "auto", labels: str | None = None,
+               ) -> tuple[Encoder | None, Decoder | None]:
+    """The encoder/decoder a package records.
+
+    Zoo models: their own (slim preprocessing, 1001 ImageNet classes). Graph models: what the
+    user names — `preprocess` one of PREPROCESS_CHOICES ("auto": raw 0–255 pixels when the
+    model starts with its own Rescaling/Normalization, else none) and `labels` "imagenet" or a
+    text file with one class name per line.
+    """
     if conversion.architecture == "mobilenet_v2":
         size = conversion.input_shape[-1]
         return Encoder.slim(size), Decoder.imagenet(conversion.num_classes or 1001)
-    return None, None
+    if len(conversion.inputs) != 1 or len(conversion.input_shape) != 3:
+        return None, None
+    return _graph_encoder(conversion, preprocess), _graph_decoder(conversion, labels)
+
+
+def _graph_encoder(conversion: Conversion, preprocess: str) -> Encoder | None:
+    layout = "NHWC" if conversion.layout == "nhwc" else "NCHW"
+    h, w = (conversion.input_shape[:2] if layout == "NHWC" else conversion.input_shape[1:])
+    size = (h or 224, w or 224)
+    if preprocess == "auto":
+        preprocess = "raw" if _starts_with_rescaling(conversion) else "none"
+    if preprocess == "none":
+        return None
+    if preprocess == "raw":
+        return Encoder(size, "central_crop_then_resize", 1.0, "bilinear", True, 255.0,
+                       (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "RGB", layout)
+    if preprocess.startswith("keras-"):
+        return Encoder.keras(size, preprocess.removeprefix("keras-"), layout)
+    encoder = Encoder.slim(size) if preprocess == "slim" else Encoder.imagenet(size)
+    return dataclasses.replace(encoder, layout=layout)
+
+
+def _starts_with_rescaling(conversion: Conversion) -> bool:
+    nodes = conversion.config.get("graph", {}).get("nodes", [])
+    first = next((n for n in nodes if n["op"] != "InputLayer"), None)
+    return first is not None and first["op"] in ("Rescaling", "Normalization")
+
+
+def _graph_decoder(conversion: Conversion, labels: str | None) -> Decoder | None:
+    if labels is None:
+        return None
+    if labels == "imagenet":
+        return Decoder.imagenet(conversion.num_classes or _output_width(conversion))
+    names = Path(labels).read_text(encoding="utf-8").splitlines()
+    return Decoder.custom([n for n in names if n.strip()])
+
+
+def _output_width(conversion: Conversion) -> int:
+    with torch.inference_mode():
+        sample = [torch.zeros(1, *(d or 224 for d in shape)) for _, shape, _ in conversion.inputs]
+        out = conversion.net(*sample)
+    return int((out[0] if isinstance(out, tuple | list) else out).shape[-1])
 
 
 def _notes(conversion: Conversion) -> list[str]:
@@ -186,8 +244,10 @@ def verify(
     conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
     if package is not None:
         conversion.net = load(package).net
-    ref = load_reference(reference) if reference else find_reference(model)
-    return verify_zoo(conversion, ref, _encode_images(conversion, images))
+    encoder, _ = codecs_for(conversion)
+    report = _verify(conversion, reference, _encode_images(encoder, images), verify=True)
+    assert report is not None  # verify=True raises instead of skipping
+    return report
 
 
 def verify_layers(

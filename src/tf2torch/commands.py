@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tf2torch.api import PREPROCESS_CHOICES
 from tf2torch.cli import emit_json
 
 
@@ -51,6 +52,14 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc",
                    help="graph path: keep the source's NHWC interface (default) or take NCHW")
     p.add_argument("--license", default="unknown", help="license recorded in the model card")
+    p.add_argument("--preprocess", default="auto", choices=PREPROCESS_CHOICES,
+                   help="graph path: the encoder to record (auto: raw 0-255 pixels when the "
+                   "model starts with Rescaling/Normalization, else none; keras-tf/torch/caffe: "
+                   "keras.applications preprocess_input modes)")
+    p.add_argument("--labels", help="graph path: 'imagenet' or a text file with one class name "
+                   "per line, for the decoder")
+    p.add_argument("--emit-code", type=Path, metavar="FILE.py",
+                   help="graph path: also write a readable standalone nn.Module source file")
     _json_flag(p)
 
 
@@ -61,8 +70,10 @@ def _convert(args: argparse.Namespace) -> int:
         args.source, args.out, name=args.name, input_size=args.input_size,
         use_ema=not args.no_ema, reference=args.reference, images=args.images,
         verify=False if args.no_verify else None, overwrite=args.overwrite, layout=args.layout,
-        license=args.license,
+        license=args.license, preprocess=args.preprocess, labels=args.labels,
     )
+    if args.emit_code:
+        _emit_code(result, args.emit_code)
     if args.json:
         emit_json({"path": str(result.path), "card": _card_summary(result.card),
                    "verification": result.verification.to_dict() if result.verification else None,
@@ -80,6 +91,17 @@ def _convert(args: argparse.Namespace) -> int:
         print("not verified: no reference at hand (give --reference FILE)")
     print(f"package: {result.path}")
     return 0
+
+
+def _emit_code(result: object, path: Path) -> None:
+    from tf2torch.errors import UnsupportedError
+    from tf2torch.graph.codegen import emit_code
+
+    if result.conversion.source.graph is None:  # type: ignore[attr-defined]
+        raise UnsupportedError("--emit-code applies to graph-converted models (Keras, TFLite)")
+    weights = path.with_suffix(".safetensors")
+    emit_code(result.conversion.graph_conversion, path, weights)  # type: ignore[attr-defined]
+    print(f"code: {path} (weights: {weights})", file=sys.stderr)
 
 
 def _card_summary(card: object) -> dict:

@@ -5,19 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from tf2torch import references
-from tf2torch.errors import MappingError, SourceError
+from tf2torch.errors import MappingError
 from tf2torch.sources import SourceModel
-from tf2torch.verify import (
-    CLASSIFIER_TOLERANCES,
-    VerificationReport,
-    compare_runs,
-    standard_inputs,
-)
 from tf2torch.zoo import ARCHITECTURES, find_architecture
 from tf2torch.zoo.mapping import MappingReport, map_weights
 
@@ -35,6 +27,9 @@ class Conversion:
     mapping: MappingReport | None = None
     provenance: dict[str, str] = field(default_factory=dict)  # torch name → source name
     num_classes: int | None = None
+    inputs: list[tuple[str, tuple[int | None, ...], str]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    graph_conversion: Any = None  # the graph converter's own result (for --emit-code)
 
 
 def convert_zoo(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
@@ -93,44 +88,5 @@ def convert_source(source: SourceModel, input_size: int | None = None, use_ema: 
         net=result.net, architecture=f"{source.format}-graph",
         config={"graph": result.ir_json, "layout": layout}, source=source,
         input_shape=tuple(first[1]), layout=layout, provenance=dict(result.provenance),
+        inputs=list(result.inputs), outputs=list(result.outputs), graph_conversion=result,
     )
-
-
-# --- verification of zoo conversions --------------------------------------------------------
-
-def zoo_runner(net: nn.Module) -> references.RunFn:
-    """NHWC batch → logits and probabilities from the converted net."""
-
-    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
-            logits = net(torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))))
-        return {"logits": logits.numpy(), "probabilities": torch.softmax(logits, -1).numpy()}
-
-    return run
-
-
-def find_reference(source: SourceModel, prefer: str | None = None) -> references.Reference:
-    """The best reference a source offers: a live TFLite run, else stored outputs."""
-    order = [prefer] if prefer else ["tflite", "tests_h5"]
-    for kind in order:
-        path = source.runnable.get(kind)
-        if path is None:
-            continue
-        return references.tflite_reference(path) if kind == "tflite" \
-            else references.stored_reference(path)
-    raise SourceError(
-        f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
-        "tests.h5), or convert a release archive that contains one"
-    )
-
-
-def verify_zoo(conversion: Conversion, reference: references.Reference,
-               images: dict[str, np.ndarray] | None = None, seed: int = 0,
-               batch: int = 2) -> VerificationReport:
-    """Zeros, a seeded random batch and the user's images, through both sides."""
-    size = conversion.input_shape[-1]
-    inputs = reference.fixed_inputs or standard_inputs((size, size, 3), seed, batch)
-    if images:
-        inputs = {**inputs, **images}
-    return compare_runs(zoo_runner(conversion.net), reference.run, inputs,
-                        CLASSIFIER_TOLERANCES, reference.description)

@@ -10,7 +10,7 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def count_multiply_adds(net: nn.Module, sample: torch.Tensor) -> int:
+def count_multiply_adds(net: nn.Module, *sample: torch.Tensor) -> int:
     """Multiply-adds of convolutions and linear layers for one sample (the usual MAC count)."""
     total = 0
 
@@ -31,7 +31,7 @@ def count_multiply_adds(net: nn.Module, sample: torch.Tensor) -> int:
             hooks.append(module.register_forward_hook(linear_hook))
     try:
         with torch.inference_mode():
-            net(sample)
+            net(*sample)
     finally:
         for hook in hooks:
             hook.remove()

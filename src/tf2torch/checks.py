@@ -1,0 +1,124 @@
+"""Verification of a `Conversion` against its original: choose the reference, make the
+inputs, run both sides. The comparison itself is `verify.py`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tf2torch import references
+from tf2torch.convert import Conversion
+from tf2torch.errors import SourceError, UnsupportedError
+from tf2torch.sources import SourceModel
+from tf2torch.verify import (
+    CLASSIFIER_TOLERANCES,
+    GRAPH_TOLERANCE,
+    VerificationReport,
+    compare_arrays,
+    compare_runs,
+    standard_inputs,
+)
+
+DEFAULT_UNKNOWN_DIM = 224  # for graph inputs whose spatial size the file leaves open
+
+
+def zoo_runner(net: nn.Module) -> references.RunFn:
+    """NHWC batch → logits and probabilities from a zoo net (NCHW inside)."""
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            logits = net(torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))))
+        return {"logits": logits.numpy(), "probabilities": torch.softmax(logits, -1).numpy()}
+
+    return run
+
+
+def find_reference(source: SourceModel, prefer: str | None = None) -> references.Reference:
+    """The best reference a checkpoint offers: a live TFLite run, else stored outputs."""
+    for kind in [prefer] if prefer else ["tflite", "tests_h5"]:
+        path = source.runnable.get(kind)
+        if path is None:
+            continue
+        return references.tflite_reference(path) if kind == "tflite" \
+            else references.stored_reference(path)
+    raise SourceError(
+        f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
+        "tests.h5), or convert a release archive that contains one"
+    )
+
+
+def verify_zoo(conversion: Conversion, reference: references.Reference,
+               images: dict[str, np.ndarray] | None = None, seed: int = 0,
+               batch: int = 2) -> VerificationReport:
+    """Zeros, a seeded random batch and the user's images, through both sides."""
+    size = conversion.input_shape[-1]
+    inputs = reference.fixed_inputs or standard_inputs((size, size, 3), seed, batch)
+    if images:
+        inputs = {**inputs, **images}
+    return compare_runs(zoo_runner(conversion.net), reference.run, inputs,
+                        CLASSIFIER_TOLERANCES, reference.description)
+
+
+# --- graph conversions (Keras, TFLite) --------------------------------------------------------
+
+def graph_reference(source: SourceModel) -> tuple[str, references.RunFn]:
+    """Run the original file with its own framework: Keras, or the TFLite interpreter."""
+    if source.format == "keras":
+        from tf2torch.graph.reference import keras_runner
+
+        return f"Keras on {source.path.name}", keras_runner(source.path)
+    if source.format == "tflite":
+        from tf2torch.graph.tflite.reference import tflite_runner
+
+        return f"TFLite interpreter on {source.path.name}", tflite_runner(source.path)
+    raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
+
+
+def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
+                 images: Mapping[str, np.ndarray] | None = None) -> dict[str, list[np.ndarray]]:
+    """Zeros and a seeded random batch for every input (one array per model input)."""
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in shape) for _, shape, _ in conversion.inputs]
+    cases = {
+        "zeros": [np.zeros((1, *s), np.float32) for s in shapes],
+        "random": [rng.uniform(-1, 1, (batch, *s)).astype(np.float32) for s in shapes],
+    }
+    if images and len(shapes) == 1:
+        cases.update({name: [array] for name, array in images.items()})
+    return cases
+
+
+def graph_runner(conversion: Conversion) -> references.RunFn:
+    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            out = conversion.net(*[torch.from_numpy(a) for a in arrays])
+        outs = out if isinstance(out, tuple | list) else (out,)
+        return {name: o.numpy() for name, o in zip(conversion.outputs, outs, strict=True)}
+
+    return run
+
+
+def verify_graph(conversion: Conversion, description: str, run_ref: references.RunFn,
+                 images: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+                 ) -> VerificationReport:
+    """Every output on every case, bound 1e-4 · max(1, max |ref|)."""
+    report = VerificationReport(description)
+    run_net = graph_runner(conversion)
+    for case, arrays in graph_inputs(conversion, seed, images=images).items():
+        ref = run_ref(arrays if len(arrays) > 1 else arrays[0])
+        net = run_net(arrays)
+        for name in conversion.outputs:
+            report.comparisons.append(
+                compare_arrays(case, name, net[name], ref[name], GRAPH_TOLERANCE, classes_axis=None))
+    return report
+
+
+def reference_from_file(path: str | Path) -> references.Reference:
+    """A user-given reference for the zoo path: a `.tflite` to run, or a stored `tests.h5`."""
+    path = Path(path)
+    return references.tflite_reference(path) if path.suffix == ".tflite" \
+        else references.stored_reference(path)
