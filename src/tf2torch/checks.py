@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from tf2torch import references
+from tf2torch._progress import progress
 from tf2torch.convert import Conversion
 from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources import SourceModel
@@ -108,7 +109,8 @@ def verify_graph(conversion: Conversion, description: str, run_ref: references.R
     """Every output on every case, bound 1e-4 · max(1, max |ref|)."""
     report = VerificationReport(description)
     run_net = graph_runner(conversion)
-    for case, arrays in graph_inputs(conversion, seed, images=images).items():
+    cases = graph_inputs(conversion, seed, images=images)
+    for case, arrays in progress(cases.items(), "verifying", total=len(cases)):
         ref = run_ref(arrays if len(arrays) > 1 else arrays[0])
         net = run_net(arrays)
         for name in conversion.outputs:

@@ -13,6 +13,8 @@ from datetime import date
 
 import numpy as np
 
+from tf2torch._progress import progress
+
 RunFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
 # Denominator floor of the relative difference, as in max(|net − ref| / max(|net|, 1e-8)).
@@ -163,7 +165,7 @@ def compare_runs(
     Classification metrics (top-k) are reported for outputs named logits/probabilities.
     """
     report = VerificationReport(reference)
-    for case, batch in inputs.items():
+    for case, batch in progress(inputs.items(), "verifying", total=len(inputs)):
         ref_out = run_ref(batch)
         net_out = run_net(batch)
         for name, ref in ref_out.items():
