@@ -24,7 +24,7 @@ import time, json, sys
 t0 = time.perf_counter()
 import torch
 from tf2torch.sources import open_source
-from tf2torch.convert import convert_zoo
+from tf2torch.conversion import convert_zoo
 conversion = convert_zoo(open_source(sys.argv[1]))
 t1 = time.perf_counter()
 assert "tensorflow" not in sys.modules
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import tensorflow as tf
 from tf2torch.sources.model import SourceModel, TensorStore, TensorInfo
-from tf2torch.convert import convert_zoo
+from tf2torch.conversion import convert_zoo
 from pathlib import Path
 reader = tf.train.load_checkpoint(sys.argv[1])
 store = TensorStore()
@@ -86,7 +86,7 @@ def main() -> None:
     # in-process (warm) figure too: what a long-running service pays per conversion
     import time
 
-    from tf2torch.convert import convert_zoo
+    from tf2torch.conversion import convert_zoo
     from tf2torch.sources import open_source
 
     warm = []

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from tf2torch.convert import Conversion, convert_zoo
+from tf2torch.conversion import Conversion, convert_zoo
 from tf2torch.layerwise import (
     KerasLayers,
     LayerReport,

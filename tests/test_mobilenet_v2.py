@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tf2torch.convert import convert_zoo
+from tf2torch.conversion import convert_zoo
 from tf2torch.errors import MappingError
 from tf2torch.sources import open_source
 from tf2torch.zoo.mobilenet_v2 import MobileNetV2Config, infer_config, make_divisible

@@ -206,3 +206,19 @@ def test_fine_tuning_lowers_loss_and_saves_new_labels(converted, tmp_path) -> No
     with torch.inference_mode():
         assert torch.equal(again.net(images[:2]), net(images[:2]))
     assert [p.label for p in again.classify(skimage_data.chelsea(), top=3)[0]] != []
+
+
+def test_export_cli_and_onnxruntime_backend(converted, photos, tmp_path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    onnx_file = tmp_path / "mnv2.onnx"
+    assert main(["export", str(converted), "--onnx", str(onnx_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)[0]
+    assert report["passed"] and onnx_file.stat().st_size > 1_000_000
+    torch_preds = tf2torch.load(converted).classify(photos / "chelsea.jpg", top=3)[0]
+    for backend in ("onnxruntime", "torch-fast"):
+        assert main(["predict", str(converted), str(photos / "chelsea.jpg"), "--json",
+                     "--backend", backend, "--top", "3"]) == 0
+        result = json.loads(capsys.readouterr().out)[0]
+        assert [p["index"] for p in result["predictions"]] == [p.index for p in torch_preds]
+        assert np.allclose([p["probability"] for p in result["predictions"]],
+                           [p.probability for p in torch_preds], atol=1e-5)

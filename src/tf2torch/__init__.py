@@ -4,10 +4,25 @@
     result = tf2torch.convert("mobilenet_v2_1.4_224.tgz")   # verify + publish
     model = tf2torch.load("mobilenet_v2_1.4_224")
     model.classify("photo.jpg")
+
+The API is imported on first use, so `tf2torch.cli` can set up the environment before torch
+loads.
 """
 
-from tf2torch.api import ConvertResult, convert, load, verify, version
-from tf2torch.errors import Tf2TorchError
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ConvertResult", "Tf2TorchError", "convert", "load", "verify", "version"]
-__version__ = version()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Tf2TorchError":
+        from tf2torch.errors import Tf2TorchError
+
+        return Tf2TorchError
+    if name in __all__ or name == "__version__":
+        from tf2torch import api
+
+        return api.version() if name == "__version__" else getattr(api, name)
+    raise AttributeError(f"module 'tf2torch' has no attribute {name!r}")

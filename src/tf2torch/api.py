@@ -24,7 +24,7 @@ from tf2torch.checks import (
     verify_zoo,
 )
 from tf2torch.codecs import Decoder, Encoder
-from tf2torch.convert import Conversion, convert_source
+from tf2torch.conversion import Conversion, convert_source
 from tf2torch.errors import Tf2TorchError, VerificationError
 from tf2torch.package import LoadedModel, load_package, write_package
 from tf2torch.sources import SourceModel, open_source
@@ -230,9 +230,19 @@ def _source_files(model: SourceModel) -> list[Path]:
         prefix.parent.glob(prefix.name + ".data-*"))
 
 
-def load(name_or_path: str | Path) -> LoadedModel:
-    """A package from the repository (by name) or from a folder."""
-    return load_package(repository.resolve(name_or_path))
+def load(name_or_path: str | Path, inference: bool = False) -> LoadedModel:
+    """A package from the repository (by name) or from a folder.
+
+    `inference=True` swaps `.net` for its inference form (BatchNorm folded into the convs,
+    channels-last, glibc told to keep big buffers): the same numbers, faster, not trainable.
+    """
+    model = load_package(repository.resolve(name_or_path))
+    if inference:
+        from tf2torch.inference import configure_allocator, inference_form
+
+        configure_allocator()
+        model.net = inference_form(model.net, model.card.input["shape"])
+    return model
 
 
 def verify(

@@ -12,7 +12,7 @@ from torch import nn
 
 from tf2torch import references
 from tf2torch._progress import progress
-from tf2torch.convert import Conversion
+from tf2torch.conversion import Conversion
 from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources import SourceModel
 from tf2torch.verify import (

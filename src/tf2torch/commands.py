@@ -264,6 +264,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files, directories or glob patterns")
     p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--backend", choices=("torch", "torch-fast", "onnxruntime"), default="torch",
+                   help="torch: the package's module; torch-fast: its inference form (BN folded, "
+                   "channels-last); onnxruntime: the verified ONNX export (made and cached once)")
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="also write each image with its labels drawn on it, as PNG, to DIR")
     _json_flag(p)
@@ -273,7 +276,11 @@ def _predict(args: argparse.Namespace) -> int:
     from tf2torch.api import load
     from tf2torch.predict import collect_images, predict_files, render_results
 
-    model = load(args.name)
+    model = load(args.name, inference=args.backend == "torch-fast")
+    if args.backend == "onnxruntime":
+        from tf2torch.export import with_onnxruntime
+
+        model, _ = with_onnxruntime(model)
     paths = collect_images(args.images)
     if not paths:
         print("tf2torch: error: no images found", file=sys.stderr)
@@ -298,6 +305,38 @@ def _annotate(results: list, folder: Path) -> None:
     for result in results:
         if result.error is None:
             annotate(Path(result.path), result.predictions, folder / (Path(result.path).stem + ".png"))
+
+
+# --- export ---------------------------------------------------------------------------------
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="repository name or package folder")
+    p.add_argument("--onnx", type=Path, metavar="FILE", help="write an ONNX model (dynamic batch)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--torch-export", type=Path, metavar="FILE.pt2",
+                   help="write a torch.export program")
+    _json_flag(p)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tf2torch.api import load
+    from tf2torch.export import export_onnx, export_program
+
+    if not (args.onnx or args.torch_export):
+        print("tf2torch: error: give --onnx FILE and/or --torch-export FILE", file=sys.stderr)
+        return 2
+    model = load(args.name)
+    reports = []
+    if args.onnx:
+        reports.append(export_onnx(model, args.onnx, opset=args.opset))
+    if args.torch_export:
+        reports.append(export_program(model, args.torch_export))
+    if args.json:
+        emit_json([r.to_dict() for r in reports])
+    else:
+        for report in reports:
+            print(report.summary())
+    return 0
 
 
 # --- demo -----------------------------------------------------------------------------------
@@ -335,6 +374,10 @@ COMMANDS: tuple[Command, ...] = (
             "Top-k classes per image, as a table or --json. Unreadable files are reported "
             "and skipped; exit status 1 only when no image could be read.", _predict_args,
             _predict),
+    Command("export", "export a package to ONNX and/or torch.export, checked after writing",
+            "The export is run (onnxruntime / torch) on zeros and a seeded random batch and "
+            "compared with the PyTorch module; above 1e-4 nothing is written.", _export_args,
+            _export),
     Command("list", "list the packages in the repository", "Packages under "
             "$TF2TORCH_HOME/models (default ~/.cache/tf2torch).", _list_args, _list),
     Command("show", "print a package's model card", "Prints the package README (or --json "

@@ -1,0 +1,288 @@
+"""Inference speed of one MobileNetV2-1.4/224 across runtimes, each in its own process.
+
+    .venv/bin/python benchmarks/inference.py [--rounds 3] [--no-compile] [--cache DIR]
+
+Every runtime runs the same weights: the stand-in TF-slim release (built with TensorFlow
+into the cache when absent), its tf2torch package, and that package's ONNX export. Rounds
+interleave the runtimes so a busy machine slows them alike; each figure is the median over
+rounds of each round's median. All runtimes get 2 threads. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+THREADS = 2
+MULTIPLIER, SIZE = 1.4, 224
+RUNTIMES = {  # name → description in the table; "+passive": OMP_WAIT_POLICY=PASSIVE
+    "tensorflow": "TensorFlow (Keras model in tf.function)",
+    "eager": "PyTorch eager (converted net)",
+    "form": "inference form (BN folded, channels-last)",
+    "form+alloc": "inference form + configure_allocator",
+    "form+alloc+passive": "inference form + configure_allocator + OMP_WAIT_POLICY=PASSIVE",
+    "form+alloc+passive+compile": "… + torch.compile",
+    "onnxruntime": "ONNX export in onnxruntime",
+}
+COMPILE_TIMEOUT_S = 420
+
+
+# --- the parent: prepare, run workers, print --------------------------------------------------
+
+def main() -> int:
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(run_worker(args.worker, Path(args.cache), args.iters_1, args.iters_32)))
+        return 0
+    cache = Path(args.cache)
+    prepare(cache)
+    runtimes = [r for r in RUNTIMES if not (args.no_compile and "compile" in r)]
+    load_before = os.getloadavg()
+    results = {r: [] for r in runtimes}
+    for round_index in range(args.rounds):
+        for runtime in runtimes:
+            results[runtime].append(run_in_subprocess(runtime, cache, args))
+            print(f"round {round_index + 1} {runtime}: {results[runtime][-1]}", file=sys.stderr)
+    memory = predict_memory(cache)
+    print(render(results, memory, load_before, os.getloadavg(), args.rounds))
+    return 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iters-1", type=int, default=30, help="timed batch-1 runs per process")
+    parser.add_argument("--iters-32", type=int, default=6, help="timed batch-32 runs per process")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--cache", default=str(REPO / ".cache" / "benchmarks"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def paths(cache: Path) -> dict[str, Path]:
+    name = f"mobilenet_v2_{MULTIPLIER:g}_{SIZE}"
+    return {"release": cache / "release", "prefix": cache / "release" / name / f"{name}.ckpt",
+            "tests_h5": cache / "release" / name / "tests.h5", "package": cache / "package",
+            "onnx": cache / "model.onnx", "image": cache / "photo.jpg"}
+
+
+def prepare(cache: Path) -> None:
+    """Stand-in release, package, ONNX export and a photo; each made once (in a subprocess)."""
+    p = paths(cache)
+    if not (p["onnx"].exists() and p["package"].exists() and p["image"].exists()):
+        _python(["-c", _PREPARE, str(cache)], timeout=1200)
+
+
+_PREPARE = f"""
+import sys, shutil
+from pathlib import Path
+import torch  # before tensorflow
+import numpy as np
+from PIL import Image
+sys.path.insert(0, {str(REPO / 'benchmarks')!r})
+from inference import paths
+p = paths(Path(sys.argv[1]))
+if not p["tests_h5"].exists():
+    from tf2torch.standin import make_standin_release
+    make_standin_release(p["release"], {MULTIPLIER}, {SIZE}, tflite=False, pack=False)
+from tf2torch.api import convert
+from tf2torch.package import load_package
+from tf2torch.export import export_onnx
+if not p["package"].exists():
+    convert(p["prefix"], p["package"])
+print(export_onnx(load_package(p["package"]), p["onnx"]).summary())
+rng = np.random.default_rng(0)
+Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(p["image"])
+"""
+
+
+def run_in_subprocess(runtime: str, cache: Path, args: argparse.Namespace) -> dict | str:
+    timeout = COMPILE_TIMEOUT_S if "compile" in runtime else 600
+    try:
+        out = _python([__file__, "--worker", runtime, "--cache", str(cache),
+                       "--iters-1", str(args.iters_1), "--iters-32", str(args.iters_32)],
+                      timeout=timeout, passive="passive" in runtime)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout} s"
+    except subprocess.CalledProcessError as exc:
+        return f"failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr else exc}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _python(argv: list[str], timeout: float, passive: bool = False) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONWARNINGS": "ignore"}
+    if passive:  # read by libgomp when torch is imported: it must be set at process start
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True,
+                          timeout=timeout, env=env, cwd=REPO)
+    return done.stdout
+
+
+# --- peak memory of predicting one image -------------------------------------------------------
+
+def predict_memory(cache: Path) -> dict[str, float | str]:
+    """Peak RSS (MiB) of a fresh process classifying one photo, per way of running it."""
+    p = paths(cache)
+    api = ("import torch, sys; from tf2torch.package import load_package; "
+           "m = load_package(__import__('pathlib').Path(sys.argv[1])); ")
+    commands = {
+        "predict (PyTorch, API)": ["-c", api + "print(m.classify([sys.argv[2]])[0][0])",
+                                   str(p["package"]), str(p["image"])],
+        "predict (onnxruntime, API)": [
+            "-c", api + "from tf2torch.export import with_onnxruntime; "
+            "m, _ = with_onnxruntime(m, sys.argv[3], threads=2); "
+            "print(m.classify([sys.argv[2]])[0][0])",
+            str(p["package"]), str(p["image"]), str(p["onnx"])],
+    }
+    if _cli_has("predict"):
+        commands["tf2torch predict (CLI)"] = ["-m", "tf2torch.cli", "predict",
+                                              str(p["package"]), str(p["image"])]
+    return {label: _peak_rss_mib(argv) for label, argv in commands.items()}
+
+
+def _cli_has(command: str) -> bool:
+    done = subprocess.run([sys.executable, "-m", "tf2torch.cli", command, "--help"],
+                          capture_output=True, cwd=REPO)
+    return done.returncode == 0
+
+
+def _peak_rss_mib(argv: list[str]) -> float | str:
+    """`wait4` gives this one child's rusage (RUSAGE_CHILDREN would mix all children)."""
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=REPO)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        return f"failed: {proc.stderr.read().decode().strip().splitlines()[-1]}"
+    return usage.ru_maxrss / 1024  # kB on Linux
+
+
+# --- workers: one runtime each ------------------------------------------------------------------
+
+def run_worker(runtime: str, cache: Path, iters_1: int, iters_32: int) -> dict:
+    start = time.perf_counter()
+    forward = FACTORIES[runtime.split("+")[0]](runtime, paths(cache))
+    setup_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    one = rng.uniform(-1, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
+    many = rng.uniform(-1, 1, (32, 3, SIZE, SIZE)).astype(np.float32)
+    batch_1 = _median_seconds(forward, one, iters_1, warmup=5)
+    batch_32 = _median_seconds(forward, many, iters_32, warmup=2)
+    return {"b1_ms": round(batch_1 * 1e3, 2), "b32_ips": round(32 / batch_32, 1),
+            "setup_s": round(setup_s, 1)}
+
+
+def _median_seconds(forward: Callable[[np.ndarray], object], batch: np.ndarray, iters: int,
+                    warmup: int) -> float:
+    for _ in range(warmup):
+        forward(batch)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        forward(batch)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def tensorflow_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+    import h5py
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from tf2torch.standin import keras_mobilenet_v2
+
+    model = keras_mobilenet_v2(MULTIPLIER, SIZE, seed=0)  # the weights the release holds
+    call = tf.function(lambda x: model(x, training=False))
+    with h5py.File(p["tests_h5"]) as f:  # prove it: the release's own stored outputs
+        assert np.abs(call(f["RandomInput"][()]).numpy() - f["LogitsForRandom"][()]).max() < 1e-4
+    return lambda nchw: call(nchw.transpose(0, 2, 3, 1)).numpy()
+
+
+def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    from tf2torch.inference import configure_allocator, inference_form
+    from tf2torch.package import load_package
+
+    if "alloc" in runtime:
+        configure_allocator()
+    net = load_package(p["package"]).net
+    if runtime.startswith("form"):
+        net = inference_form(net, (3, SIZE, SIZE), compile="compile" in runtime)
+
+    def forward(batch: np.ndarray) -> object:
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch))
+
+    return forward
+
+
+def onnxruntime_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+    from tf2torch.export import onnx_runner
+
+    return onnx_runner(p["onnx"], threads=THREADS)
+
+
+FACTORIES = {"tensorflow": tensorflow_forward, "eager": torch_forward, "form": torch_forward,
+             "onnxruntime": onnxruntime_forward}
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+def render(results: dict[str, list], memory: dict, load_before: tuple, load_after: tuple,
+           rounds: int) -> str:
+    lines = [
+        f"### MobileNetV2-{MULTIPLIER:g}/{SIZE} inference, {datetime.now():%Y-%m-%d %H:%M}",
+        "",
+        f"Machine: {_cpu_model()}, {THREADS} threads per runtime ({os.cpu_count()} CPUs), "
+        f"{platform.system()} {platform.release()}; load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after. {rounds} rounds, each runtime in its own process.",
+        "",
+        "| runtime | batch 1 latency (median ms) | batch 32 throughput (img/s) | setup (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for runtime, runs in results.items():
+        lines.append(_row(RUNTIMES[runtime], runs))
+    lines += ["", "| one-image predict, fresh process | peak RSS (MiB) |", "|---|---:|"]
+    for label, value in memory.items():
+        lines.append(f"| {label} | {value if isinstance(value, str) else f'{value:.0f}'} |")
+    return "\n".join(lines)
+
+
+def _row(label: str, runs: list) -> str:
+    good = [r for r in runs if isinstance(r, dict)]
+    if not good:
+        return f"| {label} | {runs[-1]} | | |"
+    b1 = statistics.median(r["b1_ms"] for r in good)
+    b32 = statistics.median(r["b32_ips"] for r in good)
+    setup = statistics.median(r["setup_s"] for r in good)
+    return f"| {label} | {b1:.1f} | {b32:.1f} | {setup:.1f} |"
+
+
+def _cpu_model() -> str:
+    if shutil.which("lscpu"):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The inference form (BN folded, channels-last) still matches TensorFlow and the eager net."""
+
+from __future__ import annotations
+
+import copy
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tf2torch.conversion import convert_zoo
+from tf2torch.inference import (
+    InferenceForm,
+    configure_allocator,
+    fold_batchnorm,
+    inference_form,
+)
+from tf2torch.sources import open_source
+
+TF_TOL = 1e-4
+EAGER_TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def converted(standin):
+    release = standin(0.35, 96, tflite=False, pack=False)
+    return convert_zoo(open_source(release.prefix)).net, release.tests_h5
+
+
+def nchw(batch: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+
+
+def run(net: nn.Module, batch: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return net(batch).numpy()
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inference_form_matches_tensorflow_and_eager(converted, channels_last: bool) -> None:
+    net, tests_h5 = converted
+    form = inference_form(net, (3, 96, 96), channels_last=channels_last)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in form.modules())
+    with h5py.File(tests_h5) as f:
+        random_input, ref = f["RandomInput"][()], f["LogitsForRandom"][()]
+        ref_zeros = f["LogitsForZeros"][()]
+    for inputs, expected in ((random_input, ref), (np.zeros_like(random_input[:1]), ref_zeros)):
+        batch = nchw(inputs)
+        logits = run(form, batch)
+        assert np.abs(logits - expected).max() <= TF_TOL
+        assert np.abs(logits - run(net, batch)).max() <= EAGER_TOL
+
+
+def test_original_untouched_and_other_sizes(converted) -> None:
+    """A copy is folded; SAME pads still follow the input size the form is given."""
+    net, _ = converted
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    form = inference_form(net, (3, 96, 96))
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    batch = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (3, 3, 101, 101))
+                             .astype(np.float32))
+    assert np.abs(run(form, batch) - run(net, batch)).max() <= EAGER_TOL
+
+
+def test_generic_modules_fold_through_fx() -> None:
+    """Not a zoo unit: Conv → BN found on the fx graph; a conv feeding two users is kept."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.bn_a = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.b, self.bn_b = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)
+            self.seq = nn.Sequential(nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.bn_a(self.a(x)))
+            z = self.b(y)
+            return self.seq(self.bn_b(z) + z)
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    for bn in (net.bn_a, net.bn_b, net.seq[1]):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 8, 8)
+    expected = run(net, x)
+    folded = fold_batchnorm(copy.deepcopy(net))
+    remaining = [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(remaining) == 1  # bn_b: its conv's output is also used by the skip
+    assert np.abs(run(folded, x) - expected).max() <= EAGER_TOL
+    form = inference_form(net, (3, 8, 8))
+    assert isinstance(form, InferenceForm)
+    assert np.abs(run(form, x) - expected).max() <= EAGER_TOL
+
+
+def test_configure_allocator_reports_what_it_set() -> None:
+    setup = configure_allocator()
+    if setup.library is None:
+        pytest.skip("not glibc")
+    assert setup.settings == {"M_MMAP_THRESHOLD": 1 << 30, "M_TRIM_THRESHOLD": 1 << 30}
