@@ -30,14 +30,15 @@ def small_release(standin):
     return standin(0.35, 96)  # with .tflite and .tgz
 
 
-def test_convert_release_archive_verifies_against_tflite(small_release, capsys, tmp_path) -> None:
+def test_convert_release_archive_verifies_against_frozen_graph(small_release, capsys) -> None:
     code, out, err = run(capsys, "convert", small_release.archive, "--json")
     assert code == 0, err
     report = json.loads(out)
     ver = report["verification"]
-    assert ver["passed"] and ver["reference"].startswith("TFLite interpreter")
-    assert {c["case"] for c in ver["comparisons"]} == {"zeros", "random"}
-    assert all(c["max_abs"] <= 1e-5 for c in ver["comparisons"])
+    assert ver["passed"] and ver["reference"].startswith("TensorFlow frozen graph")
+    assert {(c["case"], c["output"]) for c in ver["comparisons"]} == {
+        (case, out) for case in ("zeros", "random") for out in ("logits", "probabilities")}
+    assert all(c["max_abs"] <= 1e-4 for c in ver["comparisons"])
     assert report["mapping"]["used"] == 262 and report["mapping"]["missing"] == []
     assert Path(report["path"]).name == "mobilenet_v2_0.35_96"
 
@@ -52,6 +53,14 @@ def test_convert_release_archive_verifies_against_tflite(small_release, capsys, 
     assert code == 0
     code, out, _ = run(capsys, "list", "--json")
     assert json.loads(out) == []
+
+
+def test_verify_against_the_release_tflite(small_release, capsys) -> None:
+    code, out, _ = run(capsys, "verify", small_release.archive, "--json", "--reference",
+                       small_release.tflite)
+    report = json.loads(out)
+    assert code == 0 and report["reference"].startswith("TFLite interpreter")
+    assert all(c["max_abs"] <= 1e-5 for c in report["comparisons"])
 
 
 def test_verify_command_table_and_json(small_release, capsys, tmp_path) -> None:
@@ -149,7 +158,7 @@ def test_damaged_checkpoint_is_refused_by_name(small_release, capsys, tmp_path, 
     prefix = _copy_checkpoint(small_release, tmp_path)
     culprit = damage(prefix)
     out_dir = tmp_path / "out"
-    code, out, err = run(capsys, "convert", prefix, "-o", out_dir, "--no-verify")
+    code, _, err = run(capsys, "convert", prefix, "-o", out_dir, "--no-verify")
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tf2torch: error:"), err

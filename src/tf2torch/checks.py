@@ -39,13 +39,12 @@ def zoo_runner(net: nn.Module) -> references.RunFn:
 
 
 def find_reference(source: SourceModel, prefer: str | None = None) -> references.Reference:
-    """The best reference a checkpoint offers: a live TFLite run, else stored outputs."""
-    for kind in [prefer] if prefer else ["tflite", "tests_h5"]:
+    """The best reference a checkpoint offers: a live run of the frozen graph (logits and
+    probabilities) or of the .tflite (probabilities), else stored outputs."""
+    for kind in [prefer] if prefer else ["frozen_pb", "tflite", "tests_h5"]:
         path = source.runnable.get(kind)
-        if path is None:
-            continue
-        return references.tflite_reference(path) if kind == "tflite" \
-            else references.stored_reference(path)
+        if path is not None:
+            return reference_from_file(path)
     raise SourceError(
         f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
         "tests.h5), or convert a release archive that contains one"
@@ -120,7 +119,10 @@ def verify_graph(conversion: Conversion, description: str, run_ref: references.R
 
 
 def reference_from_file(path: str | Path) -> references.Reference:
-    """A user-given reference for the zoo path: a `.tflite` to run, or a stored `tests.h5`."""
+    """A reference file for the zoo path: a `.tflite` or frozen `.pb` to run, or `tests.h5`."""
     path = Path(path)
-    return references.tflite_reference(path) if path.suffix == ".tflite" \
-        else references.stored_reference(path)
+    if path.suffix == ".tflite":
+        return references.tflite_reference(path)
+    if path.suffix == ".pb":
+        return references.frozen_graph_reference(path)
+    return references.stored_reference(path)

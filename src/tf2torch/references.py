@@ -90,13 +90,7 @@ def tflite_reference(path: Path, output_name: str = "probabilities") -> Referenc
 
 
 def _tflite_interpreter(path: Path):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "a live TFLite reference needs TensorFlow: pip install 'tf2torch[tf]'"
-        ) from exc
+    tf = _import_tf("a live TFLite reference")
     with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
@@ -104,8 +98,51 @@ def _tflite_interpreter(path: Path):
     return interpreter
 
 
-def tflite_input_size(path: Path) -> int | None:
-    """The square input size a `.tflite` classifier was built for."""
-    details = _tflite_interpreter(path).get_input_details()[0]
-    shape = details["shape"]
-    return int(shape[1]) if len(shape) == 4 and shape[1] == shape[2] else None
+def frozen_graph_reference(path: Path) -> Reference:
+    """A live run of a frozen GraphDef (`*_frozen.pb` in slim releases) with TensorFlow.
+
+    The input is the graph's single Placeholder; probabilities are the last Softmax's output
+    and logits its input, so both are compared (a .tflite release file gives only the first).
+    """
+    tf = _import_tf("a live frozen-graph reference")
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except Exception as exc:  # protobuf's DecodeError has no stable import path
+        raise SourceError(f"{path}: not a readable frozen GraphDef ({exc})") from exc
+    placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
+    softmaxes = [n for n in graph_def.node if n.op == "Softmax"]
+    if len(placeholders) != 1 or not softmaxes:
+        raise SourceError(f"{path}: expected one Placeholder input and a Softmax output, found "
+                          f"{len(placeholders)} placeholder(s) and {len(softmaxes)} softmax(es)")
+    softmax = softmaxes[-1]
+
+    def run_graph(batch: np.ndarray) -> dict[str, np.ndarray]:
+        fetched = _run_frozen(tf, graph_def, f"{placeholders[0]}:0",
+                              [f"{softmax.name}:0", softmax.input[0]], batch)
+        probs, logits = (f.reshape(len(batch), -1) for f in fetched)
+        return {"logits": logits, "probabilities": probs}
+
+    return Reference(f"TensorFlow frozen graph {path.name}", run_graph, None,
+                     ("logits", "probabilities"))
+
+
+def _run_frozen(tf, graph_def, feed: str, fetches: list[str], batch: np.ndarray) -> list:
+    wrapped = tf.compat.v1.wrap_function(
+        lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+    prune = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(feed)],
+                          fetches=[wrapped.graph.get_tensor_by_name(f if ":" in f else f + ":0")
+                                   for f in fetches])
+    return [np.asarray(t) for t in prune(tf.constant(batch))]
+
+
+def _import_tf(purpose: str):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import torch  # noqa: F401 - torch before tensorflow, always
+
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise MissingDependencyError(f"{purpose} needs TensorFlow: pip install 'tf2torch[tf]'") \
+            from exc
+    return tf

@@ -125,6 +125,20 @@ def save_checkpoint(variables: dict[str, np.ndarray], prefix: Path, shards: int 
                                   delete_old_dirs=True)
 
 
+def _save_frozen_graph(model: Any, path: Path) -> None:
+    """A frozen GraphDef answering probabilities, like the releases' `*_frozen.pb`."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    size = model.input_shape[1]
+    spec = tf.TensorSpec((None, size, size, 3), tf.float32, name="input")
+    concrete = tf.function(lambda x: tf.nn.softmax(model(x, training=False))).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(concrete)
+    path.write_bytes(frozen.graph.as_graph_def().SerializeToString())
+
+
 def make_standin_release(
     out_dir: Path, multiplier: float = 1.4, size: int = 224, seed: int = 0, *,
     ema: bool = False, global_step: bool = False, shards: int = 1, tflite: bool = True,
@@ -172,6 +186,7 @@ def make_standin_release(
         f["OutputForRandom"] = tf.nn.softmax(logits_random).numpy()
 
     model.save(folder / f"{name}.keras")  # a runnable reference for per-layer comparison
+    _save_frozen_graph(model, folder / f"{name}_frozen.pb")
     tflite_path = None
     if tflite:
         # like the slim releases' .tflite, it answers probabilities
