@@ -26,6 +26,11 @@ def run_demo(multiplier: float = 1.4, size: int = 224, workdir: Path | None = No
             from exc
     from tf2torch.api import convert, load
 
+    with standin.quiet():  # TensorFlow's start-up chatter on stderr (CUDA probing, absl)
+        import tensorflow as tf
+
+        tf.constant(0.0).numpy()
+
     workdir = workdir or repository.home() / "demo"
     name = standin.release_name(multiplier, size)
     archive = workdir / f"{name}.tgz"
@@ -34,18 +39,21 @@ def run_demo(multiplier: float = 1.4, size: int = 224, workdir: Path | None = No
     else:
         print(f"[1/4] building a stand-in for the TF-slim release {name}.tgz with TensorFlow "
               "(random weights: the real release is not downloadable here) …")
-        standin.make_standin_release(workdir, multiplier, size)
+        with standin.quiet():
+            standin.make_standin_release(workdir, multiplier, size)
         print(f"      wrote {archive}")
-    print(f"[2/4] tf2torch convert {archive} --overwrite   (no TensorFlow used to read it)")
-    result = convert(archive, overwrite=True)
+    photo = _sample_photo(workdir)
+    print(f"[2/4] tf2torch convert {archive.name} --images {photo.name} --overwrite")
+    print("      reads the checkpoint without TensorFlow; verifies against the release's frozen "
+          "graph on zeros, a seeded random batch and a real photo")
+    result = convert(archive, overwrite=True, images=[photo])
     print(result.verification.table() if result.verification else "not verified")
     print(f"      package: {result.path}")
     print("[3/4] tf2torch list")
     for entry in repository.list_names():
         print(f"      {entry}")
-    print(f"[4/4] tf2torch.load({name!r}).classify(sample photo)")
+    print(f"[4/4] tf2torch.load({name!r}).classify({photo.name!r})")
     model = load(name)
-    photo = _sample_photo(workdir)
     for p in model.classify(photo, top=3)[0]:
         print(f"      {p.probability:7.4f}  {p.index:4d}  {p.label}")
     print("      (labels are meaningless: the stand-in's weights are random. On the real "

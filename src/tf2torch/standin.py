@@ -12,8 +12,12 @@ Needs TensorFlow (the `[tf]` extra).
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +129,24 @@ def save_checkpoint(variables: dict[str, np.ndarray], prefix: Path, shards: int 
                                   delete_old_dirs=True)
 
 
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence stdout/stderr at the file-descriptor level (TF's C++ logs included)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(os.devnull, "w") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def _save_frozen_graph(model: Any, path: Path) -> None:
     """A frozen GraphDef answering probabilities, like the releases' `*_frozen.pb`."""
     import tensorflow as tf
@@ -193,7 +215,8 @@ def make_standin_release(
         with_softmax = tf.keras.Model(model.input, tf.keras.layers.Softmax()(model.output))
         converter = tf.lite.TFLiteConverter.from_keras_model(with_softmax)
         tflite_path = folder / f"{name}.tflite"
-        tflite_path.write_bytes(converter.convert())
+        with quiet():  # the converter prints every captured variable to stdout
+            tflite_path.write_bytes(converter.convert())
     (folder / f"{name}_info.txt").write_text(
         f"Stand-in for the TF-slim release {name}: tf.keras.applications.MobileNetV2 "
         f"(alpha={multiplier:g}, {size}x{size}, 1001 classes) with random weights, seed {seed}.\n"
