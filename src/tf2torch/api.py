@@ -273,6 +273,8 @@ def verify_layers(
     from tf2torch.verify import standard_inputs
 
     model = open_source(source)
+    if model.format == "tflite":
+        return _per_op_tflite(model, seed)
     path = Path(keras_reference) if keras_reference else model.runnable.get("keras")
     if path is None:
         raise Tf2TorchError(
@@ -284,6 +286,20 @@ def verify_layers(
     size = conversion.input_shape[-1]
     return compare_layers(conversion, KerasLayers(keras_model, standin_naming(keras_model)),
                           standard_inputs((size, size, 3), seed, batch=1))
+
+
+def _per_op_tflite(model: SourceModel, seed: int) -> Any:
+    """Every intermediate tensor of a converted .tflite against the interpreter's own."""
+    from tf2torch.checks import graph_inputs
+    from tf2torch.graph.tflite.perop import compare_per_op
+    from tf2torch.layerwise import LayerReport, LayerRow
+
+    conversion = convert_source(model)
+    arrays = graph_inputs(conversion, seed, batch=1)["random"]
+    diffs = compare_per_op(model.path, model.graph, conversion.net, arrays)
+    rows = [LayerRow(d.node, d.tensor, d.op, 1, d.shape, d.max_abs, d.max_rel, d.bound)
+            for d in diffs]
+    return LayerReport(f"TFLite interpreter on {model.path.name} (all tensors kept)", rows)
 
 
 def _load_keras(path: Path) -> Any:

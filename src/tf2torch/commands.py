@@ -132,8 +132,9 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int)
     p.add_argument("--no-ema", action="store_true")
     p.add_argument("--output", type=Path, help="also write the JSON report to this file")
-    p.add_argument("--per-layer", action="store_true",
-                   help="compare every intermediate layer and name the first one that diverges")
+    p.add_argument("--per-layer", "--per-op", dest="per_layer", action="store_true",
+                   help="compare every intermediate layer (TFLite: every op) and name the first "
+                   "one that diverges")
     p.add_argument("--keras-reference", type=Path,
                    help="--per-layer: runnable Keras form of the original (default: *.keras in "
                    "the release)")

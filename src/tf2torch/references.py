@@ -74,7 +74,7 @@ def _stored_outputs(data: Mapping[str, np.ndarray], case: str) -> dict[str, np.n
 
 def tflite_reference(path: Path, output_name: str = "probabilities") -> Reference:
     """A live run of a `.tflite` file with TensorFlow's interpreter, one image at a time."""
-    interpreter = _tflite_interpreter(path)
+    interpreter = tflite_interpreter(path)
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
 
@@ -89,11 +89,22 @@ def tflite_reference(path: Path, output_name: str = "probabilities") -> Referenc
     return Reference(f"TFLite interpreter on {path.name}", run, None, (output_name,))
 
 
-def _tflite_interpreter(path: Path):
-    tf = _import_tf("a live TFLite reference")
+def tflite_interpreter(path: str | Path, preserve_all: bool = False):
+    """TensorFlow's TFLite interpreter, tensors allocated, quietly.
+
+    `preserve_all` keeps every intermediate tensor and drops the default XNNPACK delegate,
+    whose internal tensors are not kept (they would read as garbage).
+    """
+    tf = _import_tf("running a .tflite file")
+    options = {}
+    if preserve_all:
+        options = {"experimental_preserve_all_tensors": True,
+                   "experimental_op_resolver_type":
+                       tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
     with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
-        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count(),
+                                          **options)
     interpreter.allocate_tensors()
     return interpreter
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Collection, Sequence
-from contextlib import redirect_stdout
 from typing import Any, Protocol
 
 import numpy as np
-
-from tf2torch.errors import MissingDependencyError
 
 Emit = Callable[[str, np.ndarray], None]
 Naming = Callable[[str], "str | None"]  # tap reference name → Keras layer name
@@ -104,21 +101,9 @@ class TfliteLayers:
 
 
 def _interpreter(path: str | os.PathLike) -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "per-layer comparison with a TFLite file needs TensorFlow: pip install 'tf2torch[tf]'"
-        ) from exc
-    # No XNNPACK: a delegate's internal tensors are not kept, so they would read as garbage.
-    resolver = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    with open(os.devnull, "w") as sink, redirect_stdout(sink):
-        interpreter = tf.lite.Interpreter(
-            model_path=str(path), num_threads=os.cpu_count(),
-            experimental_preserve_all_tensors=True, experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
-    return interpreter
+    from tf2torch.references import tflite_interpreter
+
+    return tflite_interpreter(path, preserve_all=True)
 
 
 def _tensors_by_layer(interpreter: Any) -> dict[str, int]:
