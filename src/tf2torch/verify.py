@@ -14,6 +14,7 @@ from datetime import date
 import numpy as np
 
 from tf2torch._progress import progress
+from tf2torch._table import text_table
 
 RunFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -122,21 +123,13 @@ class VerificationReport:
     def table(self) -> str:
         head = ("input", "output", "shape", "max abs diff", "max rel diff", "bound", "top-1",
                 "top-5", "")
-        rows = [head]
-        for c in self.comparisons:
-            rows.append((
-                c.case, c.output, "×".join(map(str, c.shape)), f"{c.max_abs:.3e}",
-                f"{c.max_rel:.3e}", f"{c.bound:.0e}", _pct(c.top1_agreement),
-                _pct(c.top5_agreement), "ok" if c.passed else "FAIL",
-            ))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = [f"reference: {self.reference}"]
-        for n, r in enumerate(rows):
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-            if n == 0:
-                lines.append("  ".join("-" * w for w in widths))
-        lines.append(f"verdict: {'PASS' if self.passed else 'FAIL'}")
-        return "\n".join(lines)
+        rows = [(
+            c.case, c.output, "×".join(map(str, c.shape)), f"{c.max_abs:.3e}",
+            f"{c.max_rel:.3e}", f"{c.bound:.0e}", _pct(c.top1_agreement),
+            _pct(c.top5_agreement), "ok" if c.passed else "FAIL",
+        ) for c in self.comparisons]
+        return "\n".join([f"reference: {self.reference}", *text_table(head, rows),
+                          f"verdict: {'PASS' if self.passed else 'FAIL'}"])
 
 
 def _pct(value: float | None) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf2torch._table import text_table
 from tf2torch.layerwise.taps import ACT, BLOCK, BN, CONV, DENSE, DEPTHWISE, FLATTEN, LOGITS
 
 # A BN whose error exceeds its conv's by this factor, at most BNs, is the epsilon signature.
@@ -150,17 +151,11 @@ def _own_weights(rows: list[LayerRow], i: int) -> str | None:
 def render_table(report: LayerReport) -> str:
     first = report.first_failure
     head = ("#", "pytorch", "reference", "op", "shape", "max abs", "max rel", "bound", "")
-    rows = [head]
-    for n, r in enumerate(report.rows):
-        mark = ">> FIRST FAIL" if r is first else ("ok" if r.passed else "FAIL")
-        rows.append((str(n), r.net or "<output>", r.ref, r.op, "×".join(map(str, r.shape)),
-                     f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", f"{r.bound:.0e}", mark))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = [f"reference: {report.reference}"]
-    for n, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    rows = [(str(n), r.net or "<output>", r.ref, r.op, "×".join(map(str, r.shape)),
+             f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", f"{r.bound:.0e}",
+             ">> FIRST FAIL" if r is first else ("ok" if r.passed else "FAIL"))
+            for n, r in enumerate(report.rows)]
+    lines = [f"reference: {report.reference}", *text_table(head, rows)]
     if report.unpaired:
         lines.append(f"not exposed by the reference: {len(report.unpaired)} tap(s)")
     passed = sum(r.passed for r in report.rows)
