@@ -1,0 +1,119 @@
+"""Keras graph converter benchmark: conversion time without TensorFlow, and inference speed
+of the converted modules against Keras, in one run on this machine.
+
+    python benchmarks/keras_convert.py [--repeats N]
+
+Phase 1 (a child process that never imports TensorFlow) converts each model and times it;
+phase 2 times batch-1 latency and batch-32 throughput of both sides. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MODELS = ["MobileNetV2", "EfficientNetB0", "ResNet50"]
+SIZE = 224
+
+
+def _convert_times(paths: dict[str, Path], repeats: int) -> dict[str, float]:
+    """Best-of-N conversion seconds per model, measured in a process without TensorFlow."""
+    code = f"""
+import json, sys, time
+from tf2torch.graph import convert_graph
+from tf2torch.sources.keras import read_keras
+paths = {json.dumps({k: str(v) for k, v in paths.items()})}
+times = {{}}
+for name, path in paths.items():
+    best = float("inf")
+    for _ in range({repeats}):
+        start = time.perf_counter()
+        convert_graph(read_keras(path))
+        best = min(best, time.perf_counter() - start)
+    times[name] = best
+assert "tensorflow" not in sys.modules, "conversion imported TensorFlow"
+print(json.dumps(times))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _best_time(fn, repeats: int) -> float:
+    fn()  # warm-up (graph tracing, allocator)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _speeds(path: Path, repeats: int) -> dict[str, float]:
+    import keras
+
+    from tf2torch.graph import convert_graph
+    from tf2torch.sources.keras import read_keras
+
+    net = convert_graph(read_keras(path)).net
+    model = keras.models.load_model(path, compile=False)
+    results = {}
+    for batch in (1, 32):
+        x = np.random.default_rng(0).uniform(0, 255, (batch, SIZE, SIZE, 3)).astype(np.float32)
+        xt = torch.from_numpy(x)
+
+        def run_torch(xt=xt):
+            with torch.inference_mode():
+                net(xt)
+
+        def run_keras(x=x):
+            model(x, training=False)
+
+        results[f"torch_{batch}"] = _best_time(run_torch, repeats)
+        results[f"keras_{batch}"] = _best_time(run_keras, repeats)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {name: Path(folder) / f"{name}.keras" for name in MODELS}
+        _save_models(paths)
+        convert = _convert_times(paths, args.repeats)
+        rows = ["| Model | Convert (s) | Keras b1 (ms) | Torch b1 (ms) | Keras b32 (img/s) "
+                "| Torch b32 (img/s) |", "|---|---|---|---|---|---|"]
+        for name, path in paths.items():
+            s = _speeds(path, args.repeats)
+            rows.append(
+                f"| {name} | {convert[name]:.2f} | {1e3 * s['keras_1']:.1f} | "
+                f"{1e3 * s['torch_1']:.1f} | {32 / s['keras_32']:.0f} | {32 / s['torch_32']:.0f} |"
+            )
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {SIZE}×{SIZE}")
+    print("\n".join(rows))
+
+
+def _save_models(paths: dict[str, Path]) -> None:
+    """Save the benchmark models in a child process, so this one imports TF only later."""
+    code = f"""
+import torch, keras
+paths = {json.dumps({k: str(v) for k, v in paths.items()})}
+for name, path in paths.items():
+    keras.utils.set_random_seed(0)
+    getattr(keras.applications, name)(weights=None).save(path)
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

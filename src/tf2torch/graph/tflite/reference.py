@@ -1,0 +1,77 @@
+"""Run a `.tflite` file with TensorFlow's TFLite interpreter, as the verification reference.
+
+TensorFlow is imported lazily, only here. Outputs are named like the converted module's
+(`Graph.output_names`); inputs go in the file's input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.graph.tflite.frontend import output_names, unique_names
+from tf2torch.sources.tflite import read_tflite_model
+
+RunTflite = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
+
+
+def _interpreter(path: Path, preserve_all: bool = False):
+    from tf2torch.references import tflite_interpreter
+
+    return tflite_interpreter(path, preserve_all)
+
+
+def _as_list(inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    batch = inputs if isinstance(inputs, list | tuple) else [inputs]
+    return [np.asarray(x, np.float32) for x in batch]
+
+
+def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], dict]) -> dict:
+    """Run sample by sample (files often fix the batch at 1) and stack the results."""
+    details = interpreter.get_input_details()
+    per_sample: list[dict[str, np.ndarray]] = []
+    for n in range(inputs[0].shape[0]):
+        for detail, x in zip(details, inputs, strict=True):
+            interpreter.set_tensor(detail["index"], x[n:n + 1].astype(detail["dtype"]))
+        interpreter.invoke()
+        per_sample.append(fetch())
+    return {k: np.concatenate([s[k] for s in per_sample]) for k in per_sample[0]}
+
+
+def tflite_runner(path: str | Path) -> RunTflite:
+    """A callable: NHWC batch (or one array per input) → every output, named as the
+    converted module's outputs, computed by the TFLite interpreter."""
+    path = Path(path)
+    model = read_tflite_model(path)
+    sub = model.subgraphs[0]
+    names = output_names(model, sub, unique_names(sub))
+    interpreter = _interpreter(path)
+    by_index = dict(zip(sub.outputs, names, strict=True))
+
+    def fetch() -> dict[str, np.ndarray]:
+        return {by_index[d["index"]]: np.array(interpreter.get_tensor(d["index"]))
+                for d in interpreter.get_output_details()}
+
+    def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        result = _run_each_sample(interpreter, _as_list(inputs), fetch)
+        return {name: result[name] for name in names}
+
+    return run
+
+
+def tflite_intermediates(path: str | Path,
+                         inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor the interpreter computed (for `--per-op`), by tensor name (made unique
+    as in the IR), for the given batch."""
+    path = Path(path)
+    sub = read_tflite_model(path).subgraphs[0]
+    names = unique_names(sub)
+    interpreter = _interpreter(path, preserve_all=True)
+    computed = {i for op in sub.operators for i in op.outputs}
+
+    def fetch() -> dict[str, np.ndarray]:
+        return {names[i]: np.array(interpreter.get_tensor(i)) for i in sorted(computed)}
+
+    return _run_each_sample(interpreter, _as_list(inputs), fetch)

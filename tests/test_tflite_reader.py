@@ -1,0 +1,142 @@
+"""The TFLite reader: structure, lazy weights, fp16 folding, buffer forms, and refusals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from tf2torch.errors import SourceError, UnsupportedError
+from tf2torch.graph import convert_graph
+from tf2torch.sources import open_source
+from tf2torch.sources.tflite import read_tflite
+from tflite_models import OP_MODELS, cache_dir, cached, verify_tflite, write_tflite
+
+SMALL = "conv_2d_same_relu6"
+
+
+def test_reader_yields_graph_weights_and_signature() -> None:
+    source = open_source(cached(SMALL, OP_MODELS[SMALL]))
+    assert source.format == "tflite"
+    graph = source.graph
+    assert graph.op_counts() == {"CONV_2D": 1}
+    assert graph.inputs[0].shape == (17, 17, 3)
+    assert graph.output_names == ["output_0"]  # the serving signature's name
+    assert source.meta["signatures"] == ["serving_default"]
+    node = graph.nodes[0]
+    assert node.attrs["activation"] == "relu6" and node.attrs["padding"] == "same"
+    shapes = {tuple(source.tensors.info(n).shape) for n in source.tensors}
+    assert shapes == {(8, 3, 3, 3), (8,)}
+    assert all(source.tensors[n].dtype == np.float32 for n in source.tensors)
+
+
+def test_reader_imports_no_tensorflow() -> None:
+    path = cached(SMALL, OP_MODELS[SMALL])
+    code = ("import sys; from tf2torch.sources.tflite import read_tflite; "
+            f"s = read_tflite({str(path)!r}); [s.tensors[n] for n in s.tensors]; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_float16_weights_are_folded_to_float32() -> None:
+    source = read_tflite(cached(SMALL, OP_MODELS[SMALL], fp16=True))
+    assert "DEQUANTIZE" not in source.graph.op_counts()
+    weights = [source.tensors[n] for n in source.tensors]
+    assert weights and all(w.dtype == np.float32 for w in weights)
+
+
+def test_buffer_offset_form_reads_the_same_weights() -> None:
+    """Large models keep weights after the flatbuffer (Buffer.offset/size)."""
+    import keras
+    import tensorflow as tf
+
+    path = cache_dir() / "buffer_offset.tflite"
+    if not path.exists():
+        keras.utils.set_random_seed(0)
+        converter = tf.lite.TFLiteConverter.from_keras_model(OP_MODELS[SMALL]())
+        converter._experimental_use_buffer_offset = True
+        path.write_bytes(converter.convert())
+    report = verify_tflite(path)
+    assert report.passed, report.table()
+
+
+@pytest.mark.parametrize("cut", [0, 7, 100, -200])
+def test_truncated_or_corrupt_file_is_refused(tmp_path, cut: int) -> None:
+    data = cached(SMALL, OP_MODELS[SMALL]).read_bytes()
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(data[:cut] if cut >= 0 else data[:cut // 10] + b"\xff" * 64)
+    with pytest.raises(SourceError):
+        source = read_tflite(bad)
+        [source.tensors[n] for n in source.tensors]
+
+
+def test_not_a_tflite_file_is_refused(tmp_path) -> None:
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"\x00" * 4 + b"NOPE" + b"\x00" * 64)
+    with pytest.raises(SourceError, match="TFL3"):
+        read_tflite(bad)
+
+
+def test_quantized_model_is_refused_naming_tensors() -> None:
+    path = cached(SMALL, OP_MODELS[SMALL], int8=True)
+    with pytest.raises(UnsupportedError, match=r"quantized tensors: .*conv") as info:
+        read_tflite(path)
+    assert "int8" in str(info.value)
+
+
+def _unsupported_model():
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((6,))
+    x = keras.ops.cumsum(keras.ops.cumsum(inp, axis=1), axis=1)
+    top = keras.layers.Lambda(lambda t: tf.cast(tf.argmax(t, axis=1), tf.float32))(x)
+    return keras.Model(inp, top)
+
+
+def test_unsupported_ops_are_listed_with_counts_before_any_work() -> None:
+    source = read_tflite(cached("unsupported_ops", _unsupported_model))
+    with pytest.raises(UnsupportedError) as info:
+        convert_graph(source)
+    message = str(info.value)
+    assert "CUMSUM ×2" in message and "ARG_MAX ×1" in message
+
+
+def test_write_tflite_roundtrip_helper(tmp_path) -> None:
+    """The fixture writer leaves no partial file behind."""
+    path = write_tflite(OP_MODELS[SMALL](), tmp_path / "m.tflite")
+    assert path.exists() and not path.with_suffix(".part").exists()
+
+
+def test_module_rebuilds_from_ir_alone() -> None:
+    """A package reloads without the .tflite: the converters need only the IR."""
+    import json
+
+    import torch
+
+    from tf2torch.graph import build_from_ir
+
+    source = read_tflite(cached("broadcast_constants", OP_MODELS["broadcast_constants"]))
+    conversion = convert_graph(source)
+    rebuilt = build_from_ir(json.loads(json.dumps(conversion.ir_json)))
+    rebuilt.load_state_dict(conversion.net.state_dict())
+    x = torch.randn(2, *source.graph.inputs[0].shape)
+    assert torch.equal(rebuilt(x), conversion.net(x))
+
+
+def test_per_op_comparison_covers_every_op() -> None:
+    from tf2torch.graph.tflite.perop import compare_isolated, compare_per_op, first_failure
+
+    path = cached("pools_same", OP_MODELS["pools_same"])
+    source = read_tflite(path)
+    net = convert_graph(source).net
+    x = np.random.default_rng(0).uniform(-1, 1, (2, *source.graph.inputs[0].shape))
+    x = x.astype(np.float32)
+    for diffs in (compare_per_op(path, source.graph, net, x),
+                  compare_isolated(path, source.graph, net, x)):
+        assert [d.node for d in diffs] == [n.name for n in source.graph.nodes]
+        assert first_failure(diffs) is None

@@ -1,0 +1,239 @@
+"""TFLite fixture models for the TFLite front-end tests, and the comparison they share.
+
+Models are small seeded Keras graphs converted with `TFLiteConverter.from_keras_model` (the
+SavedModel route wrote all-NaN files here), cached in the test fixture cache. Every check
+compares the converted module against the TFLite interpreter's own outputs.
+
+`python tests/tflite_models.py [NAME ...]` converts the .tflite forms of keras.applications
+and prints the rows recorded in docs/tflite_compatibility.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tf2torch.graph import convert_graph
+from tf2torch.graph.tflite.reference import tflite_runner
+from tf2torch.sources.tflite import read_tflite
+from tf2torch.verify import GRAPH_TOLERANCE, VerificationReport, compare_runs, standard_inputs
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+FIXTURE_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    repo = Path(__file__).resolve().parents[1]
+    root = os.environ.get("TF2TORCH_TEST_CACHE") or repo / ".cache" / "test-fixtures"
+    folder = Path(root) / f"tflite-v{FIXTURE_VERSION}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_tflite(model, path: Path, fp16: bool = False, int8: bool = False) -> Path:
+    """Convert a Keras model with TensorFlow's converter; optional fp16 weights or int8."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if fp16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    if int8:
+        shape = (1, *model.inputs[0].shape[1:])
+        rng = np.random.default_rng(0)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [rng.uniform(-1, 1, shape).astype(np.float32)] for _ in range(4))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(converter.convert())
+    tmp.replace(path)
+    return path
+
+
+def cached(name: str, build: Callable, fp16: bool = False, int8: bool = False) -> Path:
+    """The .tflite of `build()` (a Keras model), converted once and cached."""
+    suffix = "-fp16" if fp16 else "-int8" if int8 else ""
+    path = cache_dir() / f"{name}{suffix}.tflite"
+    if not path.exists():
+        import keras
+
+        keras.utils.set_random_seed(0)
+        write_tflite(build(), path, fp16=fp16, int8=int8)
+    return path
+
+
+def net_runner(conversion) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    net = conversion.net
+
+    def run(x: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        xs = x if isinstance(x, list | tuple) else [x]
+        with torch.no_grad():
+            out = net(*[torch.from_numpy(np.asarray(a, np.float32)) for a in xs])
+        outs = out if isinstance(out, tuple) else (out,)
+        return {n: o.numpy() for n, o in zip(conversion.outputs, outs, strict=True)}
+
+    return run
+
+
+def verify_tflite(path: Path, layout: str = "nhwc", low: float = -1.0,
+                  high: float = 1.0) -> VerificationReport:
+    """Convert `path` and compare every output with the TFLite interpreter's."""
+    source = read_tflite(path)
+    conversion = convert_graph(source, layout)
+    shape = tuple(16 if d is None else d for d in source.graph.inputs[0].shape)
+    inputs = standard_inputs(shape, low=low, high=high)
+    run = net_runner(conversion)
+    if layout == "nchw" and len(shape) == 3:
+        nchw = run
+
+        def run(x):
+            out = nchw(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+            return {k: v.transpose(0, 2, 3, 1) if v.ndim == 4 else v for k, v in out.items()}
+
+    return compare_runs(run, tflite_runner(path), inputs, {"*": GRAPH_TOLERANCE}, "tflite")
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def _ops():
+    import keras
+
+    return keras.ops
+
+
+def _model(shape, body) -> Callable:
+    def build():
+        keras = _keras()
+        inp = keras.Input(shape)
+        return keras.Model(inp, body(keras, inp))
+
+    return build
+
+
+# One small model per op family: name → builder. Names say which TFLite ops they produce.
+OP_MODELS: dict[str, Callable] = {
+    "conv_2d_same_relu6": _model((17, 17, 3), lambda k, x: k.layers.Conv2D(
+        8, 3, strides=2, padding="same", activation="relu6")(x)),
+    "conv_2d_valid_dilated": _model((16, 16, 4), lambda k, x: k.layers.Conv2D(
+        6, 3, dilation_rate=2, activation="relu")(x)),
+    "conv_2d_grouped": _model((12, 12, 8), lambda k, x: k.layers.Conv2D(
+        8, 3, padding="same", groups=2)(x)),
+    "depthwise_multiplier": _model((15, 15, 4), lambda k, x: k.layers.DepthwiseConv2D(
+        3, strides=2, padding="same", depth_multiplier=2, activation="relu")(x)),
+    "transpose_conv_same": _model((8, 8, 4), lambda k, x: k.layers.Conv2DTranspose(
+        6, 3, strides=2, padding="same")(x)),
+    "transpose_conv_valid": _model((7, 7, 4), lambda k, x: k.layers.Conv2DTranspose(
+        5, 2, strides=2, padding="valid", activation="relu")(x)),
+    "fully_connected_3d": _model((5, 6), lambda k, x: k.layers.Dense(4, activation="tanh")(x)),
+    "pools_same": _model((13, 13, 4), lambda k, x: k.layers.Concatenate()([
+        k.layers.MaxPooling2D(3, 2, padding="same")(x),
+        k.layers.AveragePooling2D(3, 2, padding="same")(x)])),
+    "binary_ops": _model((6, 6, 4), lambda k, x: k.layers.Maximum()([
+        k.layers.Subtract()([x * 2.0, x / 3.0]), k.layers.Multiply()([x, x - 0.5])])),
+    "broadcast_constants": _model((6, 6, 4), lambda k, x: k.ops.minimum(
+        x * np.arange(1, 5, dtype=np.float32) + np.ones((6, 1, 4), np.float32), 0.7)),
+    "activations": _model((5, 5, 3), lambda k, x: k.layers.Concatenate()([
+        k.layers.Activation("sigmoid")(x), k.layers.Activation("tanh")(x),
+        k.layers.Activation("hard_swish")(x), k.layers.LeakyReLU(0.3)(x),
+        k.layers.Activation("elu")(x), k.ops.abs(x), k.ops.exp(x),
+        k.layers.ReLU(max_value=6.0)(x * 8)])),
+    "gelu_tanh_prelu": _model((4, 4, 3), lambda k, x: k.layers.Concatenate()([
+        k.ops.gelu(x, approximate=True),
+        k.layers.PReLU(shared_axes=[1, 2])(x)])),
+    "unary_math": _model((4, 4, 3), lambda k, x: k.ops.sqrt(k.ops.abs(x) + 0.1)
+                         + k.ops.rsqrt(k.ops.abs(x) + 1.0) + k.ops.log(k.ops.abs(x) + 1.0)
+                         - k.ops.square(x) + k.ops.power(k.ops.abs(x) + 1.0, 1.5)),
+    "softmax_axis": _model((4, 4, 6), lambda k, x: k.layers.Concatenate()([
+        k.layers.Softmax()(x), k.ops.log_softmax(x)])),
+    "reductions": _model((6, 5, 4), lambda k, x: k.layers.Concatenate()([
+        k.ops.mean(x, axis=(1, 2)), k.ops.sum(x, axis=1)[:, 0], k.ops.max(x, axis=(1, 2)),
+        k.ops.min(x, axis=(1, 2))])),
+    "mean_keepdims": _model((6, 5, 4), lambda k, x: x - k.ops.mean(x, axis=-1, keepdims=True)),
+    "reshape_transpose": _model((4, 6, 3), lambda k, x: k.layers.Dense(5)(
+        k.layers.Flatten()(k.layers.Permute((2, 1, 3))(k.layers.Reshape((6, 4, 3))(x))))),
+    "pad_and_zero_padding": _model((5, 5, 2), lambda k, x: k.layers.Conv2D(3, 3)(
+        k.layers.ZeroPadding2D(((1, 2), (0, 1)))(x))),
+    "mirror_pad": _model((5, 5, 2), lambda k, x: k.ops.concatenate([
+        k.ops.pad(x, ((0, 0), (1, 2), (2, 1), (0, 0)), mode="reflect"),
+        k.ops.pad(x, ((0, 0), (1, 2), (2, 1), (0, 0)), mode="symmetric")], axis=-1)),
+    "resize_bilinear": _model((5, 7, 3), lambda k, x: k.layers.Concatenate()([
+        k.layers.UpSampling2D(2, interpolation="bilinear")(x),
+        k.layers.Resizing(10, 14, interpolation="bilinear")(x)])),
+    "resize_nearest": _model((5, 7, 3), lambda k, x: k.layers.Concatenate()([
+        k.layers.UpSampling2D(2)(x), k.layers.Resizing(10, 14, interpolation="nearest")(x)])),
+    "strided_slice": _model((8, 8, 6), lambda k, x: k.layers.Concatenate()([
+        x[:, 1:7:2, ::2, :3], x[:, :6:2, 2:6, 3:]])),
+    "slice_squeeze_expand": _model((6, 4), lambda k, x: k.ops.expand_dims(
+        x[:, 2, 1:3], axis=1)),
+    "split_and_pack": _model((6, 6, 8), lambda k, x: k.ops.concatenate(
+        [k.ops.stack(k.ops.split(x, 2, axis=-1), axis=1)[:, 1],
+         k.ops.split(x, [2, 6], axis=-1)[1][..., :4]], axis=-1)),
+    "gather_tile": _model((5, 6), lambda k, x: k.ops.tile(
+        k.ops.take(x, np.array([4, 0, 2]), axis=2), (1, 2, 1))),
+    "batch_matmul": _model((4, 6), lambda k, x: k.ops.matmul(
+        x, k.ops.transpose(x, (0, 2, 1)))),
+    "depth_to_space": _model((4, 4, 8), lambda k, x: k.ops.concatenate([
+        _tf_depth_to_space(x, 2), _tf_depth_to_space(x, 2)], axis=-1)),
+    "l2_normalize": _model((3, 3, 5), lambda k, x: _tf_l2_normalize(x)),
+}
+
+
+def _tf_depth_to_space(x, block: int):
+    import tensorflow as tf
+
+    return _keras().layers.Lambda(lambda t: tf.nn.depth_to_space(t, block))(x)
+
+
+def _tf_l2_normalize(x):
+    import tensorflow as tf
+
+    return _keras().layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=-1))(x)
+
+
+# keras.applications at small sizes: (name, constructor name, size, slow).
+APPLICATIONS = [
+    ("mobilenet_v2_96", "MobileNetV2", 96, False),
+    ("mobilenet_v3_small_96", "MobileNetV3Small", 96, False),
+    ("efficientnet_b0_96", "EfficientNetB0", 96, False),
+    ("mobilenet_v3_large_96", "MobileNetV3Large", 96, True),
+    ("resnet50_64", "ResNet50", 64, True),
+    ("densenet121_64", "DenseNet121", 64, True),
+    ("nasnet_mobile_224", "NASNetMobile", 224, True),
+]
+
+
+def application(constructor: str, size: int) -> Callable:
+    def build():
+        keras = _keras()
+        cls = getattr(keras.applications, constructor)
+        return cls(input_shape=(size, size, 3), weights=None, classes=1000)
+
+    return build
+
+
+def main(names: list[str]) -> None:
+    for name, constructor, size, _ in APPLICATIONS:
+        if names and name not in names:
+            continue
+        for fp16 in (False, True):
+            path = cached(name, application(constructor, size), fp16=fp16)
+            start = time.perf_counter()
+            report = verify_tflite(path)
+            worst = max(c.max_abs for c in report.comparisons)
+            print(f"| {path.name} | {'fp16' if fp16 else 'fp32'} | {worst:.2e} | "
+                  f"{'PASS' if report.passed else 'FAIL'} | {time.perf_counter() - start:.1f} s |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
