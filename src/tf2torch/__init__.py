@@ -5,8 +5,7 @@
     model = tf2torch.load("mobilenet_v2_1.4_224")
     model.classify("photo.jpg")
 
-The API is imported on first use, so `tf2torch.cli` can set up the environment before torch
-loads.
+The API is imported on first use, so `tf2torch --help` answers without loading torch.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +24,6 @@ examples:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # OpenMP threads that spin while idle multiplied batch-1 latency several times on a busy
-    # 2-core machine (benchmarks/inference.py); libgomp reads this once, when torch loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
