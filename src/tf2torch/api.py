@@ -241,7 +241,8 @@ def load(name_or_path: str | Path, inference: bool = False) -> LoadedModel:
         from tf2torch.inference import configure_allocator, inference_form
 
         configure_allocator()
-        model.net = inference_form(model.net, model.card.input["shape"])
+        model.net = inference_form(model.net, model.card.input["shape"],
+                                   input_layout=model.card.input.get("layout", "nchw"))
     return model
 
 

@@ -39,30 +39,35 @@ _BIG = 1 << 30
 
 
 class InferenceForm(nn.Module):
-    """The folded network, fed channels-last; returns ordinary (N, classes) logits."""
+    """The folded network, its NCHW input re-laid channels-last; outputs unchanged.
 
-    def __init__(self, net: nn.Module, channels_last: bool) -> None:
+    Graph-converted nets that take NHWC already get channels-last memory for free: their
+    internal NHWC→NCHW permute is a view of exactly that layout, so their input is left alone.
+    """
+
+    def __init__(self, net: nn.Module, relayout_input: bool) -> None:
         super().__init__()
         self.net = net
-        self.channels_last = channels_last
+        self.relayout_input = relayout_input
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.relayout_input and len(inputs) == 1 and inputs[0].dim() == 4:
+            inputs = (inputs[0].contiguous(memory_format=torch.channels_last),)
+        return self.net(*inputs)
 
 
 def inference_form(net: nn.Module, sample_shape: Sequence[int], channels_last: bool = True,
-                   compile: bool = False) -> nn.Module:
+                   compile: bool = False, input_layout: str = "nchw") -> nn.Module:
     """An eval-mode copy of `net` for inference; `net` itself is left untouched.
 
-    `sample_shape` is one input's shape (C, H, W) or a batch's; it is run once so a compiled
+    `sample_shape` is one input's shape (C, H, W) or a batch's, in `input_layout` ("nchw",
+    or "nhwc" for graph-converted nets keeping the source interface); it is run once so a compiled
     form is traced (and a broken one fails) here rather than at the first user call.
     """
     folded = fold_batchnorm(copy.deepcopy(net).eval())
     if channels_last:
         folded = folded.to(memory_format=torch.channels_last)
-    form: nn.Module = InferenceForm(folded, channels_last).eval()
+    form: nn.Module = InferenceForm(folded, channels_last and input_layout == "nchw").eval()
     for p in form.parameters():
         p.requires_grad_(False)
     if compile:
