@@ -18,9 +18,13 @@ venv: $(BIN)/tf2torch
 demo: venv
 	$(BIN)/tf2torch demo
 
+# Published TFLite models that a PyPI wheel ships, for tests/test_tflite_published.py
+MEDIAPIPE := .cache/mediapipe
+
 test: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/python tools/fetch_mediapipe_models.py $(MEDIAPIPE)
+	TF2TORCH_MEDIAPIPE_DIR=$(MEDIAPIPE) $(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/convert.py
