@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from tf2torch import repository
+from tf2torch._choices import PREPROCESS_CHOICES
 from tf2torch.card import Card
 from tf2torch.checks import (
     find_reference,
@@ -139,10 +140,6 @@ def _encode_images(encoder: Encoder | None, images: Sequence[str | Path]) -> dic
     return out
 
 
-PREPROCESS_CHOICES = ("auto", "none", "raw", "slim", "imagenet", "keras-tf", "keras-torch",
-                      "keras-caffe")
-
-
 def codecs_for(conversion: Conversion, preprocess: str = "auto", labels: str | None = None,
                ) -> tuple[Encoder | None, Decoder | None]:
     """The encoder/decoder a package records.
@@ -155,6 +152,8 @@ def codecs_for(conversion: Conversion, preprocess: str = "auto", labels: str | N
     if conversion.architecture == "mobilenet_v2":
         size = conversion.input_shape[-1]
         return Encoder.slim(size), Decoder.imagenet(conversion.num_classes or 1001)
+    if preprocess not in PREPROCESS_CHOICES:
+        raise ValueError(f"preprocess={preprocess!r}; choose one of {PREPROCESS_CHOICES}")
     if len(conversion.inputs) != 1 or len(conversion.input_shape) != 3:
         return None, None
     return _graph_encoder(conversion, preprocess), _graph_decoder(conversion, labels)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2torch.api import PREPROCESS_CHOICES
+from tf2torch._choices import PREPROCESS_CHOICES
 from tf2torch.cli import emit_json
 
 

@@ -1,0 +1,5 @@
+"""Option values shared by the CLI and the API, in a module light enough for `--help`."""
+
+# Encoders a graph-converted package can record (see `api.codecs_for`).
+PREPROCESS_CHOICES = ("auto", "none", "raw", "slim", "imagenet", "keras-tf", "keras-torch",
+                      "keras-caffe")
