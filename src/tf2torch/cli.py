@@ -53,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from tf2torch.api import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return f"tf2torch {version()}"
+    try:
+        return f"tf2torch {version('tf2torch')}"
+    except PackageNotFoundError:
+        return "tf2torch (version unknown: not installed)"
 
 
 def emit_json(data: object) -> None:
