@@ -23,6 +23,7 @@ from tf2torch.checks import (
     reference_from_file,
     verify_graph,
     verify_zoo,
+    zero_batch,
 )
 from tf2torch.codecs import Decoder, Encoder
 from tf2torch.conversion import Conversion, convert_source
@@ -87,8 +88,7 @@ def convert(
         )
     name = repository.check_name(name or default_name(model))
     destination = Path(out) if out is not None else repository.publish_path(name)
-    sample = [torch.zeros(1, *(d or 224 for d in shape)) for _, shape, _ in conversion.inputs] \
-        or [torch.zeros(1, *conversion.input_shape)]
+    sample = zero_batch(conversion)
     fields: dict[str, Any] = {
         "name": name,
         "architecture": conversion.architecture,
@@ -193,8 +193,7 @@ def _graph_decoder(conversion: Conversion, labels: str | None) -> Decoder | None
 
 def _output_width(conversion: Conversion) -> int:
     with torch.inference_mode():
-        sample = [torch.zeros(1, *(d or 224 for d in shape)) for _, shape, _ in conversion.inputs]
-        out = conversion.net(*sample)
+        out = conversion.net(*zero_batch(conversion))
     return int((out[0] if isinstance(out, tuple | list) else out).shape[-1])
 
 

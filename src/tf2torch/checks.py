@@ -92,12 +92,34 @@ def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
     return cases
 
 
+def _to_net(conversion: Conversion, a: np.ndarray) -> torch.Tensor:
+    """A source-layout (channels-last) array as the net takes it."""
+    nchw = conversion.layout == "nchw" and a.ndim >= 3
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if nchw else a))
+
+
+def zero_batch(conversion: Conversion) -> list[torch.Tensor]:
+    """One all-zeros sample per input, as the net takes them (for shape and size figures)."""
+    if not conversion.inputs:
+        return [torch.zeros(1, *conversion.input_shape)]
+    return [_to_net(conversion, a) for a in graph_inputs(conversion)["zeros"]]
+
+
 def graph_runner(conversion: Conversion) -> references.RunFn:
+    """Source-layout arrays in and out; an "nchw" net gets and gives image tensors NCHW."""
+    nchw = conversion.layout == "nchw"
+
+    def to_net(a: np.ndarray) -> torch.Tensor:
+        return _to_net(conversion, a)
+
+    def from_net(t: torch.Tensor) -> np.ndarray:
+        return np.moveaxis(t.numpy(), 1, -1) if nchw and t.dim() >= 3 else t.numpy()
+
     def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            out = conversion.net(*[torch.from_numpy(a) for a in arrays])
+            out = conversion.net(*map(to_net, arrays))
         outs = out if isinstance(out, tuple | list) else (out,)
-        return {name: o.numpy() for name, o in zip(conversion.outputs, outs, strict=True)}
+        return {name: from_net(o) for name, o in zip(conversion.outputs, outs, strict=True)}
 
     return run
 

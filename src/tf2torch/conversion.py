@@ -83,10 +83,12 @@ def convert_source(source: SourceModel, input_size: int | None = None, use_ema: 
     from tf2torch.graph import convert_graph
 
     result = convert_graph(source, layout=layout)
-    first = result.inputs[0]
+    sample = tuple(result.inputs[0][1])  # the source's own (channels-last) order
+    if layout == "nchw" and len(sample) >= 2:
+        sample = (sample[-1], *sample[:-1])
     return Conversion(
         net=result.net, architecture=f"{source.format}-graph",
         config={"graph": result.ir_json, "layout": layout}, source=source,
-        input_shape=tuple(first[1]), layout=layout, provenance=dict(result.provenance),
+        input_shape=sample, layout=layout, provenance=dict(result.provenance),
         inputs=list(result.inputs), outputs=list(result.outputs), graph_conversion=result,
     )

@@ -1,0 +1,97 @@
+"""Keras and TFLite files through the whole CLI: convert → package → load, against the originals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tf2torch
+from tf2torch.cli import main
+
+tf = pytest.importorskip("tensorflow")
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def keras_classifier(tmp_path_factory) -> tuple[Path, object]:
+    """A small seeded classifier that carries its own Rescaling, with Flatten after convs."""
+    tf.keras.utils.set_random_seed(7)
+    inp = tf.keras.Input((48, 48, 3))
+    x = tf.keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = tf.keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="swish")(x)
+    x = tf.keras.layers.Flatten()(x)
+    out = tf.keras.layers.Dense(3)(x)
+    model = tf.keras.Model(inp, out, name="tiny_classifier")
+    path = tmp_path_factory.mktemp("keras") / "tiny.keras"
+    model.save(path)
+    return path, model
+
+
+def test_keras_file_to_package_and_back(keras_classifier, tmp_path, capsys) -> None:
+    path, model = keras_classifier
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\nteapot\n")
+    code = main(["convert", str(path), "-o", str(tmp_path / "pkg"), "--labels", str(labels),
+                 "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["verification"]["passed"]
+    assert report["verification"]["reference"] == "Keras on tiny.keras"
+
+    loaded = tf2torch.load(tmp_path / "pkg")
+    images = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype(np.float32)
+    with torch.inference_mode():
+        ours = loaded.net(torch.from_numpy(images)).numpy()
+    theirs = model(images, training=False).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max())
+
+    # the model's own Rescaling implies a raw-pixel encoder; the decoder has the user's labels
+    assert loaded.encoder.value_range == 255.0 and loaded.encoder.layout == "NHWC"
+    preds = loaded.classify(skimage_data.chelsea(), top=2)[0]
+    assert preds[0].label in {"cat", "dog", "teapot"}
+
+
+def test_legacy_h5_converts_too(keras_classifier, tmp_path, capsys) -> None:
+    _, model = keras_classifier
+    h5 = tmp_path / "legacy.h5"
+    model.save(h5)
+    assert main(["convert", str(h5), "-o", str(tmp_path / "pkg"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["verification"]["passed"]
+
+
+def test_tflite_file_to_package_and_back(keras_classifier, tmp_path, capsys) -> None:
+    _, model = keras_classifier
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    capsys.readouterr()  # the TFLite converter's own chatter
+    code = main(["convert", str(path), "-o", str(tmp_path / "pkg"), "--layout", "nchw", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["verification"]["passed"]
+    assert report["card"]["input"]["layout"] == "nchw"
+
+    loaded = tf2torch.load(tmp_path / "pkg")
+    image = np.random.default_rng(1).uniform(0, 255, (1, 48, 48, 3)).astype(np.float32)
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    theirs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    with torch.inference_mode():
+        ours = loaded.net(torch.from_numpy(image.transpose(0, 3, 1, 2).copy())).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max())
+
+
+def test_lambda_layer_is_refused_by_name(tmp_path, capsys) -> None:
+    inp = tf.keras.Input((4,))
+    out = tf.keras.layers.Lambda(lambda t: t + 1, name="plus_one")(inp)
+    path = tmp_path / "lambda.keras"
+    tf.keras.Model(inp, out).save(path)
+    code = main(["convert", str(path), "-o", str(tmp_path / "pkg")])
+    err = capsys.readouterr().err
+    assert code != 0 and "Lambda" in err and "plus_one" in err
+    assert not (tmp_path / "pkg").exists()
