@@ -274,6 +274,8 @@ def verify_layers(
     model = open_source(source)
     if model.format == "tflite":
         return _per_op_tflite(model, seed)
+    if model.format == "keras":
+        return _per_layer_keras(model, seed)
     path = Path(keras_reference) if keras_reference else model.runnable.get("keras")
     if path is None:
         raise Tf2TorchError(
@@ -285,6 +287,19 @@ def verify_layers(
     size = conversion.input_shape[-1]
     return compare_layers(conversion, KerasLayers(keras_model, standin_naming(keras_model)),
                           standard_inputs((size, size, 3), seed, batch=1))
+
+
+def _per_layer_keras(model: SourceModel, seed: int) -> Any:
+    """Every converted layer against the Keras layer of the same name (IR node ↔ fx module)."""
+    from tf2torch.checks import graph_inputs
+    from tf2torch.layerwise import KerasLayers, compare_layers
+
+    conversion = convert_source(model)
+    if len(conversion.inputs) != 1:
+        raise Tf2TorchError(f"{model.path}: per-layer comparison handles one-input models")
+    keras_model = _load_keras(model.path)
+    inputs = {case: arrays[0] for case, arrays in graph_inputs(conversion, seed, 1).items()}
+    return compare_layers(conversion, KerasLayers(keras_model), inputs)
 
 
 def _per_op_tflite(model: SourceModel, seed: int) -> Any:

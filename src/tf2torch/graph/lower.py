@@ -69,6 +69,9 @@ def check_supported(graph: Graph, registry: Registry) -> None:
     )
 
 
+OUTPUT_LAYOUT = "tf2torch_layout"  # fx node meta key: SOURCE or CF
+
+
 def to_layout_perm(rank: int, target: str) -> tuple[int, ...]:
     """Permutation taking a SOURCE tensor to CF, or a CF tensor back to SOURCE."""
     if target == CF:
@@ -177,6 +180,8 @@ class _Lowerer:
         call = self.fx.create_node("call_module", path, tuple(a.node for a in args),
                                    name=_identifier(node.name))
         outs = out if isinstance(out, tuple | list) else (out,)
+        # the layout this module computes in, for per-layer comparison with the source
+        call.meta[OUTPUT_LAYOUT] = layout if outs[0].dim() >= 3 else SOURCE
         if len(outs) != len(node.outputs):
             raise UnsupportedError(f"{node.name}: expected {len(node.outputs)} outputs")
         for i, (name, meta) in enumerate(zip(node.outputs, outs, strict=True)):

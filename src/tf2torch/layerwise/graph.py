@@ -26,7 +26,9 @@ def graph_taps(conversion: Any) -> list[Tap]:
     graph = Graph.from_json(conversion.config["graph"])
     net: fx.GraphModule = conversion.net
     calls = {n.name: n for n in net.graph.nodes if n.op == "call_module"}
-    layout = conversion.config.get("layout", "nhwc")
+    from tf2torch.graph.lower import OUTPUT_LAYOUT
+    from tf2torch.graph.registry import CF
+
     taps = []
     for node in graph.nodes:
         fx_node = calls.get(_identifier(node.name))
@@ -34,6 +36,7 @@ def graph_taps(conversion: Any) -> list[Tap]:
             continue
         stride = node.attrs.get("strides", (1,))
         op = _OPS.get(node.op, BLOCK)
+        layout = "nchw" if fx_node.meta.get(OUTPUT_LAYOUT) == CF else "nhwc"
         taps.append(Tap(str(fx_node.target), node.name, op,
                         int(stride[0]) if isinstance(stride, list | tuple) else int(stride),
                         layout))
