@@ -17,9 +17,10 @@ tf = pytest.importorskip("tensorflow")
 def conv_flatten_dense(tmp_path_factory):
     tf.keras.utils.set_random_seed(3)
     inp = tf.keras.Input((16, 16, 3))
-    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
-    x = tf.keras.layers.BatchNormalization()(x)
-    out = tf.keras.layers.Dense(5)(tf.keras.layers.Flatten()(x))
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu",
+                               name="conv2d")(inp)
+    x = tf.keras.layers.BatchNormalization(name="batch_normalization")(x)
+    out = tf.keras.layers.Dense(5, name="dense")(tf.keras.layers.Flatten(name="flatten")(x))
     model = tf.keras.Model(inp, out)
     path = tmp_path_factory.mktemp("k") / "cfd.keras"
     model.save(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
 from collections.abc import Sequence
@@ -12,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from tf2torch import repository
-from tf2torch._choices import PREPROCESS_CHOICES
 from tf2torch.card import Card
 from tf2torch.checks import (
     find_reference,
@@ -25,7 +22,8 @@ from tf2torch.checks import (
     verify_zoo,
     zero_batch,
 )
-from tf2torch.codecs import Decoder, Encoder
+from tf2torch.codec_policy import codecs_for
+from tf2torch.codecs import Encoder
 from tf2torch.conversion import Conversion, convert_source
 from tf2torch.errors import Tf2TorchError, VerificationError
 from tf2torch.package import LoadedModel, load_package, write_package
@@ -140,63 +138,6 @@ def _encode_images(encoder: Encoder | None, images: Sequence[str | Path]) -> dic
     return out
 
 
-def codecs_for(conversion: Conversion, preprocess: str = "auto", labels: str | None = None,
-               ) -> tuple[Encoder | None, Decoder | None]:
-    """The encoder/decoder a package records.
-
-    Zoo models: their own (slim preprocessing, 1001 ImageNet classes). Graph models: what the
-    user names — `preprocess` one of PREPROCESS_CHOICES ("auto": raw 0–255 pixels when the
-    model starts with its own Rescaling/Normalization, else none) and `labels` "imagenet" or a
-    text file with one class name per line.
-    """
-    if conversion.architecture == "mobilenet_v2":
-        size = conversion.input_shape[-1]
-        return Encoder.slim(size), Decoder.imagenet(conversion.num_classes or 1001)
-    if preprocess not in PREPROCESS_CHOICES:
-        raise ValueError(f"preprocess={preprocess!r}; choose one of {PREPROCESS_CHOICES}")
-    if len(conversion.inputs) != 1 or len(conversion.input_shape) != 3:
-        return None, None
-    return _graph_encoder(conversion, preprocess), _graph_decoder(conversion, labels)
-
-
-def _graph_encoder(conversion: Conversion, preprocess: str) -> Encoder | None:
-    layout = "NHWC" if conversion.layout == "nhwc" else "NCHW"
-    h, w = (conversion.input_shape[:2] if layout == "NHWC" else conversion.input_shape[1:])
-    size = (h or 224, w or 224)
-    if preprocess == "auto":
-        preprocess = "raw" if _starts_with_rescaling(conversion) else "none"
-    if preprocess == "none":
-        return None
-    if preprocess == "raw":
-        return Encoder(size, "central_crop_then_resize", 1.0, "bilinear", True, 255.0,
-                       (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "RGB", layout)
-    if preprocess.startswith("keras-"):
-        return Encoder.keras(size, preprocess.removeprefix("keras-"), layout)
-    encoder = Encoder.slim(size) if preprocess == "slim" else Encoder.imagenet(size)
-    return dataclasses.replace(encoder, layout=layout)
-
-
-def _starts_with_rescaling(conversion: Conversion) -> bool:
-    nodes = conversion.config.get("graph", {}).get("nodes", [])
-    first = next((n for n in nodes if n["op"] != "InputLayer"), None)
-    return first is not None and first["op"] in ("Rescaling", "Normalization")
-
-
-def _graph_decoder(conversion: Conversion, labels: str | None) -> Decoder | None:
-    if labels is None:
-        return None
-    if labels == "imagenet":
-        return Decoder.imagenet(conversion.num_classes or _output_width(conversion))
-    names = Path(labels).read_text(encoding="utf-8").splitlines()
-    return Decoder.custom([n for n in names if n.strip()])
-
-
-def _output_width(conversion: Conversion) -> int:
-    with torch.inference_mode():
-        out = conversion.net(*zero_batch(conversion))
-    return int((out[0] if isinstance(out, tuple | list) else out).shape[-1])
-
-
 def _notes(conversion: Conversion) -> list[str]:
     notes = []
     if conversion.mapping is not None:
@@ -263,68 +204,8 @@ def verify_layers(
     source: str | Path, *, keras_reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
 ) -> Any:
-    """Per-layer comparison of a fresh conversion with a runnable Keras form of the original.
+    """Per-layer comparison with the original; see `tf2torch.layerwise.entry.verify_layers`."""
+    from tf2torch.layerwise.entry import verify_layers as run
 
-    Returns a `tf2torch.layerwise.LayerReport` (table, JSON, plot). The Keras model is found
-    in the release (`*.keras`) unless given.
-    """
-    from tf2torch.layerwise import KerasLayers, compare_layers, standin_naming
-    from tf2torch.verify import standard_inputs
-
-    model = open_source(source)
-    if model.format == "tflite":
-        return _per_op_tflite(model, seed)
-    if model.format == "keras":
-        return _per_layer_keras(model, seed)
-    path = Path(keras_reference) if keras_reference else model.runnable.get("keras")
-    if path is None:
-        raise Tf2TorchError(
-            f"{model.path}: per-layer comparison needs a runnable Keras form of the original "
-            "(--keras-reference FILE.keras); none was found beside the checkpoint"
-        )
-    conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
-    keras_model = _load_keras(path)
-    size = conversion.input_shape[-1]
-    return compare_layers(conversion, KerasLayers(keras_model, standin_naming(keras_model)),
-                          standard_inputs((size, size, 3), seed, batch=1))
-
-
-def _per_layer_keras(model: SourceModel, seed: int) -> Any:
-    """Every converted layer against the Keras layer of the same name (IR node ↔ fx module)."""
-    from tf2torch.checks import graph_inputs
-    from tf2torch.layerwise import KerasLayers, compare_layers
-
-    conversion = convert_source(model)
-    if len(conversion.inputs) != 1:
-        raise Tf2TorchError(f"{model.path}: per-layer comparison handles one-input models")
-    keras_model = _load_keras(model.path)
-    inputs = {case: arrays[0] for case, arrays in graph_inputs(conversion, seed, 1).items()}
-    return compare_layers(conversion, KerasLayers(keras_model), inputs)
-
-
-def _per_op_tflite(model: SourceModel, seed: int) -> Any:
-    """Every intermediate tensor of a converted .tflite against the interpreter's own."""
-    from tf2torch.checks import graph_inputs
-    from tf2torch.graph.tflite.perop import compare_per_op
-    from tf2torch.layerwise import LayerReport, LayerRow
-
-    conversion = convert_source(model)
-    arrays = graph_inputs(conversion, seed, batch=1)["random"]
-    diffs = compare_per_op(model.path, model.graph, conversion.net, arrays)
-    rows = [LayerRow(d.node, d.tensor, d.op, 1, d.shape, d.max_abs, d.max_rel, d.bound)
-            for d in diffs]
-    return LayerReport(f"TFLite interpreter on {model.path.name} (all tensors kept)", rows)
-
-
-def _load_keras(path: Path) -> Any:
-    """Keras's own loader in safe mode: no Lambda or custom code from the file is run."""
-    import torch  # noqa: F401 - torch before tensorflow
-
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        from tf2torch.errors import MissingDependencyError
-
-        raise MissingDependencyError("per-layer comparison needs TensorFlow: "
-                                     "pip install 'tf2torch[tf]'") from exc
-    return tf.keras.models.load_model(path, compile=False, safe_mode=True)
+    return run(source, keras_reference=keras_reference, input_size=input_size, use_ema=use_ema,
+               seed=seed)

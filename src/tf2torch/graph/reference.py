@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tf2torch.errors import MissingDependencyError
+from tf2torch.graph.ir import Graph
 
 RunKeras = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
 
@@ -32,6 +33,18 @@ def _load_model(path: Path, keras_major: int):
     return keras.models.load_model(path, compile=False)
 
 
+def load_keras_model(path: str | Path, graph: Graph | None = None):
+    """The file loaded by the Keras that wrote it (Keras 3, or tf_keras for Keras 2 files).
+
+    `graph` is the file's IR when the caller has read it already (it names the version).
+    """
+    from tf2torch.sources.keras import read_keras
+
+    path = Path(path)
+    graph = graph or read_keras(path).graph
+    return _load_model(path, int(str(graph.meta.get("keras_version", "3")).split(".")[0]))
+
+
 def keras_runner(path: str | Path) -> RunKeras:
     """A callable: NHWC batch (or one array per input) → outputs named like `convert_graph`'s
     outputs, computed by Keras itself."""
@@ -39,8 +52,7 @@ def keras_runner(path: str | Path) -> RunKeras:
 
     path = Path(path)
     graph = read_keras(path).graph
-    major = int(str(graph.meta.get("keras_version", "3")).split(".")[0])
-    model = _load_model(path, major)
+    model = load_keras_model(path, graph)
     names = list(graph.output_names)
 
     def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
