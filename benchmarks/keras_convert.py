@@ -68,6 +68,7 @@ def _speeds(path: Path, repeats: int) -> dict[str, float]:
     configure_allocator()
     net = convert_graph(read_keras(path)).net
     fast = inference_form(net, (SIZE, SIZE, 3), input_layout="nhwc")
+    compiled = inference_form(net, (SIZE, SIZE, 3), input_layout="nhwc", compile=True)
     model = keras.models.load_model(path, compile=False)
     # Keras as people deploy it: a traced tf.function, not an eager call per batch
     keras_fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -85,6 +86,7 @@ def _speeds(path: Path, repeats: int) -> dict[str, float]:
 
         results[f"torch_{batch}"] = _best_time(run_torch, repeats)
         results[f"fast_{batch}"] = _best_time(lambda xt=xt: run_torch(xt, fast), repeats)
+        results[f"compiled_{batch}"] = _best_time(lambda xt=xt: run_torch(xt, compiled), repeats)
         results[f"keras_{batch}"] = _best_time(run_keras, repeats)
     return results
 
@@ -98,15 +100,16 @@ def main() -> None:
         paths = {name: Path(folder) / f"{name}.keras" for name in MODELS}
         _save_models(paths)
         convert = _convert_times(paths, args.repeats)
-        rows = ["| Model | Convert (s) | Keras b1 (ms) | Torch b1 (ms) | Torch fast b1 (ms) "
-                "| Keras b32 (img/s) | Torch b32 (img/s) | Torch fast b32 (img/s) |",
-                "|---|---|---|---|---|---|---|---|"]
+        rows = ["| Model | Convert (s) | Keras b1 (ms) | Torch b1 (ms) | fast b1 (ms) "
+                "| compiled b1 (ms) | Keras b32 (img/s) | Torch b32 (img/s) | fast b32 (img/s) "
+                "| compiled b32 (img/s) |", "|---|---|---|---|---|---|---|---|---|---|"]
         for name, path in paths.items():
             s = _speeds(path, args.repeats)
             rows.append(
                 f"| {name} | {convert[name]:.2f} | {1e3 * s['keras_1']:.1f} | "
-                f"{1e3 * s['torch_1']:.1f} | {1e3 * s['fast_1']:.1f} | {32 / s['keras_32']:.0f} | "
-                f"{32 / s['torch_32']:.0f} | {32 / s['fast_32']:.0f} |"
+                f"{1e3 * s['torch_1']:.1f} | {1e3 * s['fast_1']:.1f} | "
+                f"{1e3 * s['compiled_1']:.1f} | {32 / s['keras_32']:.0f} | "
+                f"{32 / s['torch_32']:.0f} | {32 / s['fast_32']:.0f} | {32 / s['compiled_32']:.0f} |"
             )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {SIZE}×{SIZE}")
     print("\n".join(rows))

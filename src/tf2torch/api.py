@@ -169,18 +169,21 @@ def _source_files(model: SourceModel) -> list[Path]:
         prefix.parent.glob(prefix.name + ".data-*"))
 
 
-def load(name_or_path: str | Path, inference: bool = False) -> LoadedModel:
+def load(name_or_path: str | Path, inference: bool = False, compile: bool = False,
+         ) -> LoadedModel:
     """A package from the repository (by name) or from a folder.
 
     `inference=True` swaps `.net` for its inference form (BatchNorm folded into the convs,
     channels-last, glibc told to keep big buffers): the same numbers, faster, not trainable.
+    `compile=True` also runs it through `torch.compile` (seconds to minutes once; it paid off
+    for ResNet50 at batch 1, not for MobileNetV2: BENCHMARKS.md).
     """
     model = load_package(repository.resolve(name_or_path))
-    if inference:
+    if inference or compile:
         from tf2torch.inference import configure_allocator, inference_form
 
         configure_allocator()
-        model.net = inference_form(model.net, model.card.input["shape"],
+        model.net = inference_form(model.net, model.card.input["shape"], compile=compile,
                                    input_layout=model.card.input.get("layout", "nchw"))
     return model
 
