@@ -153,7 +153,7 @@ def _source_fields(model: SourceModel) -> dict[str, Any]:
         with open(path, "rb") as f:
             for chunk in iter(lambda f=f: f.read(1 << 20), b""):
                 digest.update(chunk)
-    return {"file": model.meta.get("archive", model.path).__str__().split("/")[-1],
+    return {"file": Path(model.meta.get("archive", model.path)).name,
             "format": model.format, "sha256": digest.hexdigest(),
             "release": model.meta.get("release")}
 

@@ -38,10 +38,10 @@ def zoo_runner(net: nn.Module) -> references.RunFn:
     return run
 
 
-def find_reference(source: SourceModel, prefer: str | None = None) -> references.Reference:
+def find_reference(source: SourceModel) -> references.Reference:
     """The best reference a checkpoint offers: a live run of the frozen graph (logits and
     probabilities) or of the .tflite (probabilities), else stored outputs."""
-    for kind in [prefer] if prefer else ["frozen_pb", "tflite", "tests_h5"]:
+    for kind in ("frozen_pb", "tflite", "tests_h5"):
         path = source.runnable.get(kind)
         if path is not None:
             return reference_from_file(path)
@@ -109,15 +109,12 @@ def graph_runner(conversion: Conversion) -> references.RunFn:
     """Source-layout arrays in and out; an "nchw" net gets and gives image tensors NCHW."""
     nchw = conversion.layout == "nchw"
 
-    def to_net(a: np.ndarray) -> torch.Tensor:
-        return _to_net(conversion, a)
-
     def from_net(t: torch.Tensor) -> np.ndarray:
         return np.moveaxis(t.numpy(), 1, -1) if nchw and t.dim() >= 3 else t.numpy()
 
     def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            out = conversion.net(*map(to_net, arrays))
+            out = conversion.net(*[_to_net(conversion, a) for a in arrays])
         outs = out if isinstance(out, tuple | list) else (out,)
         return {name: from_net(o) for name, o in zip(conversion.outputs, outs, strict=True)}
 

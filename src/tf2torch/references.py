@@ -128,23 +128,25 @@ def frozen_graph_reference(path: Path) -> Reference:
                           f"{len(placeholders)} placeholder(s) and {len(softmaxes)} softmax(es)")
     softmax = softmaxes[-1]
 
+    graph_fn = _frozen_function(tf, graph_def, f"{placeholders[0]}:0",
+                                [f"{softmax.name}:0", softmax.input[0]])
+
     def run_graph(batch: np.ndarray) -> dict[str, np.ndarray]:
-        fetched = _run_frozen(tf, graph_def, f"{placeholders[0]}:0",
-                              [f"{softmax.name}:0", softmax.input[0]], batch)
-        probs, logits = (f.reshape(len(batch), -1) for f in fetched)
+        probs, logits = (np.asarray(t).reshape(len(batch), -1)
+                         for t in graph_fn(tf.constant(batch)))
         return {"logits": logits, "probabilities": probs}
 
     return Reference(f"TensorFlow frozen graph {path.name}", run_graph, None,
                      ("logits", "probabilities"))
 
 
-def _run_frozen(tf, graph_def, feed: str, fetches: list[str], batch: np.ndarray) -> list:
+def _frozen_function(tf, graph_def, feed: str, fetches: list[str]):
+    """The GraphDef imported once, pruned to `feed` → `fetches`, callable on any batch."""
     wrapped = tf.compat.v1.wrap_function(
         lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    prune = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(feed)],
-                          fetches=[wrapped.graph.get_tensor_by_name(f if ":" in f else f + ":0")
-                                   for f in fetches])
-    return [np.asarray(t) for t in prune(tf.constant(batch))]
+    return wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(feed)],
+                         fetches=[wrapped.graph.get_tensor_by_name(f if ":" in f else f + ":0")
+                                  for f in fetches])
 
 
 def _import_tf(purpose: str):

@@ -32,34 +32,31 @@ def _filter(node: Node) -> str:
     return name
 
 
-def convert_conv_2d(node: Node, ctx: LowerContext) -> Lowered:
-    out_ch, kh, kw, per_group = ctx.weight_shape(_filter(node))
+def _conv(node: Node, ctx: LowerContext, out_ch: int, kernel: tuple[int, int], groups: int,
+          layout_transform: str) -> Lowered:
+    """CONV_2D and DEPTHWISE_CONV_2D differ only in groups and the filter's layout."""
     in_ch = ctx.input_shapes[0][-1]
     stride = (node.attrs["stride_h"], node.attrs["stride_w"])
     dilation = (node.attrs["dilation_h_factor"], node.attrs["dilation_w_factor"])
-    module = spec("Conv2d", in_channels=in_ch, out_channels=out_ch, kernel_size=(kh, kw),
-                  stride=stride, dilation=dilation, groups=in_ch // per_group,
+    module = spec("Conv2d", in_channels=in_ch, out_channels=out_ch, kernel_size=kernel,
+                  stride=stride, dilation=dilation, groups=groups,
                   bias=role(node, 2) is not None,
-                  padding=_padding(node, ctx, (kh, kw), stride, dilation),
+                  padding=_padding(node, ctx, kernel, stride, dilation),
                   activation=node.attrs["activation"])
-    bindings = (Binding("conv.weight", _filter(node), transforms.OHWI),
+    bindings = (Binding("conv.weight", _filter(node), layout_transform),
                 *_bias(node, 2, "conv.bias"))
     return Lowered(module, CF, bindings)
+
+
+def convert_conv_2d(node: Node, ctx: LowerContext) -> Lowered:
+    out_ch, kh, kw, per_group = ctx.weight_shape(_filter(node))
+    in_ch = ctx.input_shapes[0][-1]
+    return _conv(node, ctx, out_ch, (kh, kw), in_ch // per_group, transforms.OHWI)
 
 
 def convert_depthwise_conv_2d(node: Node, ctx: LowerContext) -> Lowered:
     _, kh, kw, out_ch = ctx.weight_shape(_filter(node))
-    in_ch = ctx.input_shapes[0][-1]
-    stride = (node.attrs["stride_h"], node.attrs["stride_w"])
-    dilation = (node.attrs["dilation_h_factor"], node.attrs["dilation_w_factor"])
-    module = spec("Conv2d", in_channels=in_ch, out_channels=out_ch, kernel_size=(kh, kw),
-                  stride=stride, dilation=dilation, groups=in_ch,
-                  bias=role(node, 2) is not None,
-                  padding=_padding(node, ctx, (kh, kw), stride, dilation),
-                  activation=node.attrs["activation"])
-    bindings = (Binding("conv.weight", _filter(node), transforms.DEPTHWISE),
-                *_bias(node, 2, "conv.bias"))
-    return Lowered(module, CF, bindings)
+    return _conv(node, ctx, out_ch, (kh, kw), ctx.input_shapes[0][-1], transforms.DEPTHWISE)
 
 
 def convert_transpose_conv(node: Node, ctx: LowerContext) -> Lowered:
