@@ -3,8 +3,9 @@ of the converted modules against Keras, in one run on this machine.
 
     python benchmarks/keras_convert.py [--repeats N]
 
-Phase 1 (a child process that never imports TensorFlow) converts each model and times it;
-phase 2 times batch-1 latency and batch-32 throughput of both sides. Prints a markdown table.
+Phase 1 (a child process that never imports TensorFlow) converts each model and times it
+(best of N); phase 2 times batch-1 latency and batch-32 throughput of both sides in
+interleaved rounds (median of N, N/2 at batch 32). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -47,14 +48,22 @@ print(json.dumps(times))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _best_time(fn, repeats: int) -> float:
-    fn()  # warm-up (graph tracing, allocator)
-    best = float("inf")
+def _interleaved_medians(fns: dict[str, object], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds.
+
+    On a shared 2-core VM the speed drifts by ±20% over a minute; timing the contenders in
+    turn within each round gives each the same drift, where timing them one after another
+    would hand the win to whichever ran in a quiet spell.
+    """
+    for fn in fns.values():
+        fn()  # warm-up (graph tracing, allocator)
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def _speeds(path: Path, repeats: int) -> dict[str, float]:
@@ -66,6 +75,9 @@ def _speeds(path: Path, repeats: int) -> dict[str, float]:
     from tf2torch.sources.keras import read_keras
 
     configure_allocator()
+    # one compile cache per model: dynamo caps recompiles per code object (8), and every
+    # model and batch size is one, so models compiled later would silently run eagerly
+    torch._dynamo.reset()
     net = convert_graph(read_keras(path)).net
     fast = inference_form(net, (SIZE, SIZE, 3), input_layout="nhwc")
     compiled = inference_form(net, (SIZE, SIZE, 3), input_layout="nhwc", compile=True)
@@ -77,23 +89,23 @@ def _speeds(path: Path, repeats: int) -> dict[str, float]:
         x = np.random.default_rng(0).uniform(0, 255, (batch, SIZE, SIZE, 3)).astype(np.float32)
         xt = torch.from_numpy(x)
 
-        def run_torch(xt=xt, module=net):
-            with torch.inference_mode():
-                module(xt)
+        def torch_call(module: torch.nn.Module, xt: torch.Tensor = xt):
+            def call() -> None:
+                with torch.inference_mode():
+                    module(xt)
+            return call
 
-        def run_keras(x=x):
-            keras_fn(tf.constant(x)).numpy()
-
-        results[f"torch_{batch}"] = _best_time(run_torch, repeats)
-        results[f"fast_{batch}"] = _best_time(lambda xt=xt: run_torch(xt, fast), repeats)
-        results[f"compiled_{batch}"] = _best_time(lambda xt=xt: run_torch(xt, compiled), repeats)
-        results[f"keras_{batch}"] = _best_time(run_keras, repeats)
+        medians = _interleaved_medians({
+            "torch": torch_call(net), "fast": torch_call(fast), "compiled": torch_call(compiled),
+            "keras": lambda x=x: keras_fn(tf.constant(x)).numpy(),
+        }, repeats if batch == 1 else max(3, repeats // 2))
+        results.update({f"{name}_{batch}": t for name, t in medians.items()})
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory() as folder:

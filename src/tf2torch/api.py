@@ -175,8 +175,9 @@ def load(name_or_path: str | Path, inference: bool = False, compile: bool = Fals
 
     `inference=True` swaps `.net` for its inference form (BatchNorm folded into the convs,
     channels-last, glibc told to keep big buffers): the same numbers, faster, not trainable.
-    `compile=True` also runs it through `torch.compile` (seconds to minutes once; it paid off
-    for ResNet50 at batch 1, not for MobileNetV2: BENCHMARKS.md).
+    `compile=True` also runs it through `torch.compile` with Inductor's weight freezing
+    (20-70 s once per model and batch size here; call it under `torch.inference_mode()`):
+    the fastest form measured in BENCHMARKS.md.
     """
     model = load_package(repository.resolve(name_or_path))
     if inference or compile:
