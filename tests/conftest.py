@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  - torch before tensorflow in one process, always
 
-FIXTURE_VERSION = "3"
+FIXTURE_VERSION = "4"
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -189,5 +189,20 @@ def test_verify_per_layer_with_plot(small_release, capsys, tmp_path) -> None:
     assert code == 0
     report = json.loads(out)
     assert report["passed"] and report["first_failure"] is None
+    assert report["reference"].startswith("TensorFlow frozen graph")  # the release's own
     assert len(report["layers"]) > 100
     assert (tmp_path / "layers.png").stat().st_size > 10_000
+
+
+def test_verify_per_layer_against_the_release_tflite(small_release, capsys) -> None:
+    code, out, _ = run(capsys, "verify", small_release.archive, "--per-layer", "--json",
+                       "--reference", small_release.tflite)
+    report = json.loads(out)
+    assert code == 0 and report["reference"].startswith("TFLite interpreter")
+    assert 20 < len(report["layers"]) < 100  # fused ops: unit and block outputs only
+
+
+def test_verify_per_layer_refuses_an_unknown_reference_kind(small_release, capsys) -> None:
+    info = next(small_release.prefix.parent.glob("*_info.txt"))
+    code, _, err = run(capsys, "verify", small_release.archive, "--per-layer", "--reference", info)
+    assert code != 0 and "frozen .pb, .keras or .tflite" in err

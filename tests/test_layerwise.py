@@ -1,6 +1,7 @@
 """Per-layer comparison: deliberately broken ports are caught, at the right layer, for the
-right reason; a correct port passes everywhere. The reference is TensorFlow's own Keras
-MobileNetV2 (the stand-in) or a small Keras model, never tf2torch."""
+right reason; a correct port passes everywhere. The reference is TensorFlow running the
+stand-in release (its Keras model, its frozen graph under slim's node names, its .tflite) or
+a small Keras model, never tf2torch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from tf2torch.conversion import Conversion, convert_zoo
 from tf2torch.layerwise import (
+    FrozenGraphLayers,
     KerasLayers,
     LayerReport,
     Tap,
@@ -36,8 +38,13 @@ def port(standin) -> Conversion:
     return convert_zoo(open_source(release.prefix))
 
 
-@pytest.fixture(scope="module")
-def keras_reference() -> KerasLayers:
+@pytest.fixture(scope="module", params=["keras", "frozen_graph"])
+def reference(request, standin) -> KerasLayers | FrozenGraphLayers:
+    """The release's Keras model (paired via the stand-in's layer table) or its frozen graph
+    (paired by slim node names, as a published release would be)."""
+    if request.param == "frozen_graph":
+        release = standin(MULTIPLIER, SIZE, tflite=False, pack=False)
+        return FrozenGraphLayers(next(release.prefix.parent.glob("*_frozen.pb")))
     from tf2torch.standin import keras_mobilenet_v2
 
     model = keras_mobilenet_v2(MULTIPLIER, SIZE)  # seeded: the release's own model
@@ -56,8 +63,8 @@ def broken(port: Conversion, damage) -> Conversion:
                       port.layout, port.mapping, port.provenance, port.num_classes)
 
 
-def test_correct_port_has_no_failing_layer(port, keras_reference, inputs, tmp_path) -> None:
-    report = compare_layers(port, keras_reference, inputs)
+def test_correct_port_has_no_failing_layer(port, reference, inputs, tmp_path) -> None:
+    report = compare_layers(port, reference, inputs)
     assert report.passed and report.first_failure is None and report.diagnosis is None
     assert len(report.rows) > 100  # conv, BN, unit and block outputs all paired
     names = [r.net for r in report.rows]
@@ -71,9 +78,23 @@ def test_correct_port_has_no_failing_layer(port, keras_reference, inputs, tmp_pa
     assert report.plot(tmp_path / "ok.png").stat().st_size > 10_000
 
 
-def test_tflite_reference_pairs_by_tensor_names(standin, port, keras_reference, inputs) -> None:
+def test_frozen_graph_pairs_by_slim_node_names(port, standin, inputs) -> None:
+    release = standin(MULTIPLIER, SIZE, tflite=False, pack=False)
+    report = compare_layers(port, FrozenGraphLayers(next(release.prefix.parent.glob("*.pb"))),
+                            inputs)
+    refs = {r.net: r.ref for r in report.rows}
+    assert refs["features.expanded_conv_4.depthwise.conv"] == \
+        "MobilenetV2/expanded_conv_4/depthwise/depthwise"
+    assert refs["features.Conv.bn"] == "MobilenetV2/Conv/BatchNorm/FusedBatchNormV3"
+    assert refs["features.Conv"] == "MobilenetV2/Conv/Relu6"  # a unit's exit
+    assert refs["features.expanded_conv_4"] == "MobilenetV2/expanded_conv_4/output"
+    assert refs[""] == "MobilenetV2/Logits/output"  # the softmax's input
+    assert not report.unpaired  # every conv, BN, unit and block has its node
+
+
+def test_tflite_reference_pairs_by_tensor_names(standin, port, inputs) -> None:
     release = standin(MULTIPLIER, SIZE)
-    report = compare_layers(port, TfliteLayers(release.tflite, keras_reference.naming), inputs)
+    report = compare_layers(port, TfliteLayers(release.tflite), inputs)
     assert report.passed
     paired = {r.net for r in report.rows}
     # fused conv+BN+ReLU ops expose unit and block outputs, not a conv before its BN
@@ -89,44 +110,46 @@ def assert_first_failure(report: LayerReport, net: str, cause: str) -> None:
     assert "FIRST FAIL" in report.table()
 
 
-def test_symmetric_padding_at_stride_2_is_named(port, keras_reference, inputs) -> None:
+def test_symmetric_padding_at_stride_2_is_named(port, reference, inputs) -> None:
     def damage(net: nn.Module) -> None:  # (1, 1) all round instead of TF's (0, 1)
         net.features.expanded_conv_1.depthwise.pad = nn.ZeroPad2d(1)
 
-    report = compare_layers(broken(port, damage), keras_reference, inputs)
+    report = compare_layers(broken(port, damage), reference, inputs)
     assert_first_failure(report, "features.expanded_conv_1.depthwise.conv", "SAME padding")
 
 
-def test_bn_epsilon_1e5_is_named(port, keras_reference, inputs) -> None:
+def test_bn_epsilon_1e5_is_named(port, reference, inputs) -> None:
     def damage(net: nn.Module) -> None:
         for module in net.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.eps = 1e-5
 
-    report = compare_layers(broken(port, damage), keras_reference, inputs)
+    report = compare_layers(broken(port, damage), reference, inputs)
     assert_first_failure(report, "features.Conv.bn", "BatchNorm epsilon")
 
 
-def test_one_transposed_depthwise_kernel_names_its_block(port, keras_reference, inputs) -> None:
+def test_one_transposed_depthwise_kernel_names_its_block(port, reference, inputs) -> None:
     def damage(net: nn.Module) -> None:
         conv = net.features.expanded_conv_4.depthwise.conv
         with torch.no_grad():
             conv.weight.copy_(conv.weight.transpose(2, 3).clone())
 
-    report = compare_layers(broken(port, damage), keras_reference, inputs)
+    report = compare_layers(broken(port, damage), reference, inputs)
     assert_first_failure(report, "features.expanded_conv_4.depthwise.conv", "own weights")
     assert all(r.passed for r in report.rows[: report.rows.index(report.first_failure)])
 
 
-def test_logits_off_by_one_class_is_named(port, keras_reference, inputs) -> None:
+def test_logits_off_by_one_class_is_named(port, reference, inputs) -> None:
     def damage(net: nn.Module) -> None:
         conv = net.Logits.Conv2d_1c_1x1
         with torch.no_grad():
             conv.weight.copy_(conv.weight.roll(1, 0).clone())
             conv.bias.copy_(conv.bias.roll(1, 0).clone())
 
-    report = compare_layers(broken(port, damage), keras_reference, inputs)
-    assert_first_failure(report, "", "background class")
+    report = compare_layers(broken(port, damage), reference, inputs)
+    # the frozen graph exposes the classifier conv's BiasAdd, a Keras model only the logits
+    first = "Logits.Conv2d_1c_1x1" if isinstance(reference, FrozenGraphLayers) else ""
+    assert_first_failure(report, first, "background class")
     assert report.first_failure.shift == 1
 
 

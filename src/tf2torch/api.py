@@ -205,11 +205,10 @@ def verify(
 
 
 def verify_layers(
-    source: str | Path, *, keras_reference: str | Path | None = None,
+    source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
 ) -> Any:
     """Per-layer comparison with the original; see `tf2torch.layerwise.entry.verify_layers`."""
     from tf2torch.layerwise.entry import verify_layers as run
 
-    return run(source, keras_reference=keras_reference, input_size=input_size, use_ema=use_ema,
-               seed=seed)
+    return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)

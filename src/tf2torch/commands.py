@@ -127,7 +127,9 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="the original: checkpoint, release .tgz, .keras, .h5, .tflite")
     p.add_argument("--package", help="a converted package (name or folder) to check; default: "
                    "convert the source afresh")
-    p.add_argument("--reference", type=Path, help=".tflite or tests.h5 to compare against")
+    p.add_argument("--reference", type=Path,
+                   help="the original to compare against: .tflite or tests.h5; with --per-layer "
+                   "a frozen .pb, .keras or .tflite (default: the first the release ships)")
     p.add_argument("--images", nargs="*", default=[], type=Path, help="real images to add")
     p.add_argument("--input-size", type=int)
     p.add_argument("--no-ema", action="store_true")
@@ -135,9 +137,8 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-layer", "--per-op", dest="per_layer", action="store_true",
                    help="compare every intermediate layer (TFLite: every op) and name the first "
                    "one that diverges")
-    p.add_argument("--keras-reference", type=Path,
-                   help="--per-layer: runnable Keras form of the original (default: *.keras in "
-                   "the release)")
+    p.add_argument("--keras-reference", type=Path, dest="reference",
+                   help=argparse.SUPPRESS)  # before --reference took every kind
     p.add_argument("--plot", type=Path, metavar="PNG",
                    help="--per-layer: write the error-per-layer plot (log scale) to this file")
     _json_flag(p)
@@ -163,7 +164,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _verify_layers(args: argparse.Namespace) -> int:
     from tf2torch.api import verify_layers
 
-    report = verify_layers(args.source, keras_reference=args.keras_reference,
+    report = verify_layers(args.source, reference=args.reference,
                            input_size=args.input_size, use_ema=not args.no_ema)
     if args.plot:
         report.plot(args.plot)

@@ -116,11 +116,7 @@ def frozen_graph_reference(path: Path) -> Reference:
     and logits its input, so both are compared (a .tflite release file gives only the first).
     """
     tf = _import_tf("a live frozen-graph reference")
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(path.read_bytes())
-    except Exception as exc:  # protobuf's DecodeError has no stable import path
-        raise SourceError(f"{path}: not a readable frozen GraphDef ({exc})") from exc
+    graph_def = load_graph_def(path)
     placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
     softmaxes = [n for n in graph_def.node if n.op == "Softmax"]
     if len(placeholders) != 1 or not softmaxes:
@@ -128,7 +124,7 @@ def frozen_graph_reference(path: Path) -> Reference:
                           f"{len(placeholders)} placeholder(s) and {len(softmaxes)} softmax(es)")
     softmax = softmaxes[-1]
 
-    graph_fn = _frozen_function(tf, graph_def, f"{placeholders[0]}:0",
+    graph_fn = frozen_function(tf, graph_def, f"{placeholders[0]}:0",
                                 [f"{softmax.name}:0", softmax.input[0]])
 
     def run_graph(batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -140,7 +136,18 @@ def frozen_graph_reference(path: Path) -> Reference:
                      ("logits", "probabilities"))
 
 
-def _frozen_function(tf, graph_def, feed: str, fetches: list[str]):
+def load_graph_def(path: str | os.PathLike):
+    """A frozen GraphDef parsed (protobuf only: nothing in it runs until it is imported)."""
+    tf = _import_tf("reading a frozen graph")
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(Path(path).read_bytes())
+    except Exception as exc:  # protobuf's DecodeError has no stable import path
+        raise SourceError(f"{path}: not a readable frozen GraphDef ({exc})") from exc
+    return graph_def
+
+
+def frozen_function(tf, graph_def, feed: str, fetches: list[str]):
     """The GraphDef imported once, pruned to `feed` → `fetches`, callable on any batch."""
     wrapped = tf.compat.v1.wrap_function(
         lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])

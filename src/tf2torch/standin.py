@@ -5,7 +5,8 @@ No pretrained checkpoint can be downloaded here, so the demo and the tests build
 statistics), save them as a TF1 checkpoint under the exact slim names and shapes, put a
 `.tflite` of the same model and a `tests.h5` of its outputs beside it, and pack the lot like the
 published `mobilenet_v2_<multiplier>_<size>.tgz`. The Keras model is the reference: its numbers
-come from TensorFlow, never from tf2torch.
+come from TensorFlow, never from tf2torch. The frozen graph and the `.tflite` are rebuilt from
+it under slim's node names (`standin_graph`), as the releases' are.
 
 Needs TensorFlow (the `[tf]` extra).
 """
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tf2torch.standin_graph import save_slim_frozen_graph, slim_tflite
 
 # Keras layer name → slim scope (inside "MobilenetV2/"); Keras variable → slim variable.
 _KERAS_TO_SLIM_SCOPE: tuple[tuple[str, str], ...] = (
@@ -147,20 +150,6 @@ def quiet() -> Iterator[None]:
             os.close(saved[1])
 
 
-def _save_frozen_graph(model: Any, path: Path) -> None:
-    """A frozen GraphDef answering probabilities, like the releases' `*_frozen.pb`."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
-    size = model.input_shape[1]
-    spec = tf.TensorSpec((None, size, size, 3), tf.float32, name="input")
-    concrete = tf.function(lambda x: tf.nn.softmax(model(x, training=False))).get_concrete_function(spec)
-    frozen = convert_variables_to_constants_v2(concrete)
-    path.write_bytes(frozen.graph.as_graph_def().SerializeToString())
-
-
 def make_standin_release(
     out_dir: Path, multiplier: float = 1.4, size: int = 224, seed: int = 0, *,
     ema: bool = False, global_step: bool = False, shards: int = 1, tflite: bool = True,
@@ -207,16 +196,15 @@ def make_standin_release(
         f["OutputForZeros"] = tf.nn.softmax(logits_zeros).numpy()
         f["OutputForRandom"] = tf.nn.softmax(logits_random).numpy()
 
-    model.save(folder / f"{name}.keras")  # a runnable reference for per-layer comparison
-    _save_frozen_graph(model, folder / f"{name}_frozen.pb")
+    model.save(folder / f"{name}.keras")  # a Keras form, for per-layer comparison
+    # like the releases' frozen graph and .tflite: slim node names, probabilities out
+    frozen_pb = folder / f"{name}_frozen.pb"
+    save_slim_frozen_graph(model, _slim_scope, frozen_pb, seed)
     tflite_path = None
     if tflite:
-        # like the slim releases' .tflite, it answers probabilities
-        with_softmax = tf.keras.Model(model.input, tf.keras.layers.Softmax()(model.output))
-        converter = tf.lite.TFLiteConverter.from_keras_model(with_softmax)
         tflite_path = folder / f"{name}.tflite"
-        with quiet():  # the converter prints every captured variable to stdout
-            tflite_path.write_bytes(converter.convert())
+        with quiet():  # the converter logs every op to stderr
+            tflite_path.write_bytes(slim_tflite(frozen_pb, size))
     (folder / f"{name}_info.txt").write_text(
         f"Stand-in for the TF-slim release {name}: tf.keras.applications.MobileNetV2 "
         f"(alpha={multiplier:g}, {size}x{size}, 1001 classes) with random weights, seed {seed}.\n"

@@ -104,7 +104,8 @@ def _compare_case(
                 got = array
             else:
                 pending[other] = array
-        rows.append((tap, measure(tap, got, ref, tolerance, case)))
+        row = measure(tap, got, ref, tolerance, case)
+        rows.append((tap, replace(row, ref=reference.label(name))))  # its own tensor name
 
     try:
         reference.stream(batch, set(by_ref), on_reference)
@@ -127,7 +128,7 @@ def measure(tap: Tap, net: np.ndarray, ref: np.ndarray, tolerance: Tolerance,
         return row
     same = bool(np.allclose(np.sort(net, axis=None), np.sort(ref, axis=None),
                             atol=c.bound, rtol=0))
-    shift = _class_shift(net, ref, c.bound) if tap.op == LOGITS else 0
+    shift = _class_shift(net, ref, c.bound) if tap.op == LOGITS or _per_class(net) else 0
     return replace(row, same_values=same, shift=shift)
 
 
@@ -137,6 +138,11 @@ def _align(net: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             tuple(d for d in net.shape if d != 1) == tuple(d for d in ref.shape if d != 1):
         return net.reshape(ref.shape), ref
     return net, ref
+
+
+def _per_class(array: np.ndarray) -> bool:
+    """One score per class: (N, C) or a classifier conv's (N, 1, 1, C)."""
+    return array.ndim >= 2 and all(d == 1 for d in array.shape[1:-1]) and array.shape[-1] > 2
 
 
 def _class_shift(net: np.ndarray, ref: np.ndarray, bound: float) -> int:

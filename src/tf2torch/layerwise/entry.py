@@ -1,7 +1,7 @@
 """Entry points of `tf2torch verify --per-layer`: pick the reference the source allows.
 
-- TF-slim checkpoints: a runnable Keras form of the model (`*.keras` beside the checkpoint or
-  `--keras-reference`), paired through the slim scopes.
+- TF-slim checkpoints: the release's frozen graph (`*_frozen.pb`), else a Keras form of the
+  model (`*.keras`), else its `.tflite`, or the file given; paired through the slim scopes.
 - `.keras` / `.h5`: Keras itself, layer by layer, paired through the IR's layer names.
 - `.tflite`: the interpreter with every tensor kept, paired op by op.
 """
@@ -15,37 +15,66 @@ from tf2torch.checks import graph_inputs
 from tf2torch.conversion import convert_source
 from tf2torch.errors import Tf2TorchError
 from tf2torch.layerwise.compare import compare_layers
-from tf2torch.layerwise.references import KerasLayers, standin_naming
+from tf2torch.layerwise.references import (
+    FrozenGraphLayers,
+    KerasLayers,
+    LayerReference,
+    TfliteLayers,
+    standin_naming,
+)
 from tf2torch.layerwise.report import LayerReport, LayerRow
 from tf2torch.sources import SourceModel, open_source
 from tf2torch.verify import standard_inputs
 
 
 def verify_layers(
-    source: str | Path, *, keras_reference: str | Path | None = None,
+    source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
 ) -> LayerReport:
-    """Per-layer comparison of a fresh conversion with a runnable Keras form of the original.
+    """Per-layer comparison of a fresh conversion with the original, run by TensorFlow.
 
-    Returns a `tf2torch.layerwise.LayerReport` (table, JSON, plot). The Keras model is found
-    in the release (`*.keras`) unless given.
+    Returns a `tf2torch.layerwise.LayerReport` (table, JSON, plot). For a checkpoint the
+    reference is `reference` (a frozen `.pb`, `.keras` or `.tflite`), else the first of those
+    the release ships, in that order: the frozen graph exposes every conv and BN, a `.tflite`
+    only what its fused ops leave.
     """
     model = open_source(source)
     if model.format == "tflite":
         return _per_op_tflite(model, seed)
     if model.format == "keras":
         return _per_layer_keras(model, seed)
-    path = Path(keras_reference) if keras_reference else model.runnable.get("keras")
-    if path is None:
-        raise Tf2TorchError(
-            f"{model.path}: per-layer comparison needs a runnable Keras form of the original "
-            "(--keras-reference FILE.keras); none was found beside the checkpoint"
-        )
     conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
-    keras_model = _load_keras(path)
     size = conversion.input_shape[-1]
-    return compare_layers(conversion, KerasLayers(keras_model, standin_naming(keras_model)),
+    return compare_layers(conversion, zoo_reference(model, reference),
                           standard_inputs((size, size, 3), seed, batch=1))
+
+
+_REFERENCE_ORDER = ("frozen_pb", "keras", "tflite")
+
+
+def zoo_reference(model: SourceModel, reference: str | Path | None = None) -> LayerReference:
+    """The runnable original of a checkpoint, its tensors named by slim scope."""
+    if reference is not None:
+        path = Path(reference)
+        kind = {".pb": "frozen_pb", ".keras": "keras", ".h5": "keras", ".tflite": "tflite"}.get(
+            path.suffix.lower())
+        if kind is None:
+            raise Tf2TorchError(f"{path}: a per-layer reference is a frozen .pb, .keras or .tflite")
+        if not path.is_file():
+            raise Tf2TorchError(f"{path}: no such file")
+    else:
+        kind = next((k for k in _REFERENCE_ORDER if k in model.runnable), None)
+        if kind is None:
+            raise Tf2TorchError(
+                f"{model.path}: per-layer comparison needs the original in runnable form "
+                "(--reference FILE: a frozen .pb, .keras or .tflite); none is beside the checkpoint")
+        path = model.runnable[kind]
+    if kind == "frozen_pb":
+        return FrozenGraphLayers(path)
+    if kind == "tflite":
+        return TfliteLayers(path)
+    keras_model = _load_keras(path)
+    return KerasLayers(keras_model, standin_naming(keras_model))
 
 
 def _per_layer_keras(model: SourceModel, seed: int) -> LayerReport:

@@ -1,4 +1,4 @@
-"""Originals with their intermediate tensors exposed: a Keras model, a TFLite file.
+"""Originals with their intermediate tensors exposed: a Keras model, a frozen graph, a TFLite file.
 
 A `LayerReference` locates the tensors it can expose for the taps' reference names and
 streams them, in execution order, into a callback. Both import TensorFlow lazily.
@@ -7,11 +7,13 @@ streams them, in execution order, into a callback. Both import TensorFlow lazily
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
+from tf2torch.errors import SourceError
+from tf2torch.layerwise.scopes import GraphNode, ScopeNames, topological
 
 Emit = Callable[[str, np.ndarray], None]
 Naming = Callable[[str], "str | None"]  # tap reference name → Keras layer name
@@ -26,6 +28,9 @@ class LayerReference(Protocol):
     def stream(self, batch: np.ndarray, wanted: Collection[str], emit: Emit) -> None:
         """Run on an NHWC batch, calling `emit(own name, array)` as each wanted tensor exists."""
 
+    def label(self, own: str) -> str:
+        """How the report names one of this reference's tensors."""
+
 
 class KerasLayers:
     """A Keras functional model run layer by layer; a tap reads one layer's output."""
@@ -35,6 +40,9 @@ class KerasLayers:
         self.naming = naming or (lambda name: name)
         self.description = f"Keras model {model.name}"
         self._layers = {layer.name for layer in model.layers}
+
+    def label(self, own: str) -> str:
+        return own
 
     def locate(self, names: Sequence[str]) -> dict[str, str]:
         found = {name: self.naming(name) for name in names}
@@ -69,23 +77,83 @@ class KerasLayers:
             emit(name, np.asarray(out))
 
 
-class TfliteLayers:
-    """A `.tflite` run with every intermediate tensor kept, paired through Keras layer names.
+class FrozenGraphLayers:
+    """A frozen slim GraphDef (a release's `*_frozen.pb`), every tap read by slim node name.
 
-    TFLite fuses conv + BN + ReLU into one op named after all of them (first the last
-    layer's), so a tap pairs only where a tensor's first name part is its Keras layer.
+    One run fetches every wanted tensor (a TF1 graph cannot hand them over one by one), then
+    emits them in execution order.
     """
 
-    def __init__(self, path: str | os.PathLike, naming: Naming | None = None) -> None:
+    def __init__(self, path: str | os.PathLike) -> None:
+        from tf2torch.references import load_graph_def
+
         self.path = path
-        self.naming = naming or (lambda name: name)
-        self.description = f"TFLite interpreter on {os.path.basename(path)}"
-        self.interpreter = _interpreter(path)
-        self._tensors = _tensors_by_layer(self.interpreter)
+        self.description = f"TensorFlow frozen graph {os.path.basename(path)}"
+        self.graph_def = load_graph_def(path)
+        self.names = ScopeNames(*_graph_nodes(self.graph_def))
+        placeholders = [n.name for n in self.graph_def.node if n.op == "Placeholder"]
+        if len(placeholders) != 1:
+            raise SourceError(f"{path}: per-layer comparison needs one Placeholder input, "
+                              f"found {len(placeholders)}")
+        self._feed = f"{placeholders[0]}:0"
+
+    def label(self, own: str) -> str:
+        return own.removesuffix(":0")
 
     def locate(self, names: Sequence[str]) -> dict[str, str]:
-        found = {name: self.naming(name) for name in names}
-        return {name: layer for name, layer in found.items() if layer in self._tensors}
+        found = {name: self.names.resolve(name) for name in names}
+        return {name: key for name, key in found.items() if key is not None}
+
+    def stream(self, batch: np.ndarray, wanted: Collection[str], emit: Emit) -> None:
+        import tensorflow as tf
+
+        from tf2torch.references import frozen_function
+
+        keys = [key for key in self.names.order() if key in wanted]
+        graph_fn = frozen_function(tf, self.graph_def, self._feed, keys)
+        for key, value in zip(keys, graph_fn(tf.constant(batch)), strict=True):
+            emit(key, np.asarray(value))
+
+
+def _graph_nodes(graph_def: Any) -> tuple[list[GraphNode], str | None]:
+    """Every computing node's first output, in topological order; the last softmax's input."""
+    inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
+    readers: dict[str, set[str]] = {}
+    for name, parents in inputs.items():
+        for parent in parents:
+            readers.setdefault(parent, set()).add(name)
+    ops = {n.name: n.op for n in graph_def.node}
+    order = topological([n.name for n in graph_def.node], inputs)
+    nodes = [GraphNode(name, f"{name}:0", frozenset(readers.get(name, ())))
+             for name in order if ops[name] not in _NOT_COMPUTED]
+    softmax = [n for n in graph_def.node if n.op == "Softmax"]
+    logits = softmax[-1].input[0] if softmax else None
+    return nodes, (logits if logits is None or ":" in logits else f"{logits}:0")
+
+
+_NOT_COMPUTED = {"Const", "Placeholder", "NoOp"}
+
+
+class TfliteLayers:
+    """A `.tflite` run with every intermediate tensor kept, taps read by slim tensor name.
+
+    TensorFlow's converter fuses conv + BN + ReLU into one op whose tensor is named after all
+    three nodes, last first, so only scope results (`S/output`, some BNs) pair.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+        self.description = f"TFLite interpreter on {os.path.basename(path)}"
+        self.interpreter = _interpreter(path)
+        self.names = ScopeNames(*_tflite_nodes(self.interpreter))
+        self._labels = {node.key: node.name for node in self.names.nodes}
+
+    def label(self, own: str) -> str:
+        return self._labels.get(own, own)
+
+    def locate(self, names: Sequence[str]) -> dict[str, str]:
+        found = {name: self.names.resolve(name) for name in names}
+        return {name: key for name, key in found.items() if key is not None}
 
     def stream(self, batch: np.ndarray, wanted: Collection[str], emit: Emit) -> None:
         interp = self.interpreter
@@ -95,9 +163,9 @@ class TfliteLayers:
             interp.allocate_tensors()
         interp.set_tensor(inp["index"], batch.astype(np.float32))
         interp.invoke()
-        for layer, index in self._tensors.items():  # op order: execution order
-            if layer in wanted:
-                emit(layer, interp.get_tensor(index))
+        for key in self.names.order():  # op order: execution order
+            if key in wanted:
+                emit(key, interp.get_tensor(int(key)))
 
 
 def _interpreter(path: str | os.PathLike) -> Any:
@@ -106,20 +174,18 @@ def _interpreter(path: str | os.PathLike) -> Any:
     return tflite_interpreter(path, preserve_all=True)
 
 
-def _tensors_by_layer(interpreter: Any) -> dict[str, int]:
-    """Keras layer name → index of the tensor it ends, in op order.
-
-    Names look like `functional_1/block_3_expand_relu_1/Relu6;functional_1/...`: the first
-    part names the layer whose result the tensor is (Keras appends `_<n>` to call scopes).
-    """
-    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
-    found: dict[str, int] = {}
-    for op in interpreter._get_ops_details():
-        for index in op["outputs"]:
-            parts = names[index].split(";")[0].split("/")
-            if len(parts) >= 2:
-                found[re.sub(r"_\d+$", "", parts[1])] = index
-    return found
+def _tflite_nodes(interpreter: Any) -> tuple[list[GraphNode], str | None]:
+    """Every op output as a node named by its tensor's first name part; the softmax input."""
+    names = {d["index"]: d["name"].split(";")[0] for d in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    readers: dict[int, set[str]] = {}
+    for op in ops:
+        for index in op["inputs"]:
+            readers.setdefault(index, set()).update(names[o] for o in op["outputs"])
+    nodes = [GraphNode(names[index], str(index), frozenset(readers.get(index, ())))
+             for op in ops for index in op["outputs"]]
+    softmax = [op for op in ops if op["op_name"] == "SOFTMAX"]
+    return nodes, (str(softmax[-1]["inputs"][0]) if softmax else None)
 
 
 # --- stand-in naming: slim tensor names ↔ Keras MobileNetV2 layers ------------------------

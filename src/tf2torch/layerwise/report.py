@@ -97,12 +97,10 @@ def diagnose(rows: list[LayerRow]) -> str | None:
 
 def _background_class(rows: list[LayerRow], i: int) -> str | None:
     first = rows[i]
-    if first.op != LOGITS:
-        return None
-    if first.shift:
+    if first.shift:  # the logits, or the classifier conv computing them
         return (f"logits shifted by {first.shift:+d} class: background class mismatch "
                 "(slim has 1001 outputs with 0 = background, Keras 1000)")
-    if first.note.startswith("shape"):
+    if first.op == LOGITS and first.note.startswith("shape"):
         return f"{first.note}: background class? (1001 with background vs 1000)"
     return None
 

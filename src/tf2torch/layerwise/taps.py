@@ -43,7 +43,7 @@ def zoo_taps(net: nn.Module, provenance: Mapping[str, str], logits_ref: str = "l
              ) -> list[Tap]:
     """Every conv, BN, conv unit and block of a zoo net with its slim tensor name.
 
-    Names: `<scope>/Conv2D` (or `/depthwise`), `<scope>/BatchNorm`, `<scope>/output` (the
+    Names: `<scope>/Conv2D` (or `/depthwise`, `/BiasAdd`), `<scope>/BatchNorm`, `<scope>/output` (the
     scope's last result, after its activation and residual add), `logits` for the net output.
     """
     taps = []
@@ -61,8 +61,10 @@ def _zoo_tap(path: str, module: nn.Module, provenance: Mapping[str, str]) -> Tap
     if isinstance(module, nn.Conv2d):
         scope = _param_scope(provenance, f"{path}.weight")
         depthwise = module.groups > 1
-        return scope and Tap(path, f"{scope}/{'depthwise' if depthwise else 'Conv2D'}",
-                             DEPTHWISE if depthwise else CONV, int(module.stride[0]))
+        # slim's node after a conv with biases (the logits) is its BiasAdd
+        leaf = "depthwise" if depthwise else "Conv2D" if module.bias is None else "BiasAdd"
+        return scope and Tap(path, f"{scope}/{leaf}", DEPTHWISE if depthwise else CONV,
+                             int(module.stride[0]))
     if isinstance(module, nn.BatchNorm2d):
         scope = _param_scope(provenance, f"{path}.weight")
         return scope and Tap(path, scope, BN)  # the BN's own scope: <unit>/BatchNorm
