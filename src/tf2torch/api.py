@@ -116,8 +116,7 @@ def _verify(conversion: Conversion, reference: str | Path | None,
         return None
     try:
         if conversion.source.graph is not None:
-            description, run_ref = graph_reference(conversion.source)
-            return verify_graph(conversion, description, run_ref, images)
+            return verify_graph(conversion, graph_reference(conversion.source), images)
         ref = reference_from_file(reference) if reference else find_reference(conversion.source)
     except Tf2TorchError:
         if verify:

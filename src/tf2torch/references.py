@@ -89,18 +89,24 @@ def tflite_reference(path: Path, output_name: str = "probabilities") -> Referenc
     return Reference(f"TFLite interpreter on {path.name}", run, None, (output_name,))
 
 
-def tflite_interpreter(path: str | Path, preserve_all: bool = False):
+def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: str = "default"):
     """TensorFlow's TFLite interpreter, tensors allocated, quietly.
 
     `preserve_all` keeps every intermediate tensor and drops the default XNNPACK delegate,
-    whose internal tensors are not kept (they would read as garbage).
+    whose internal tensors are not kept (they would read as garbage). `kernels` picks the
+    runtime: "default" (XNNPACK where it applies), "builtin" (TFLite's optimized kernels
+    alone) or "reference" (its plain reference kernels).
     """
     tf = _import_tf("running a .tflite file")
+    resolvers = tf.lite.experimental.OpResolverType
     options = {}
+    if kernels != "default":
+        options["experimental_op_resolver_type"] = {
+            "builtin": resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            "reference": resolvers.BUILTIN_REF}[kernels]
     if preserve_all:
         options = {"experimental_preserve_all_tensors": True,
-                   "experimental_op_resolver_type":
-                       tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+                   "experimental_op_resolver_type": resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
     with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count(),

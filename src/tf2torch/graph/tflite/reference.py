@@ -17,10 +17,10 @@ from tf2torch.sources.tflite import read_tflite_model
 RunTflite = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
 
 
-def _interpreter(path: Path, preserve_all: bool = False):
+def _interpreter(path: Path, preserve_all: bool = False, kernels: str = "default"):
     from tf2torch.references import tflite_interpreter
 
-    return tflite_interpreter(path, preserve_all)
+    return tflite_interpreter(path, preserve_all, kernels)
 
 
 def _as_list(inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
@@ -40,14 +40,14 @@ def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], 
     return {k: np.concatenate([s[k] for s in per_sample]) for k in per_sample[0]}
 
 
-def tflite_runner(path: str | Path) -> RunTflite:
+def tflite_runner(path: str | Path, kernels: str = "default") -> RunTflite:
     """A callable: NHWC batch (or one array per input) → every output, named as the
-    converted module's outputs, computed by the TFLite interpreter."""
+    converted module's outputs, computed by the TFLite interpreter with `kernels`."""
     path = Path(path)
     model = read_tflite_model(path)
     sub = model.subgraphs[0]
     names = output_names(model, sub, unique_names(sub))
-    interpreter = _interpreter(path)
+    interpreter = _interpreter(path, kernels=kernels)
     by_index = dict(zip(sub.outputs, names, strict=True))
 
     def fetch() -> dict[str, np.ndarray]:
@@ -59,6 +59,25 @@ def tflite_runner(path: str | Path) -> RunTflite:
         return {name: result[name] for name in names}
 
     return run
+
+
+def tflite_spread(path: str | Path) -> Callable[[np.ndarray | list[np.ndarray]], dict[str, float]]:
+    """A callable: inputs → per output, how far TFLite's own runtimes disagree on them.
+
+    XNNPACK, the builtin optimized kernels and the reference kernels all compute in float32
+    but sum in different orders; on an ill-conditioned network (MediaPipe's pose landmark
+    model: a last conv with row norms ~500) they differ from each other by more than the
+    1e-4 bound, and then no float32 port can be held to it. The largest pairwise max |a − b|.
+    """
+    runners = [tflite_runner(path, kernels) for kernels in ("default", "builtin", "reference")]
+
+    def spread(inputs: np.ndarray | list[np.ndarray]) -> dict[str, float]:
+        runs = [run(inputs) for run in runners]
+        return {name: max(float(np.abs(a[name] - b[name]).max(initial=0.0))
+                          for i, a in enumerate(runs) for b in runs[i + 1:])
+                for name in runs[0]}
+
+    return spread
 
 
 def tflite_intermediates(path: str | Path,
