@@ -20,11 +20,15 @@ demo: venv
 
 # Published TFLite models that a PyPI wheel ships, for tests/test_tflite_published.py
 MEDIAPIPE := .cache/mediapipe
+# MediaPipe's own runtime, in a venv of its own: the reference for its custom-op models
+MEDIAPIPE_RUNTIME := .cache/mediapipe-runtime
 
 test: venv
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python tools/fetch_mediapipe_models.py $(MEDIAPIPE)
-	TF2TORCH_MEDIAPIPE_DIR=$(MEDIAPIPE) $(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python tools/mediapipe_runtime.py $(MEDIAPIPE_RUNTIME)
+	TF2TORCH_MEDIAPIPE_DIR=$(MEDIAPIPE) TF2TORCH_MEDIAPIPE_PYTHON=$(MEDIAPIPE_RUNTIME)/bin/python \
+		$(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/convert.py

@@ -15,14 +15,17 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import numpy as np
 import torch
 
 from tf2torch.checks import graph_reference, verify_graph
 from tf2torch.conversion import convert_source
 from tf2torch.errors import UnsupportedError
 from tf2torch.graph import convert_graph
+from tf2torch.graph.tflite.mediapipe_runtime import PYTHON_ENV, mediapipe_runner
+from tf2torch.graph.tflite.reference import tflite_runner
 from tf2torch.sources import open_source
-from tf2torch.sources.tflite import read_tflite
+from tf2torch.sources.tflite import read_tflite, read_tflite_model
 from tflite_models import verify_tflite
 
 # Converted and verified within the tolerance (docs/tflite_compatibility.md has the figures).
@@ -95,6 +98,25 @@ def test_a_broken_port_is_not_excused_by_the_spread() -> None:
     failed = [c for c in report.comparisons if not c.passed]
     assert failed and all(c.reference_spread is not None and c.reference_spread < c.max_abs
                           for c in failed), report.table()
+
+
+def _mediapipe_python() -> str:
+    python = os.environ.get(PYTHON_ENV)
+    if not python or not Path(python).exists():
+        pytest.skip(f"{PYTHON_ENV} names no Python with mediapipe (tools/mediapipe_runtime.py)")
+    return python
+
+
+def test_mediapipe_runtime_agrees_with_the_tflite_interpreter() -> None:
+    """The MediaPipe reference feeds arbitrary float inputs unchanged: on a model both
+    runtimes run, it matches TensorFlow's interpreter within the usual bound."""
+    path = _model("face_landmark/face_landmark.tflite")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 192, 192, 3)).astype(np.float32)
+    theirs = mediapipe_runner(path, read_tflite_model(path), _mediapipe_python())(x)
+    ours = tflite_runner(path)(x)
+    assert ours.keys() == theirs.keys()
+    for name, ref in ours.items():
+        assert np.abs(theirs[name] - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), name
 
 
 @pytest.mark.parametrize(("relative", "op"), sorted(REFUSED.items()))

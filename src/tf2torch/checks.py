@@ -86,8 +86,14 @@ def graph_reference(source: SourceModel) -> GraphReference:
 
         return GraphReference(f"Keras on {source.path.name}", keras_runner(source.path))
     if source.format == "tflite":
+        from tf2torch.graph.tflite.mediapipe_runtime import mediapipe_only_ops, mediapipe_runner
         from tf2torch.graph.tflite.reference import tflite_runner, tflite_spread
+        from tf2torch.sources.tflite import read_tflite_model
 
+        model = read_tflite_model(source.path)
+        if mediapipe_only_ops(model):  # TensorFlow's interpreter cannot allocate these
+            return GraphReference(f"MediaPipe runtime on {source.path.name}",
+                                  mediapipe_runner(source.path, model))
         return GraphReference(f"TFLite interpreter on {source.path.name}",
                               tflite_runner(source.path), partial(tflite_spread, source.path))
     raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")

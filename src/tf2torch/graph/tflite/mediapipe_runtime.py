@@ -1,0 +1,68 @@
+"""MediaPipe's own runtime as the reference for `.tflite` files that only it can run.
+
+Some published MediaPipe models (face_landmark_with_attention) use custom ops that only
+MediaPipe's op resolver registers; TensorFlow's TFLite interpreter refuses to allocate them.
+mediapipe 0.10 cannot share an environment with TensorFlow (it pins numpy<2, protobuf<5), so
+the reference runs in a Python of its own, named by `TF2TORCH_MEDIAPIPE_PYTHON`
+(`tools/mediapipe_runtime.py` makes one), through `_mediapipe_worker.py` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.errors import MissingDependencyError, SourceError
+from tf2torch.graph.tflite.frontend import output_names, unique_names
+from tf2torch.graph.tflite.schema import TflModel
+
+PYTHON_ENV = "TF2TORCH_MEDIAPIPE_PYTHON"
+# Registered by MediaPipe's op resolver, not by TensorFlow's interpreter.
+MEDIAPIPE_ONLY_OPS = frozenset({"Landmarks2TransformMatrix", "TransformLandmarks",
+                                "TransformTensorBilinear"})
+_WORKER = Path(__file__).with_name("_mediapipe_worker.py")
+
+
+def mediapipe_only_ops(model: TflModel) -> list[str]:
+    """The custom ops of `model` that only MediaPipe's runtime can run, sorted."""
+    return sorted({op.op for sub in model.subgraphs for op in sub.operators
+                   if op.is_custom and op.op in MEDIAPIPE_ONLY_OPS})
+
+
+def mediapipe_runner(path: str | Path, model: TflModel, python: str | None = None):
+    """A callable: NHWC batch → every output, named as the converted module's, computed by
+    MediaPipe's InferenceCalculator (TFLite CPU kernels + MediaPipe's custom ops)."""
+    path = Path(path)
+    python = python or os.environ.get(PYTHON_ENV)
+    if not python:
+        ops = ", ".join(mediapipe_only_ops(model))
+        raise MissingDependencyError(
+            f"{path}: uses MediaPipe custom ops ({ops}) that TensorFlow's TFLite interpreter "
+            f"cannot run; to verify against MediaPipe's runtime, set {PYTHON_ENV} to a Python "
+            "with mediapipe 0.10 installed (python tools/mediapipe_runtime.py makes one)")
+    sub = model.subgraphs[0]
+    if len(sub.inputs) != 1:
+        raise SourceError(f"{path}: the MediaPipe reference feeds one input, the file has "
+                          f"{len(sub.inputs)}")
+    names = output_names(model, sub, unique_names(sub))
+    shapes = [sub.tensors[i].shape for i in sub.outputs]
+
+    def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs[0] if isinstance(inputs, list | tuple) else inputs
+        with tempfile.TemporaryDirectory() as tmp:
+            given, got = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+            np.savez(given, x=np.asarray(x, np.float32))
+            done = subprocess.run([python, str(_WORKER), str(path.resolve()), str(len(names)),
+                                   str(given), str(got)], capture_output=True, text=True)
+            if done.returncode != 0:
+                tail = done.stderr.strip().splitlines()[-3:]
+                raise SourceError(f"{path}: MediaPipe's runtime failed: {' | '.join(tail)}")
+            with np.load(got) as out:
+                return {name: out[f"o{i}"].reshape(len(x), *shape[1:])
+                        for i, (name, shape) in enumerate(zip(names, shapes, strict=True))}
+
+    return run
