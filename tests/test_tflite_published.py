@@ -20,12 +20,11 @@ import torch
 
 from tf2torch.checks import graph_reference, verify_graph
 from tf2torch.conversion import convert_source
-from tf2torch.errors import UnsupportedError
-from tf2torch.graph import convert_graph
+from tf2torch.errors import MissingDependencyError
 from tf2torch.graph.tflite.mediapipe_runtime import PYTHON_ENV, mediapipe_runner
 from tf2torch.graph.tflite.reference import tflite_runner
 from tf2torch.sources import open_source
-from tf2torch.sources.tflite import read_tflite, read_tflite_model
+from tf2torch.sources.tflite import read_tflite_model
 from tflite_models import verify_tflite
 
 # Converted and verified within the tolerance (docs/tflite_compatibility.md has the figures).
@@ -46,10 +45,9 @@ PASSING = [
 # Above the bound, but no farther from the interpreter than TFLite's own runtimes (XNNPACK,
 # builtin and reference kernels) are from each other on the same input: ill-conditioned.
 WITHIN_RUNTIME_SPREAD = ["pose_landmark/pose_landmark_full.tflite"]
-# Refused, naming the ops (MediaPipe's attention custom ops).
-REFUSED = {
-    "face_landmark/face_landmark_with_attention.tflite": "TransformTensorBilinear",
-}
+# Using MediaPipe-only custom ops (Landmarks2TransformMatrix, TransformLandmarks,
+# TransformTensorBilinear): verified against MediaPipe's own runtime.
+MEDIAPIPE_RUNTIME = ["face_landmark/face_landmark_with_attention.tflite"]
 
 
 def _modules_dir() -> Path | None:
@@ -103,7 +101,8 @@ def test_a_broken_port_is_not_excused_by_the_spread() -> None:
 def _mediapipe_python() -> str:
     python = os.environ.get(PYTHON_ENV)
     if not python or not Path(python).exists():
-        pytest.skip(f"{PYTHON_ENV} names no Python with mediapipe (tools/mediapipe_runtime.py)")
+        pytest.skip(f"{PYTHON_ENV} names no Python with mediapipe "
+                    "(python -m tf2torch.graph.tflite.mediapipe_runtime DIR makes one)")
     return python
 
 
@@ -119,7 +118,17 @@ def test_mediapipe_runtime_agrees_with_the_tflite_interpreter() -> None:
         assert np.abs(theirs[name] - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), name
 
 
-@pytest.mark.parametrize(("relative", "op"), sorted(REFUSED.items()))
-def test_published_model_with_unsupported_ops_is_refused(relative: str, op: str) -> None:
-    with pytest.raises(UnsupportedError, match=op):
-        convert_graph(read_tflite(_model(relative)))
+@pytest.mark.parametrize("relative", MEDIAPIPE_RUNTIME)
+def test_model_with_mediapipe_custom_ops_matches_mediapipe(relative: str, monkeypatch) -> None:
+    monkeypatch.setenv(PYTHON_ENV, _mediapipe_python())
+    source = open_source(_model(relative))
+    reference = graph_reference(source)
+    assert reference.description.startswith("MediaPipe runtime")
+    report = verify_graph(convert_source(source), reference)
+    assert report.passed and all(c.within_bound for c in report.comparisons), report.table()
+
+
+def test_without_mediapipe_the_reference_names_the_ops_and_the_fix(monkeypatch) -> None:
+    monkeypatch.delenv(PYTHON_ENV, raising=False)
+    with pytest.raises(MissingDependencyError, match=f"TransformTensorBilinear.*{PYTHON_ENV}"):
+        graph_reference(open_source(_model(MEDIAPIPE_RUNTIME[0])))

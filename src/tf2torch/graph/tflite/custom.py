@@ -6,7 +6,7 @@ import struct
 
 from tf2torch.graph.ir import Node
 from tf2torch.graph.registry import CF, Binding, LowerContext, Lowered
-from tf2torch.graph.tflite import transforms
+from tf2torch.graph.tflite import mediapipe_ops, transforms
 from tf2torch.graph.tflite.common import output_shape, role, spec
 
 # TfLitePadding enum of the raw TfLiteTransposeConvParams struct MediaPipe stores.
@@ -34,4 +34,5 @@ def convert_convolution_2d_transpose_bias(node: Node, ctx: LowerContext) -> Lowe
 
 CONVERTERS = {
     "Convolution2DTransposeBias": convert_convolution_2d_transpose_bias,
+    **mediapipe_ops.CONVERTERS,
 }
