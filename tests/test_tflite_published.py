@@ -20,7 +20,7 @@ import torch
 
 from tf2torch.checks import graph_reference, verify_graph
 from tf2torch.conversion import convert_source
-from tf2torch.errors import MissingDependencyError
+from tf2torch.errors import MissingDependencyError, Tf2TorchError
 from tf2torch.graph.tflite.mediapipe_runtime import PYTHON_ENV, mediapipe_runner
 from tf2torch.graph.tflite.reference import tflite_runner
 from tf2torch.sources import open_source
@@ -132,3 +132,10 @@ def test_without_mediapipe_the_reference_names_the_ops_and_the_fix(monkeypatch) 
     monkeypatch.delenv(PYTHON_ENV, raising=False)
     with pytest.raises(MissingDependencyError, match=f"TransformTensorBilinear.*{PYTHON_ENV}"):
         graph_reference(open_source(_model(MEDIAPIPE_RUNTIME[0])))
+
+
+def test_per_op_comparison_explains_why_mediapipe_ops_cannot_be_traced() -> None:
+    from tf2torch.api import verify_layers
+
+    with pytest.raises(Tf2TorchError, match="per-op comparison needs TensorFlow's interpreter"):
+        verify_layers(_model(MEDIAPIPE_RUNTIME[0]))

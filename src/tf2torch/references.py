@@ -111,7 +111,12 @@ def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: st
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count(),
                                           **options)
-    interpreter.allocate_tensors()
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as exc:  # e.g. a custom op it has no kernel for
+        reason = str(exc).strip().splitlines()[0]
+        raise SourceError(f"{path}: TensorFlow's TFLite interpreter cannot run it: {reason}") \
+            from exc
     return interpreter
 
 

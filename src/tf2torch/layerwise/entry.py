@@ -89,8 +89,15 @@ def _per_layer_keras(model: SourceModel, seed: int) -> LayerReport:
 
 def _per_op_tflite(model: SourceModel, seed: int) -> LayerReport:
     """Every intermediate tensor of a converted .tflite against the interpreter's own."""
+    from tf2torch.graph.tflite.mediapipe_runtime import mediapipe_only_ops
     from tf2torch.graph.tflite.perop import compare_per_op
+    from tf2torch.sources.tflite import read_tflite_model
 
+    if ops := mediapipe_only_ops(read_tflite_model(model.path)):
+        raise Tf2TorchError(
+            f"{model.path}: per-op comparison needs TensorFlow's interpreter, which cannot run "
+            f"MediaPipe's custom ops ({', '.join(ops)}); MediaPipe's runtime exposes only the "
+            "outputs: compare those with `tf2torch verify` (TF2TORCH_MEDIAPIPE_PYTHON)")
     conversion = convert_source(model)
     arrays = graph_inputs(conversion, seed, batch=1)["random"]
     diffs = compare_per_op(model.path, model.graph, conversion.net, arrays)
