@@ -38,6 +38,11 @@ def _key(data: bytes, pos: int) -> str:
     return data[pos:data.index(b"\0", pos)].decode("utf-8")
 
 
+# scalar types → how to read them: stored in place, or behind an offset
+_INLINE = {_INT: _SIGNED, _UINT: _UNSIGNED, _FLOAT: _FLOATS}
+_BEHIND_OFFSET = {_INDIRECT_INT: _SIGNED, _INDIRECT_UINT: _UNSIGNED, _INDIRECT_FLOAT: _FLOATS}
+
+
 def _typed_vector(data: bytes, pos: int, width: int, elem_type: int, size: int) -> list[Any]:
     return [_value(data, pos + i * width, width, elem_type, width) for i in range(size)]
 
@@ -47,21 +52,13 @@ def _value(data: bytes, pos: int, parent_width: int, type_: int, width: int) -> 
     width of what an offset points to (the packed type's bit width)."""
     if type_ == _NULL:
         return None
-    if type_ == _INT:
-        return _read(data, pos, parent_width, _SIGNED)
-    if type_ == _UINT:
-        return _read(data, pos, parent_width, _UNSIGNED)
-    if type_ == _FLOAT:
-        return _read(data, pos, parent_width, _FLOATS)
+    if type_ in _INLINE:
+        return _read(data, pos, parent_width, _INLINE[type_])
     if type_ == _BOOL:
         return bool(_read(data, pos, parent_width, _UNSIGNED))
     target = _indirect(data, pos, parent_width)
-    if type_ == _INDIRECT_INT:
-        return _read(data, target, width, _SIGNED)
-    if type_ == _INDIRECT_UINT:
-        return _read(data, target, width, _UNSIGNED)
-    if type_ == _INDIRECT_FLOAT:
-        return _read(data, target, width, _FLOATS)
+    if type_ in _BEHIND_OFFSET:
+        return _read(data, target, width, _BEHIND_OFFSET[type_])
     if type_ == _KEY:
         return _key(data, target)
     if _VECTOR_INT2 <= type_ <= _VECTOR_FLOAT4:  # fixed length: no size stored
