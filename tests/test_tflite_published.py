@@ -22,6 +22,7 @@ from tf2torch.checks import graph_reference, verify_graph
 from tf2torch.conversion import convert_source
 from tf2torch.errors import MissingDependencyError, Tf2TorchError
 from tf2torch.graph.tflite.mediapipe_runtime import PYTHON_ENV, mediapipe_runner
+from tf2torch.graph.tflite.metadata import input_ranges
 from tf2torch.graph.tflite.reference import tflite_runner
 from tf2torch.sources import open_source
 from tf2torch.sources.tflite import read_tflite_model
@@ -69,8 +70,24 @@ def _model(relative: str) -> Path:
 
 @pytest.mark.parametrize("relative", PASSING)
 def test_published_model_matches_interpreter(relative: str) -> None:
+    """As `tf2torch verify` runs it: random inputs in the range the file's metadata states."""
+    source = open_source(_model(relative))
+    report = verify_graph(convert_source(source), graph_reference(source))
+    assert all(c.within_bound for c in report.comparisons), report.table()
+
+
+@pytest.mark.parametrize("relative", PASSING[:3])
+def test_published_model_matches_interpreter_on_minus_one_to_one(relative: str) -> None:
+    """Outside the stated range too (the wider of the two usual conventions)."""
     report = verify_tflite(_model(relative))
     assert report.passed, report.table()
+
+
+def test_input_ranges_come_from_the_files_metadata() -> None:
+    ranges = {rel: input_ranges(_model(rel), 1)[0] for rel in (
+        "face_detection/face_detection_short_range.tflite", "face_landmark/face_landmark.tflite",
+        "holistic_landmark/hand_recrop.tflite")}
+    assert list(ranges.values()) == [(-1.0, 1.0), (0.0, 1.0), None]  # NormalizationOptions
 
 
 @pytest.mark.parametrize("relative", WITHIN_RUNTIME_SPREAD)

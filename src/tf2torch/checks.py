@@ -101,16 +101,34 @@ def graph_reference(source: SourceModel) -> GraphReference:
 
 def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
                  images: Mapping[str, np.ndarray] | None = None) -> dict[str, list[np.ndarray]]:
-    """Zeros and a seeded random batch for every input (one array per model input)."""
+    """Zeros and a seeded random batch for every input (one array per model input), the
+    random values in each input's expected range (`input_ranges`)."""
     rng = np.random.default_rng(seed)
     shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in shape) for _, shape, _ in conversion.inputs]
+    ranges = input_ranges(conversion)
     cases = {
         "zeros": [np.zeros((1, *s), np.float32) for s in shapes],
-        "random": [rng.uniform(-1, 1, (batch, *s)).astype(np.float32) for s in shapes],
+        "random": [rng.uniform(low, high, (batch, *s)).astype(np.float32)
+                   for s, (low, high) in zip(shapes, ranges, strict=True)],
     }
     if images and len(shapes) == 1:
         cases.update({name: [array] for name, array in images.items()})
     return cases
+
+
+DEFAULT_RANGE = (-1.0, 1.0)  # the usual image-model convention, where a file says nothing
+
+
+def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
+    """Per input, the value range the model expects: a `.tflite` file's metadata (stated
+    min/max, or the range its NormalizationOptions give an 8-bit image), else [-1, 1]."""
+    count = len(conversion.inputs)
+    stated: list = [None] * count
+    if conversion.source.format == "tflite":
+        from tf2torch.graph.tflite.metadata import input_ranges as tflite_ranges
+
+        stated = tflite_ranges(conversion.source.path, count)
+    return [r or DEFAULT_RANGE for r in stated]
 
 
 def _to_net(conversion: Conversion, a: np.ndarray) -> torch.Tensor:
