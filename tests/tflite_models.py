@@ -14,11 +14,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from keras_models import APPLICATIONS as KERAS_APPLICATIONS
+from keras_models import randomize_statistics
 from tf2torch.graph import convert_graph
 from tf2torch.graph.tflite.reference import tflite_runner
 from tf2torch.sources.tflite import read_tflite
@@ -201,15 +204,43 @@ def _tf_l2_normalize(x):
     return _keras().layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=-1))(x)
 
 
-# keras.applications at small sizes: (name, constructor name, size, slow).
-APPLICATIONS = [
-    ("mobilenet_v2_96", "MobileNetV2", 96, False),
-    ("mobilenet_v3_small_96", "MobileNetV3Small", 96, False),
-    ("efficientnet_b0_96", "EfficientNetB0", 96, False),
-    ("mobilenet_v3_large_96", "MobileNetV3Large", 96, True),
-    ("resnet50_64", "ResNet50", 64, True),
-    ("densenet121_64", "DenseNet121", 64, True),
-    ("nasnet_mobile_224", "NASNetMobile", 224, True),
+@dataclass(frozen=True)
+class TfliteApp:
+    """A keras.applications architecture whose .tflite forms are tested.
+
+    `name` is the cache file stem and test id. The first entries predate the full list and keep
+    their builder (softmax head, default statistics) and names, so their cached files stay
+    valid; the rest are built as in the Keras path (`randomize_statistics`, logits).
+    """
+
+    name: str
+    constructor: str
+    size: int
+    slow: bool = True
+    keras_path: bool = False
+    mild: bool = False
+
+    def build(self) -> Callable:
+        if self.keras_path:
+            return keras_application(self.constructor, self.size, self.mild)
+        return application(self.constructor, self.size)
+
+
+_ORIGINAL = [
+    TfliteApp("mobilenet_v2_96", "MobileNetV2", 96, slow=False),
+    TfliteApp("mobilenet_v3_small_96", "MobileNetV3Small", 96, slow=False),
+    TfliteApp("efficientnet_b0_96", "EfficientNetB0", 96, slow=False),
+    TfliteApp("mobilenet_v3_large_96", "MobileNetV3Large", 96),
+    TfliteApp("resnet50_64", "ResNet50", 64),
+    TfliteApp("densenet121_64", "DenseNet121", 64),
+    TfliteApp("nasnet_mobile_224", "NASNetMobile", 224),
+]
+
+# Every architecture of the Keras path (tests/keras_models.py), at its size there; the ones
+# above stand for their architecture. The added ones are all slow.
+APPLICATIONS: list[TfliteApp] = _ORIGINAL + [
+    TfliteApp(f"{app.name.lower()}_{app.size}", app.name, app.size, keras_path=True, mild=app.mild)
+    for app in KERAS_APPLICATIONS if app.name not in {a.constructor for a in _ORIGINAL}
 ]
 
 
@@ -222,17 +253,33 @@ def application(constructor: str, size: int) -> Callable:
     return build
 
 
+def keras_application(constructor: str, size: int, mild: bool = False) -> Callable:
+    """The model `keras_models.build_application` saves: logits, randomized statistics."""
+
+    def build():
+        keras = _keras()
+        cls = getattr(keras.applications, constructor)
+        model = cls(input_shape=(size, size, 3), weights=None, classifier_activation=None)
+        randomize_statistics(model, mild=mild)
+        return model
+
+    return build
+
+
 def main(names: list[str]) -> None:
-    for name, constructor, size, _ in APPLICATIONS:
-        if names and name not in names:
+    for app in APPLICATIONS:
+        if names and app.name not in names and app.constructor not in names:
             continue
         for fp16 in (False, True):
-            path = cached(name, application(constructor, size), fp16=fp16)
+            path = cached(app.name, app.build(), fp16=fp16)
             start = time.perf_counter()
             report = verify_tflite(path)
             worst = max(c.max_abs for c in report.comparisons)
             print(f"| {path.name} | {'fp16' if fp16 else 'fp32'} | {worst:.2e} | "
-                  f"{'PASS' if report.passed else 'FAIL'} | {time.perf_counter() - start:.1f} s |")
+                  f"{'PASS' if report.passed else 'FAIL'} | {time.perf_counter() - start:.1f} s |",
+                  flush=True)
+            if not report.passed:
+                print(report.table(), flush=True)
 
 
 if __name__ == "__main__":
