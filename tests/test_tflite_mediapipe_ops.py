@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tf2torch.graph.tflite import flexbuffer
-from tf2torch.graph.tflite.mediapipe_ops import (
+from tf2torch.graph.tflite.mediapipe_modules import (
     LandmarksToTransformMatrix,
     TransformLandmarks,
     TransformTensorBilinear,
