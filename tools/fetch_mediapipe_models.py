@@ -16,7 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-WHEEL = "mediapipe==0.10.14"  # later releases no longer ship the .tflite files
+# the one pin, shared with the runtime venv (later releases no longer ship the .tflite files)
+from tf2torch.graph.tflite.mediapipe_runtime import WHEEL
 
 
 def main(target: Path) -> int:

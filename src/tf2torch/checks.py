@@ -72,11 +72,11 @@ def verify_zoo(conversion: Conversion, reference: references.Reference,
 class GraphReference:
     """The original run by its own framework; `make_spread`, where the framework has several
     runtimes, builds (lazily: more interpreters) a measure of how far they disagree on an
-    input, per output."""
+    input, per output, given `run`'s own outputs there."""
 
     description: str
     run: references.RunFn
-    make_spread: Callable[[], Callable[[Any], dict[str, float]]] | None = None
+    make_spread: Callable[[], Callable[[Any, Any], dict[str, float]]] | None = None
 
 
 def graph_reference(source: SourceModel) -> GraphReference:
@@ -90,10 +90,9 @@ def graph_reference(source: SourceModel) -> GraphReference:
         from tf2torch.graph.tflite.reference import tflite_runner, tflite_spread
         from tf2torch.sources.tflite import read_tflite_model
 
-        model = read_tflite_model(source.path)
-        if mediapipe_only_ops(model):  # TensorFlow's interpreter cannot allocate these
+        if mediapipe_only_ops(source.graph.op_counts()):  # TF's interpreter cannot run these
             return GraphReference(f"MediaPipe runtime on {source.path.name}",
-                                  mediapipe_runner(source.path, model))
+                                  mediapipe_runner(source.path, read_tflite_model(source.path)))
         return GraphReference(f"TFLite interpreter on {source.path.name}",
                               tflite_runner(source.path), partial(tflite_spread, source.path))
     raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
@@ -181,7 +180,7 @@ def verify_graph(conversion: Conversion, reference: GraphReference,
                  for name in conversion.outputs]
         if reference.make_spread is not None and not all(c.within_bound for c in found):
             spread = spread or reference.make_spread()
-            apart = spread(ref_input)
+            apart = spread(ref_input, ref)  # the reference's run is one of the runtimes
             found = [c if c.within_bound else replace(c, reference_spread=apart[c.output])
                      for c in found]
         report.comparisons.extend(found)

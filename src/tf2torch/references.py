@@ -92,21 +92,20 @@ def tflite_reference(path: Path, output_name: str = "probabilities") -> Referenc
 def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: str = "default"):
     """TensorFlow's TFLite interpreter, tensors allocated, quietly.
 
-    `preserve_all` keeps every intermediate tensor and drops the default XNNPACK delegate,
-    whose internal tensors are not kept (they would read as garbage). `kernels` picks the
-    runtime: "default" (XNNPACK where it applies), "builtin" (TFLite's optimized kernels
-    alone) or "reference" (its plain reference kernels).
+    `kernels` picks the runtime: "default" (XNNPACK where it applies), "builtin" (TFLite's
+    optimized kernels alone) or "reference" (its plain reference kernels). `preserve_all`
+    keeps every intermediate tensor; it turns "default" into "builtin", since XNNPACK's
+    internal tensors are not kept (they would read as garbage).
     """
     tf = _import_tf("running a .tflite file")
     resolvers = tf.lite.experimental.OpResolverType
-    options = {}
+    if preserve_all and kernels == "default":
+        kernels = "builtin"
+    options: dict = {"experimental_preserve_all_tensors": True} if preserve_all else {}
     if kernels != "default":
         options["experimental_op_resolver_type"] = {
             "builtin": resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
             "reference": resolvers.BUILTIN_REF}[kernels]
-    if preserve_all:
-        options = {"experimental_preserve_all_tensors": True,
-                   "experimental_op_resolver_type": resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
     with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
         interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count(),

@@ -91,9 +91,8 @@ def _per_op_tflite(model: SourceModel, seed: int) -> LayerReport:
     """Every intermediate tensor of a converted .tflite against the interpreter's own."""
     from tf2torch.graph.tflite.mediapipe_runtime import mediapipe_only_ops
     from tf2torch.graph.tflite.perop import compare_per_op
-    from tf2torch.sources.tflite import read_tflite_model
 
-    if ops := mediapipe_only_ops(read_tflite_model(model.path)):
+    if ops := mediapipe_only_ops(model.graph.op_counts()):
         raise Tf2TorchError(
             f"{model.path}: per-op comparison needs TensorFlow's interpreter, which cannot run "
             f"MediaPipe's custom ops ({', '.join(ops)}); MediaPipe's runtime exposes only the "

@@ -101,8 +101,7 @@ class FrozenGraphLayers:
         return own.removesuffix(":0")
 
     def locate(self, names: Sequence[str]) -> dict[str, str]:
-        found = {name: self.names.resolve(name) for name in names}
-        return {name: key for name, key in found.items() if key is not None}
+        return self.names.locate(names)
 
     def stream(self, batch: np.ndarray, wanted: Collection[str], emit: Emit) -> None:
         import tensorflow as tf
@@ -152,8 +151,7 @@ class TfliteLayers:
         return self._labels.get(own, own)
 
     def locate(self, names: Sequence[str]) -> dict[str, str]:
-        found = {name: self.names.resolve(name) for name in names}
-        return {name: key for name, key in found.items() if key is not None}
+        return self.names.locate(names)
 
     def stream(self, batch: np.ndarray, wanted: Collection[str], emit: Emit) -> None:
         interp = self.interpreter

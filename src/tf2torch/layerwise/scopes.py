@@ -39,6 +39,11 @@ class ScopeNames:
         self.logits_key = logits_key
         self._by_name = {node.name: node for node in self.nodes}
 
+    def locate(self, refs: Sequence[str]) -> dict[str, str]:
+        """Tap reference name → key, for the refs this graph has a tensor for."""
+        found = {ref: self.resolve(ref) for ref in refs}
+        return {ref: key for ref, key in found.items() if key is not None}
+
     def resolve(self, ref: str) -> str | None:
         if ref == "logits":
             return self.logits_key

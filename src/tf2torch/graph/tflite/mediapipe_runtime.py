@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import venv
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +38,9 @@ _NEEDS = ["numpy<2", "protobuf>=4.25.3,<5", "absl-py", "attrs>=19.1.0", "flatbuf
 _MAKE = "python -m tf2torch.graph.tflite.mediapipe_runtime DIR"
 
 
-def mediapipe_only_ops(model: TflModel) -> list[str]:
-    """The custom ops of `model` that only MediaPipe's runtime can run, sorted."""
-    return sorted({op.op for sub in model.subgraphs for op in sub.operators
-                   if op.is_custom and op.op in MEDIAPIPE_ONLY_OPS})
+def mediapipe_only_ops(ops: Iterable[str]) -> list[str]:
+    """Of these op names (e.g. `source.graph.op_counts()`), those only MediaPipe runs, sorted."""
+    return sorted(MEDIAPIPE_ONLY_OPS.intersection(ops))
 
 
 def mediapipe_runner(path: str | Path, model: TflModel, python: str | None = None):
@@ -49,7 +49,7 @@ def mediapipe_runner(path: str | Path, model: TflModel, python: str | None = Non
     path = Path(path)
     python = python or os.environ.get(PYTHON_ENV)
     if not python:
-        ops = ", ".join(mediapipe_only_ops(model))
+        ops = ", ".join(mediapipe_only_ops(op.op for op in model.subgraphs[0].operators))
         raise MissingDependencyError(
             f"{path}: uses MediaPipe custom ops ({ops}) that TensorFlow's TFLite interpreter "
             f"cannot run; to verify against MediaPipe's runtime, set {PYTHON_ENV} to a Python "

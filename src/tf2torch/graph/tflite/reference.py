@@ -61,18 +61,23 @@ def tflite_runner(path: str | Path, kernels: str = "default") -> RunTflite:
     return run
 
 
-def tflite_spread(path: str | Path) -> Callable[[np.ndarray | list[np.ndarray]], dict[str, float]]:
-    """A callable: inputs → per output, how far TFLite's own runtimes disagree on them.
+SpreadFn = Callable[[np.ndarray | list[np.ndarray], dict[str, np.ndarray]], dict[str, float]]
+
+
+def tflite_spread(path: str | Path) -> SpreadFn:
+    """A callable: (inputs, the default runtime's outputs on them) → per output, how far
+    TFLite's own runtimes disagree there.
 
     XNNPACK, the builtin optimized kernels and the reference kernels all compute in float32
     but sum in different orders; on an ill-conditioned network (MediaPipe's pose landmark
     model: a last conv with row norms ~500) they differ from each other by more than the
     1e-4 bound, and then no float32 port can be held to it. The largest pairwise max |a − b|.
     """
-    runners = [tflite_runner(path, kernels) for kernels in ("default", "builtin", "reference")]
+    others = [tflite_runner(path, kernels) for kernels in ("builtin", "reference")]
 
-    def spread(inputs: np.ndarray | list[np.ndarray]) -> dict[str, float]:
-        runs = [run(inputs) for run in runners]
+    def spread(inputs: np.ndarray | list[np.ndarray],
+               default: dict[str, np.ndarray]) -> dict[str, float]:
+        runs = [default, *(run(inputs) for run in others)]
         return {name: max(float(np.abs(a[name] - b[name]).max(initial=0.0))
                           for i, a in enumerate(runs) for b in runs[i + 1:])
                 for name in runs[0]}
