@@ -19,12 +19,9 @@ def convert_batch_norm(node: Node, ctx: LowerContext) -> Lowered:
         "axis": axis_in_layout(axis, ctx.rank, layout),
         "eps": float(node.attrs.get("epsilon", 1e-3)), "scale": scale, "center": center,
     })
-    bindings = [Binding("running_mean", "moving_mean"), Binding("running_var", "moving_variance")]
-    if scale:
-        bindings.append(Binding("weight", "gamma"))
-    if center:
-        bindings.append(Binding("bias", "beta"))
-    return Lowered(spec, layout, tuple(bindings))
+    bindings = (Binding("running_mean", "moving_mean"), Binding("running_var", "moving_variance"),
+                *_affine(scale, center))
+    return Lowered(spec, layout, bindings)
 
 
 def convert_layer_norm(node: Node, ctx: LowerContext) -> Lowered:
@@ -39,12 +36,13 @@ def convert_layer_norm(node: Node, ctx: LowerContext) -> Lowered:
         "eps": float(node.attrs.get("epsilon", 1e-3)), "scale": scale, "center": center,
         "rms_scaling": bool(node.attrs.get("rms_scaling", False)),
     })
-    bindings = []
-    if scale:
-        bindings.append(Binding("weight", "gamma"))
-    if center:
-        bindings.append(Binding("bias", "beta"))
-    return Lowered(spec, SOURCE, tuple(bindings))
+    return Lowered(spec, SOURCE, _affine(scale, center))
+
+
+def _affine(scale: bool, center: bool) -> tuple[Binding, ...]:
+    """gamma → weight and beta → bias, for those the layer has (scale=, center=)."""
+    return ((Binding("weight", "gamma"),) if scale else ()) + \
+        ((Binding("bias", "beta"),) if center else ())
 
 
 def convert_layer_scale(node: Node, ctx: LowerContext) -> Lowered:
