@@ -26,7 +26,7 @@ MEDIAPIPE_RUNTIME := .cache/mediapipe-runtime
 test: venv
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python tools/fetch_mediapipe_models.py $(MEDIAPIPE)
-	$(BIN)/python -m tf2torch.graph.tflite.mediapipe_runtime $(MEDIAPIPE_RUNTIME)
+	$(BIN)/python -m tf2torch.references.mediapipe_runtime $(MEDIAPIPE_RUNTIME)
 	TF2TORCH_MEDIAPIPE_DIR=$(MEDIAPIPE) TF2TORCH_MEDIAPIPE_PYTHON=$(MEDIAPIPE_RUNTIME)/bin/python \
 		$(BIN)/python -m pytest -q -m "not slow"
 

@@ -25,7 +25,7 @@ t_start = time.perf_counter()
 import torch
 t0 = time.perf_counter()
 from tf2torch.sources import open_source
-from tf2torch.conversion import convert_zoo
+from tf2torch.conversion.convert import convert_zoo
 conversion = convert_zoo(open_source(sys.argv[1]))
 t1 = time.perf_counter()
 assert "tensorflow" not in sys.modules
@@ -40,7 +40,7 @@ import torch
 t0 = time.perf_counter()
 import tensorflow as tf
 from tf2torch.sources.model import SourceModel, TensorStore, TensorInfo
-from tf2torch.conversion import convert_zoo
+from tf2torch.conversion.convert import convert_zoo
 from pathlib import Path
 reader = tf.train.load_checkpoint(sys.argv[1])
 store = TensorStore()
@@ -79,7 +79,7 @@ def main() -> None:
 
     import torch  # noqa: F401 - before tensorflow
 
-    from tf2torch import standin
+    from tf2torch.references import standin
 
     name = standin.release_name(1.4, 224)
     prefix = args.workdir / name / name / f"{name}.ckpt"
@@ -88,7 +88,7 @@ def main() -> None:
     # in-process (warm) figure too: what a long-running service pays per conversion
     import time
 
-    from tf2torch.conversion import convert_zoo
+    from tf2torch.conversion.convert import convert_zoo
     from tf2torch.sources import open_source
 
     warm = []

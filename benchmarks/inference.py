@@ -96,11 +96,11 @@ sys.path.insert(0, {str(REPO / 'benchmarks')!r})
 from inference import paths
 p = paths(Path(sys.argv[1]))
 if not p["tests_h5"].exists():
-    from tf2torch.standin import make_standin_release
+    from tf2torch.references.standin import make_standin_release
     make_standin_release(p["release"], {MULTIPLIER}, {SIZE}, tflite=False, pack=False)
 from tf2torch.api import convert
-from tf2torch.package import load_package
-from tf2torch.export import export_onnx
+from tf2torch.packages.package import load_package
+from tf2torch.packages.export import export_onnx
 if not p["package"].exists():
     convert(p["prefix"], p["package"])
 print(export_onnx(load_package(p["package"]), p["onnx"]).summary())
@@ -137,13 +137,13 @@ def _python(argv: list[str], timeout: float, passive: bool = False) -> str:
 def predict_memory(cache: Path) -> dict[str, float | str]:
     """Peak RSS (MiB) of a fresh process classifying one photo, per way of running it."""
     p = paths(cache)
-    api = ("import torch, sys; from tf2torch.package import load_package; "
+    api = ("import torch, sys; from tf2torch.packages.package import load_package; "
            "m = load_package(__import__('pathlib').Path(sys.argv[1])); ")
     commands = {
         "predict (PyTorch, API)": ["-c", api + "print(m.classify([sys.argv[2]])[0][0])",
                                    str(p["package"]), str(p["image"])],
         "predict (onnxruntime, API)": [
-            "-c", api + "from tf2torch.export import with_onnxruntime; "
+            "-c", api + "from tf2torch.packages.export import with_onnxruntime; "
             "m, _ = with_onnxruntime(m, sys.argv[3], threads=2); "
             "print(m.classify([sys.argv[2]])[0][0])",
             str(p["package"]), str(p["image"]), str(p["onnx"])],
@@ -204,7 +204,7 @@ def tensorflow_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray
 
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    from tf2torch.standin import keras_mobilenet_v2
+    from tf2torch.references.standin import keras_mobilenet_v2
 
     model = keras_mobilenet_v2(MULTIPLIER, SIZE, seed=0)  # the weights the release holds
     call = tf.function(lambda x: model(x, training=False))
@@ -217,8 +217,8 @@ def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], ob
     import torch
 
     torch.set_num_threads(THREADS)
-    from tf2torch.inference import configure_allocator, inference_form
-    from tf2torch.package import load_package
+    from tf2torch.packages.inference import configure_allocator, inference_form
+    from tf2torch.packages.package import load_package
 
     if "alloc" in runtime:
         configure_allocator()
@@ -234,7 +234,7 @@ def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], ob
 
 
 def onnxruntime_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
-    from tf2torch.export import onnx_runner
+    from tf2torch.packages.export import onnx_runner
 
     return onnx_runner(p["onnx"], threads=THREADS)
 

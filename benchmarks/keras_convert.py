@@ -30,8 +30,8 @@ def _convert_times(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     """Best-of-N conversion seconds per model, measured in a process without TensorFlow."""
     code = f"""
 import json, sys, time
-from tf2torch.graph import convert_graph
-from tf2torch.sources.keras import read_keras
+from tf2torch.conversion.graph import convert_graph
+from tf2torch.sources.keras.reader import read_keras
 paths = {json.dumps({k: str(v) for k, v in paths.items()})}
 times = {{}}
 for name, path in paths.items():
@@ -70,9 +70,9 @@ def _speeds(path: Path, repeats: int) -> dict[str, float]:
     import keras
     import tensorflow as tf
 
-    from tf2torch.graph import convert_graph
-    from tf2torch.inference import configure_allocator, inference_form
-    from tf2torch.sources.keras import read_keras
+    from tf2torch.conversion.graph import convert_graph
+    from tf2torch.packages.inference import configure_allocator, inference_form
+    from tf2torch.sources.keras.reader import read_keras
 
     configure_allocator()
     # one compile cache per model: dynamo caps recompiles per code object (8), and every

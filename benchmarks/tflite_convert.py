@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tf2torch.graph import convert_graph
-from tf2torch.graph.tflite.reference import tflite_runner
-from tf2torch.inference import inference_form
-from tf2torch.sources.tflite import read_tflite
+from tf2torch.conversion.graph import convert_graph
+from tf2torch.packages.inference import inference_form
+from tf2torch.references.tflite import tflite_runner
+from tf2torch.sources.tflite.reader import read_tflite
 
 
 def _median_seconds(fn, runs: int) -> float:

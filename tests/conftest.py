@@ -33,7 +33,7 @@ def _isolated_repository(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
 def standin():
     """Factory: `standin(multiplier, size, **options)` → `StandIn`, built once and cached."""
     pytest.importorskip("tensorflow")
-    from tf2torch import standin as standin_module
+    from tf2torch.references import standin as standin_module
 
     def make(multiplier: float, size: int, **options) -> standin_module.StandIn:
         tag = "-".join(f"{k}={v}" for k, v in sorted(options.items())) or "plain"

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tf2torch.graph import convert_graph
-from tf2torch.graph.reference import keras_runner
-from tf2torch.sources.keras import read_keras
-from tf2torch.verify import GRAPH_TOLERANCE, VerificationReport, compare_runs
+from tf2torch.conversion.graph import convert_graph
+from tf2torch.references.keras import keras_runner
+from tf2torch.sources.keras.reader import read_keras
+from tf2torch.verification.report import GRAPH_TOLERANCE, VerificationReport, compare_runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -13,7 +13,7 @@ import torch  # noqa: F401  (imported before TensorFlow: their shared libraries 
 
 from tf2torch.errors import SourceError
 from tf2torch.sources import open_source
-from tf2torch.sources.checkpoint import read_checkpoint
+from tf2torch.sources.checkpoint.reader import read_checkpoint
 
 tf = pytest.importorskip("tensorflow")
 

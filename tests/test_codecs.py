@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 from skimage import data as skdata
 
-from tf2torch import codecs
-from tf2torch.codecs import Decoder, Encoder, Prediction, annotate, load_label_set, load_rgb
 from tf2torch.errors import PackageError, SourceError
+from tf2torch.packages import codecs
+from tf2torch.packages.codecs import Decoder, Encoder, Prediction, annotate, load_label_set, load_rgb
 
 # The acceptance bound is 1/255 before TF-slim's final ×2 (2/255 after); we hold ourselves to
 # float32 rounding noise, which is what an exact re-implementation gives.

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from tf2torch import export as export_module
 from tf2torch.api import convert
 from tf2torch.errors import MissingDependencyError, VerificationError
-from tf2torch.export import (
+from tf2torch.packages import export as export_module
+from tf2torch.packages.export import (
     export_onnx,
     export_program,
     onnx_runner,
     program_runner,
     with_onnxruntime,
 )
-from tf2torch.package import LoadedModel, load_package
+from tf2torch.packages.package import LoadedModel, load_package
 
 TF_TOL = 1e-4
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from tf2torch.conversion import convert_zoo
-from tf2torch.inference import (
+from tf2torch.conversion.convert import convert_zoo
+from tf2torch.packages.inference import (
     InferenceForm,
     configure_allocator,
     fold_batchnorm,

@@ -13,10 +13,10 @@ import pytest
 import torch
 from tests.keras_models import compare_with_keras, randomize_statistics
 
+from tf2torch.conversion.graph import build_from_ir, convert_graph
+from tf2torch.conversion.graph.registry import Registry, default_registry
 from tf2torch.errors import SourceError, UnsupportedError
-from tf2torch.graph import build_from_ir, convert_graph
-from tf2torch.graph.registry import Registry, default_registry
-from tf2torch.sources.keras import read_keras
+from tf2torch.sources.keras.reader import read_keras
 
 keras = pytest.importorskip("keras")
 
@@ -347,8 +347,8 @@ def test_truncated_h5(tmp_path):
 
 def test_conversion_imports_no_tensorflow(tmp_path):
     path = save(build_multi_io_shared_nested(), tmp_path, "notf")
-    code = ("import sys; from tf2torch.sources.keras import read_keras; "
-            "from tf2torch.graph import convert_graph; "
+    code = ("import sys; from tf2torch.sources.keras.reader import read_keras; "
+            "from tf2torch.conversion.graph import convert_graph; "
             f"convert_graph(read_keras({str(path)!r})); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -373,7 +373,7 @@ def test_every_registered_converter_has_a_real_name():
 # ---- emitted code ------------------------------------------------------------------------
 
 def test_emit_code_runs_standalone_and_matches_keras(tmp_path):
-    from tf2torch.graph.codegen import emit_code
+    from tf2torch.conversion.graph.codegen import emit_code
 
     keras.utils.set_random_seed(6)
     path = save(build_multi_io_shared_nested(), tmp_path, "emit")

@@ -13,8 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from tf2torch.conversion import Conversion, convert_zoo
-from tf2torch.layerwise import (
+from tf2torch.conversion.convert import Conversion, convert_zoo
+from tf2torch.sources import open_source
+from tf2torch.verification.layerwise import (
     FrozenGraphLayers,
     KerasLayers,
     LayerReport,
@@ -23,9 +24,8 @@ from tf2torch.layerwise import (
     compare_layers,
     standin_naming,
 )
-from tf2torch.layerwise.taps import CONV, DENSE, FLATTEN
-from tf2torch.sources import open_source
-from tf2torch.verify import standard_inputs
+from tf2torch.verification.layerwise.taps import CONV, DENSE, FLATTEN
+from tf2torch.verification.report import standard_inputs
 
 tf = pytest.importorskip("tensorflow")
 
@@ -45,7 +45,7 @@ def reference(request, standin) -> KerasLayers | FrozenGraphLayers:
     if request.param == "frozen_graph":
         release = standin(MULTIPLIER, SIZE, tflite=False, pack=False)
         return FrozenGraphLayers(next(release.prefix.parent.glob("*_frozen.pb")))
-    from tf2torch.standin import keras_mobilenet_v2
+    from tf2torch.references.standin import keras_mobilenet_v2
 
     model = keras_mobilenet_v2(MULTIPLIER, SIZE)  # seeded: the release's own model
     return KerasLayers(model, standin_naming(model))

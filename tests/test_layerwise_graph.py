@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tf2torch.checks import graph_inputs
-from tf2torch.conversion import convert_source
-from tf2torch.layerwise import KerasLayers, compare_layers
+from tf2torch.conversion.convert import convert_source
 from tf2torch.sources import open_source
+from tf2torch.verification.checks import graph_inputs
+from tf2torch.verification.layerwise import KerasLayers, compare_layers
 
 tf = pytest.importorskip("tensorflow")
 

@@ -3,7 +3,7 @@ MobileNetV2 releases carry them (no TensorFlow needed)."""
 
 from __future__ import annotations
 
-from tf2torch.layerwise.scopes import GraphNode, ScopeNames, topological
+from tf2torch.references.scopes import GraphNode, ScopeNames, topological
 
 T = "MobilenetV2"
 # (node, readers) of a slim frozen graph, in execution order

@@ -1,7 +1,7 @@
 """TF-slim MobileNetV2 checkpoints → PyTorch, compared with TensorFlow's own outputs.
 
 The reference numbers come from `tf.keras.applications.MobileNetV2` carrying the same
-weights (see `tf2torch.standin`), never from tf2torch.
+weights (see `tf2torch.references.standin`), never from tf2torch.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tf2torch.conversion import convert_zoo
+from tf2torch.conversion.convert import convert_zoo
+from tf2torch.conversion.zoo.mobilenet_v2 import MobileNetV2Config, infer_config, make_divisible
 from tf2torch.errors import MappingError
 from tf2torch.sources import open_source
-from tf2torch.zoo.mobilenet_v2 import MobileNetV2Config, infer_config, make_divisible
 
 tf = pytest.importorskip("tensorflow")
 
@@ -96,7 +96,7 @@ def test_multi_shard_checkpoint(standin) -> None:
 @pytest.mark.parametrize("other_size", [192, 201])
 def test_dynamic_padding_at_other_input_size(standin, other_size: int) -> None:
     """Built for 224, run at 192 and at odd 201: SAME pads must follow TF at every layer."""
-    from tf2torch.standin import keras_mobilenet_v2
+    from tf2torch.references.standin import keras_mobilenet_v2
 
     release = standin(1.0, 224, tflite=False, pack=False)
     net = convert_zoo(open_source(release.prefix)).net
@@ -114,7 +114,7 @@ def test_dynamic_padding_at_other_input_size(standin, other_size: int) -> None:
 
 def test_config_inference_tells_close_multipliers_apart() -> None:
     """0.35 and 0.5 share the stem width; the later stages decide."""
-    from tf2torch.zoo.mobilenet_v2 import MobileNetV2
+    from tf2torch.conversion.zoo.mobilenet_v2 import MobileNetV2
 
     for multiplier in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4):
         net = MobileNetV2(MobileNetV2Config(depth_multiplier=multiplier))
@@ -123,7 +123,7 @@ def test_config_inference_tells_close_multipliers_apart() -> None:
 
 
 def test_unknown_widths_are_refused() -> None:
-    from tf2torch.zoo.mobilenet_v2 import MobileNetV2
+    from tf2torch.conversion.zoo.mobilenet_v2 import MobileNetV2
 
     shapes = _slim_shapes(MobileNetV2(MobileNetV2Config()))
     shapes["MobilenetV2/expanded_conv_3/project/weights"] = (1, 1, 144, 33)
@@ -147,7 +147,7 @@ def _slim_shapes(net: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def test_bn_momentum_and_epsilon_follow_tf() -> None:
-    from tf2torch.zoo.mobilenet_v2 import MobileNetV2
+    from tf2torch.conversion.zoo.mobilenet_v2 import MobileNetV2
 
     net = MobileNetV2(MobileNetV2Config(bn_decay=0.997))
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -156,7 +156,7 @@ def test_bn_momentum_and_epsilon_follow_tf() -> None:
 
 
 def test_module_names_mirror_slim_scopes() -> None:
-    from tf2torch.zoo.mobilenet_v2 import MobileNetV2
+    from tf2torch.conversion.zoo.mobilenet_v2 import MobileNetV2
 
     names = dict(MobileNetV2(MobileNetV2Config()).named_modules())
     for scope in ("features.Conv", "features.expanded_conv.depthwise",

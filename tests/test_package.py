@@ -149,7 +149,7 @@ def test_damaged_package_gives_one_clear_error(converted, tmp_path, capsys, dama
 
 
 def test_missing_label_file_is_named(converted, monkeypatch) -> None:
-    from tf2torch import codecs
+    from tf2torch.packages import codecs
 
     if hasattr(codecs.load_label_set, "cache_clear"):
         codecs.load_label_set.cache_clear()
@@ -169,7 +169,7 @@ def test_interrupted_write_leaves_nothing(converted, tmp_path, monkeypatch) -> N
     def crash(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tf2torch.modelcard.render_readme", crash)
+    monkeypatch.setattr("tf2torch.packages.modelcard.render_readme", crash)
     dest = tmp_path / "repo" / "new"
     with pytest.raises(KeyboardInterrupt):
         model.save(dest)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tf2torch.graph.tflite import flexbuffer
-from tf2torch.graph.tflite.mediapipe_modules import (
+from tf2torch.conversion.graph.tflite.mediapipe_modules import (
     LandmarksToTransformMatrix,
     TransformLandmarks,
     TransformTensorBilinear,
 )
+from tf2torch.sources.tflite import flexbuffer
 
 _MODEL = "modules/face_landmark/face_landmark_with_attention.tflite"
 
@@ -177,7 +177,7 @@ def _model_path() -> Path:
 
 
 def test_published_model_options() -> None:
-    from tf2torch.sources.tflite import read_tflite_model
+    from tf2torch.sources.tflite.reader import read_tflite_model
 
     ops = [op for op in read_tflite_model(_model_path()).subgraphs[0].operators if op.is_custom]
     by_name: dict[str, list] = {}

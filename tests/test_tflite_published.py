@@ -18,14 +18,14 @@ pytest.importorskip("tensorflow")
 import numpy as np
 import torch
 
-from tf2torch.checks import graph_reference, verify_graph
-from tf2torch.conversion import convert_source
+from tf2torch.conversion.convert import convert_source
 from tf2torch.errors import MissingDependencyError, Tf2TorchError
-from tf2torch.graph.tflite.mediapipe_runtime import PYTHON_ENV, mediapipe_runner
-from tf2torch.graph.tflite.metadata import input_ranges
-from tf2torch.graph.tflite.reference import tflite_runner
+from tf2torch.references.mediapipe_runtime import PYTHON_ENV, mediapipe_runner
+from tf2torch.references.tflite import tflite_runner
 from tf2torch.sources import open_source
-from tf2torch.sources.tflite import read_tflite_model
+from tf2torch.sources.tflite.metadata import input_ranges
+from tf2torch.sources.tflite.reader import read_tflite_model
+from tf2torch.verification.checks import graph_reference, verify_graph
 from tflite_models import verify_tflite
 
 # Converted and verified within the tolerance (docs/tflite_compatibility.md has the figures).
@@ -119,7 +119,7 @@ def _mediapipe_python() -> str:
     python = os.environ.get(PYTHON_ENV)
     if not python or not Path(python).exists():
         pytest.skip(f"{PYTHON_ENV} names no Python with mediapipe "
-                    "(python -m tf2torch.graph.tflite.mediapipe_runtime DIR makes one)")
+                    "(python -m tf2torch.references.mediapipe_runtime DIR makes one)")
     return python
 
 
@@ -165,7 +165,7 @@ def test_emitted_code_of_a_tflite_model_matches_the_interpreter(relative: str, t
     in namespaces of their own) runs with torch + safetensors and matches the interpreter."""
     import importlib.util
 
-    from tf2torch.graph.codegen import emit_code
+    from tf2torch.conversion.graph.codegen import emit_code
 
     path = _model(relative)
     conversion = convert_source(open_source(path))

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from tf2torch.conversion.graph import convert_graph
 from tf2torch.errors import SourceError, UnsupportedError
-from tf2torch.graph import convert_graph
 from tf2torch.sources import open_source
-from tf2torch.sources.tflite import read_tflite
+from tf2torch.sources.tflite.reader import read_tflite
 from tflite_models import OP_MODELS, cache_dir, cached, verify_tflite, write_tflite
 
 SMALL = "conv_2d_same_relu6"
@@ -36,7 +36,7 @@ def test_reader_yields_graph_weights_and_signature() -> None:
 
 def test_reader_imports_no_tensorflow() -> None:
     path = cached(SMALL, OP_MODELS[SMALL])
-    code = ("import sys; from tf2torch.sources.tflite import read_tflite; "
+    code = ("import sys; from tf2torch.sources.tflite.reader import read_tflite; "
             f"s = read_tflite({str(path)!r}); [s.tensors[n] for n in s.tensors]; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -118,7 +118,7 @@ def test_module_rebuilds_from_ir_alone() -> None:
 
     import torch
 
-    from tf2torch.graph import build_from_ir
+    from tf2torch.conversion.graph import build_from_ir
 
     source = read_tflite(cached("broadcast_constants", OP_MODELS["broadcast_constants"]))
     conversion = convert_graph(source)
@@ -129,7 +129,7 @@ def test_module_rebuilds_from_ir_alone() -> None:
 
 
 def test_per_op_comparison_covers_every_op() -> None:
-    from tf2torch.graph.tflite.perop import compare_isolated, compare_per_op, first_failure
+    from tf2torch.verification.layerwise.perop import compare_isolated, compare_per_op, first_failure
 
     path = cached("pools_same", OP_MODELS["pools_same"])
     source = read_tflite(path)

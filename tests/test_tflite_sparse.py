@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf2torch.graph.tflite.schema import Sparsity
-from tf2torch.graph.tflite.sparse import densify
+from tf2torch.sources.tflite.schema import Sparsity
+from tf2torch.sources.tflite.sparse import densify
 
 
 def test_csr_rows() -> None:

@@ -22,10 +22,10 @@ import torch
 
 from keras_models import APPLICATIONS as KERAS_APPLICATIONS
 from keras_models import randomize_statistics
-from tf2torch.graph import convert_graph
-from tf2torch.graph.tflite.reference import tflite_runner
-from tf2torch.sources.tflite import read_tflite
-from tf2torch.verify import GRAPH_TOLERANCE, VerificationReport, compare_runs, standard_inputs
+from tf2torch.conversion.graph import convert_graph
+from tf2torch.references.tflite import tflite_runner
+from tf2torch.sources.tflite.reader import read_tflite
+from tf2torch.verification.report import GRAPH_TOLERANCE, VerificationReport, compare_runs, standard_inputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 FIXTURE_VERSION = "1"

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 # the one pin, shared with the runtime venv (later releases no longer ship the .tflite files)
-from tf2torch.graph.tflite.mediapipe_runtime import WHEEL
+from tf2torch.references.mediapipe_runtime import WHEEL
 
 
 def main(target: Path) -> int:

@@ -12,9 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch import repository
-from tf2torch.card import Card
-from tf2torch.checks import (
+from tf2torch.conversion.convert import Conversion, convert_source
+from tf2torch.errors import Tf2TorchError, VerificationError
+from tf2torch.packages import repository
+from tf2torch.packages.card import Card
+from tf2torch.packages.codec_policy import codecs_for
+from tf2torch.packages.codecs import Encoder
+from tf2torch.packages.package import LoadedModel, load_package, write_package
+from tf2torch.packages.stats import count_multiply_adds, count_parameters
+from tf2torch.sources import SourceModel, open_source
+from tf2torch.verification.checks import (
     find_reference,
     graph_reference,
     reference_from_file,
@@ -22,14 +29,7 @@ from tf2torch.checks import (
     verify_zoo,
     zero_batch,
 )
-from tf2torch.codec_policy import codecs_for
-from tf2torch.codecs import Encoder
-from tf2torch.conversion import Conversion, convert_source
-from tf2torch.errors import Tf2TorchError, VerificationError
-from tf2torch.package import LoadedModel, load_package, write_package
-from tf2torch.sources import SourceModel, open_source
-from tf2torch.stats import count_multiply_adds, count_parameters
-from tf2torch.verify import VerificationReport
+from tf2torch.verification.report import VerificationReport
 
 
 def version() -> str:
@@ -180,7 +180,7 @@ def load(name_or_path: str | Path, inference: bool = False, compile: bool = Fals
     """
     model = load_package(repository.resolve(name_or_path))
     if inference or compile:
-        from tf2torch.inference import configure_allocator, inference_form
+        from tf2torch.packages.inference import configure_allocator, inference_form
 
         configure_allocator()
         model.net = inference_form(model.net, model.card.input["shape"], compile=compile,
@@ -207,7 +207,7 @@ def verify_layers(
     source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
 ) -> Any:
-    """Per-layer comparison with the original; see `tf2torch.layerwise.entry.verify_layers`."""
-    from tf2torch.layerwise.entry import verify_layers as run
+    """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`."""
+    from tf2torch.verification.layerwise.entry import verify_layers as run
 
     return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)

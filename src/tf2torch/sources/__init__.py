@@ -24,14 +24,14 @@ def open_source(path: str | Path, extract_to: str | Path | None = None) -> Sourc
 
         return open_release_archive(path, extract_to)
     if name.endswith((".keras", ".h5", ".hdf5")):
-        from tf2torch.sources.keras import read_keras
+        from tf2torch.sources.keras.reader import read_keras
 
         return read_keras(path)
     if name.endswith(".tflite"):
-        from tf2torch.sources.tflite import read_tflite
+        from tf2torch.sources.tflite.reader import read_tflite
 
         return read_tflite(path)
-    from tf2torch.sources.checkpoint import read_checkpoint
+    from tf2torch.sources.checkpoint.reader import read_checkpoint
 
     if (path.is_dir() or path.with_name(path.name + ".index").exists()
             or name.endswith(".index") or re.search(r"\.data-\d{5}-of-\d{5}$", name)):

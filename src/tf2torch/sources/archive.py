@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 
 from tf2torch.errors import SourceError, UnsafeArchiveError
-from tf2torch.sources.checkpoint import find_runnables, read_checkpoint, release_meta
+from tf2torch.sources.checkpoint.reader import find_runnables, read_checkpoint, release_meta
 from tf2torch.sources.model import SourceModel
 
 __all__ = ["open_release_archive"]

@@ -1,0 +1,74 @@
+"""`tf2torch` command line: each command mirrors a function of the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tf2torch.errors import Tf2TorchError
+
+EPILOG = """\
+examples:
+  tf2torch demo                                   build a stand-in release, convert, verify
+  tf2torch inspect mobilenet_v2_1.4_224.tgz       tensors by scope, shapes, parameter counts
+  tf2torch convert mobilenet_v2_1.4_224.tgz       convert + verify + publish to the repository
+  tf2torch convert model.ckpt --input-size 160 -o ./mnv2   write the package to a folder
+  tf2torch verify mobilenet_v2_1.4_224.tgz --images cat.jpg --json
+  tf2torch list | show NAME | remove NAME         the local repository ($TF2TORCH_HOME)
+  tf2torch predict mobilenet_v2_1.4_224 photos/ --top 3
+  tf2torch export mobilenet_v2_1.4_224 --onnx mnv2.onnx
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except Tf2TorchError as exc:
+        print(f"tf2torch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tf2torch: interrupted; nothing was published", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf2torch",
+        description="Convert pretrained TensorFlow models (TF-slim checkpoints and release "
+                    "archives, Keras .keras/.h5, .tflite) into verified PyTorch packages.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    from tf2torch.cli import commands
+
+    for command in commands.COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"tf2torch {version('tf2torch')}"
+    except PackageNotFoundError:
+        return "tf2torch (version unknown: not installed)"
+
+
+def emit_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def existing_path(text: str) -> Path:
+    return Path(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Model packages: `model.safetensors` + `card.json` + a generated `README.md` (+ `labels.txt`).
+
+The layout is that of a model-hub repository (config + safetensors + README), so a package
+folder can be pushed as-is. Writing goes through `repository.staged_write`, so a package is
+either complete or absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tf2torch.errors import PackageError
+from tf2torch.packages.card import Card
+from tf2torch.packages.codecs import Decoder, Encoder, Prediction
+from tf2torch.packages.repository import staged_write
+
+WEIGHTS = "model.safetensors"
+CARD = "card.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_for_saving(net: nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous, unshared copies: safetensors refuses aliased tensors."""
+    return {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+
+
+def write_package(destination: Path, net: nn.Module, card_fields: dict[str, Any],
+                  overwrite: bool = False) -> Card:
+    """Write a complete package at `destination` atomically and return its card.
+
+    `card_fields` is every card field except `weights_sha256`, which is computed here.
+    """
+    with staged_write(destination, overwrite) as stage:
+        save_file(state_for_saving(net), str(stage / WEIGHTS))
+        card = Card(**card_fields, weights_sha256=sha256_file(stage / WEIGHTS))
+        (stage / CARD).write_text(card.to_json(), encoding="utf-8")
+        from tf2torch.packages.modelcard import render_readme
+
+        (stage / "README.md").write_text(render_readme(card), encoding="utf-8")
+    return card
+
+
+def build_module(card: Card) -> nn.Module:
+    """The card's architecture, built from its config (no source file needed)."""
+    from tf2torch.conversion.zoo import ARCHITECTURES
+
+    if card.architecture in ARCHITECTURES:
+        arch = ARCHITECTURES[card.architecture]
+        return arch.build(arch.config_from_dict(card.config))
+    if card.architecture.endswith("-graph"):
+        from tf2torch.conversion.graph import build_from_ir
+
+        return build_from_ir(card.config["graph"], card.config.get("layout", "nhwc"))
+    raise PackageError(f"card names unknown architecture {card.architecture!r}")
+
+
+@dataclass
+class LoadedModel:
+    """A package in memory: the plain `nn.Module` plus its encoder, decoder and card."""
+
+    net: nn.Module
+    card: Card
+    encoder: Encoder | None
+    decoder: Decoder | None
+    path: Path
+
+    def classify(self, images: Any, top: int = 5) -> list[list[Prediction]]:
+        """Images (paths, PIL images, uint8 arrays, or a list of them) → top-k per image."""
+        if self.encoder is None or self.decoder is None:
+            raise PackageError(f"{self.path}: this package has no encoder/decoder to classify with")
+        batch = self.encoder(images)
+        with torch.inference_mode():
+            logits = self.net(batch)
+        return self.decoder(logits, top=top)
+
+    def replace_head(self, labels: Sequence[str]) -> None:
+        """Swap the classifier for a freshly initialised one over `labels` (for fine-tuning).
+
+        The rest of the network keeps its converted weights; the decoder becomes `labels`.
+        """
+        if "num_classes" not in self.card.config:
+            raise PackageError(f"{self.card.architecture}: no classifier head to replace")
+        config = {**self.card.config, "num_classes": len(labels)}
+        card = dataclasses.replace(self.card, config=config)
+        net = build_module(card)
+        keep = {k: v for k, v in self.net.state_dict().items()
+                if net.state_dict()[k].shape == v.shape}
+        net.load_state_dict(keep, strict=False)
+        self.net, self.card = net.eval(), card
+        self.decoder = Decoder.custom(labels)
+
+    def save(self, destination: Path, name: str | None = None, overwrite: bool = False,
+             note: str | None = None) -> Card:
+        """Write this (possibly fine-tuned) model as a package, keeping encoder and labels.
+
+        The original's verification figures are kept for reference, marked as such.
+        """
+        notes = list(self.card.notes) + ([note] if note else [])
+        if self.decoder is not None and self.decoder.to_dict() != self.card.decoder:
+            notes.append(f"classifier head replaced ({self.decoder.num_classes} classes); "
+                         "verification figures are those of the original conversion")
+        fields = {
+            **{f.name: getattr(self.card, f.name) for f in dataclasses.fields(self.card)},
+            "name": name or self.card.name,
+            "decoder": self.decoder.to_dict() if self.decoder else None,
+            "encoder": self.encoder.to_dict() if self.encoder else None,
+            "parameters": sum(p.numel() for p in self.net.parameters()),
+            "notes": notes,
+        }
+        fields.pop("weights_sha256")
+        return write_package(destination, self.net, fields, overwrite=overwrite)
+
+
+def load_package(path: Path) -> LoadedModel:
+    """Read and check a package folder: card schema, weights checksum, labels, shapes."""
+    card = Card.read(path / "card.json")
+    weights = path / WEIGHTS
+    if not weights.exists():
+        raise PackageError(f"{path}: {WEIGHTS} is missing")
+    actual = sha256_file(weights)
+    if actual != card.weights_sha256:
+        raise PackageError(
+            f"{weights}: sha256 {actual[:12]}… does not match the card's "
+            f"{card.weights_sha256[:12]}… (weights changed or truncated since conversion)"
+        )
+    net = build_module(card)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise PackageError(f"{weights}: unreadable ({exc})") from exc
+    result = net.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise PackageError(
+            f"{weights}: does not fit the card's architecture (missing {missing[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]})"
+        )
+    net.eval()
+    encoder = Encoder.from_dict(card.encoder) if card.encoder else None
+    decoder = Decoder.from_dict(card.decoder) if card.decoder else None
+    return LoadedModel(net=net, card=card, encoder=encoder, decoder=decoder, path=path)

@@ -1,0 +1,101 @@
+"""`tf2torch predict`: classify many images with a packaged model, batch by batch.
+
+A file that cannot be decoded is reported and skipped; the rest are still classified.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tf2torch.errors import SourceError, Tf2TorchError
+from tf2torch.packages.codecs import Prediction, load_rgb
+from tf2torch.packages.package import LoadedModel
+from tf2torch.util.progress import progress
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+# Runs a (batch, ...) float32 array through some backend and returns logits.
+Backend = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class ImageResult:
+    path: str
+    predictions: list[Prediction] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "error": self.error,
+                "predictions": [{"index": p.index, "wnid": p.wnid, "label": p.label,
+                                 "probability": p.probability} for p in self.predictions]}
+
+
+def collect_images(arguments: Sequence[str | Path]) -> list[Path]:
+    """Files, directories (their images, sorted) and glob patterns → image paths.
+
+    A named file that does not exist is kept, so it is reported as an error rather than
+    silently dropped.
+    """
+    found: list[Path] = []
+    for argument in map(str, arguments):
+        path = Path(argument)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in argument for ch in "*?["):
+            found += sorted(Path(p) for p in glob.glob(argument, recursive=True)
+                            if Path(p).is_file())
+        else:
+            found.append(path)
+    return found
+
+
+def torch_backend(model: LoadedModel) -> Backend:
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model.net(torch.from_numpy(batch)).numpy()
+
+    return run
+
+
+def predict_files(model: LoadedModel, paths: Sequence[Path], top: int = 5,
+                  batch_size: int = 16, backend: Backend | None = None) -> list[ImageResult]:
+    """Top-k for every path, in order; undecodable files carry an error instead."""
+    if model.encoder is None or model.decoder is None:
+        raise Tf2TorchError(f"{model.path}: the package has no encoder/decoder; it cannot classify")
+    run = backend or torch_backend(model)
+    results = [ImageResult(str(p)) for p in paths]
+    for chunk in progress(list(_batches(results, batch_size)), "classifying"):
+        encoded = []
+        for result in chunk:
+            try:
+                encoded.append((result, model.encoder.encode_rgb(load_rgb(Path(result.path)))))
+            except (SourceError, OSError) as exc:
+                result.error = str(exc)
+        if not encoded:
+            continue
+        batch = torch.stack([tensor for _, tensor in encoded]).numpy()
+        for (result, _), preds in zip(encoded, model.decoder(run(batch), top=top), strict=True):
+            result.predictions = preds
+    return results
+
+
+def _batches(items: list[ImageResult], size: int) -> Iterator[list[ImageResult]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def render_results(results: Sequence[ImageResult]) -> str:
+    lines = []
+    for result in results:
+        lines.append(result.path)
+        if result.error:
+            lines.append(f"  error: {result.error}")
+        for p in result.predictions:
+            lines.append(f"  {p.probability:7.2%}  {p.index:5d}  {p.wnid or '':10}  {p.label}")
+    return "\n".join(lines)

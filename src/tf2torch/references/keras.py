@@ -1,0 +1,68 @@
+"""Run the original Keras model as the verification reference (TensorFlow imported lazily)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.errors import MissingDependencyError
+from tf2torch.sources.ir import Graph
+
+RunKeras = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
+
+
+def _load_model(path: Path, keras_major: int):
+    """Keras 3 reads `.keras` and its own `.h5`; Keras 2 files go through tf_keras if present."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import keras
+    except ImportError as err:
+        raise MissingDependencyError("verifying against Keras needs TensorFlow "
+                                     "(pip install 'tf2torch[tf]')") from err
+    if keras_major < 3:
+        try:
+            import tf_keras
+
+            return tf_keras.models.load_model(path, compile=False)
+        except ImportError:
+            pass
+    # safe_mode stays on: a Lambda layer is refused, never deserialised.
+    return keras.models.load_model(path, compile=False)
+
+
+def load_keras_model(path: str | Path, graph: Graph | None = None):
+    """The file loaded by the Keras that wrote it (Keras 3, or tf_keras for Keras 2 files).
+
+    `graph` is the file's IR when the caller has read it already (it names the version).
+    """
+    from tf2torch.sources.keras.reader import read_keras
+
+    path = Path(path)
+    graph = graph or read_keras(path).graph
+    return _load_model(path, int(str(graph.meta.get("keras_version", "3")).split(".")[0]))
+
+
+def keras_runner(path: str | Path) -> RunKeras:
+    """A callable: NHWC batch (or one array per input) → outputs named like `convert_graph`'s
+    outputs, computed by Keras itself."""
+    from tf2torch.sources.keras.reader import read_keras
+
+    path = Path(path)
+    graph = read_keras(path).graph
+    model = load_keras_model(path, graph)
+    names = list(graph.output_names)
+
+    def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        batch = inputs if isinstance(inputs, list | tuple) else [inputs]
+        batch = [np.asarray(x, np.float32) for x in batch]
+        outputs = model(batch if len(batch) > 1 else batch[0], training=False)
+        if isinstance(outputs, dict):
+            outputs = list(outputs.values())
+        if not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        return {name: np.asarray(out) for name, out in zip(names, outputs, strict=True)}
+
+    return run

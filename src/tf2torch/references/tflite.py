@@ -1,0 +1,101 @@
+"""Run a `.tflite` file with TensorFlow's TFLite interpreter, as the verification reference.
+
+TensorFlow is imported lazily, only here. Outputs are named like the converted module's
+(`Graph.output_names`); inputs go in the file's input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.sources.tflite.graph import output_names, unique_names
+from tf2torch.sources.tflite.reader import read_tflite_model
+
+RunTflite = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
+
+
+def _interpreter(path: Path, preserve_all: bool = False, kernels: str = "default"):
+    from tf2torch.references.tensorflow import tflite_interpreter
+
+    return tflite_interpreter(path, preserve_all, kernels)
+
+
+def _as_list(inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    batch = inputs if isinstance(inputs, list | tuple) else [inputs]
+    return [np.asarray(x, np.float32) for x in batch]
+
+
+def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], dict]) -> dict:
+    """Run sample by sample (files often fix the batch at 1) and stack the results."""
+    details = interpreter.get_input_details()
+    per_sample: list[dict[str, np.ndarray]] = []
+    for n in range(inputs[0].shape[0]):
+        for detail, x in zip(details, inputs, strict=True):
+            interpreter.set_tensor(detail["index"], x[n:n + 1].astype(detail["dtype"]))
+        interpreter.invoke()
+        per_sample.append(fetch())
+    return {k: np.concatenate([s[k] for s in per_sample]) for k in per_sample[0]}
+
+
+def tflite_runner(path: str | Path, kernels: str = "default") -> RunTflite:
+    """A callable: NHWC batch (or one array per input) → every output, named as the
+    converted module's outputs, computed by the TFLite interpreter with `kernels`."""
+    path = Path(path)
+    model = read_tflite_model(path)
+    sub = model.subgraphs[0]
+    names = output_names(model, sub, unique_names(sub))
+    interpreter = _interpreter(path, kernels=kernels)
+    by_index = dict(zip(sub.outputs, names, strict=True))
+
+    def fetch() -> dict[str, np.ndarray]:
+        return {by_index[d["index"]]: np.array(interpreter.get_tensor(d["index"]))
+                for d in interpreter.get_output_details()}
+
+    def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        result = _run_each_sample(interpreter, _as_list(inputs), fetch)
+        return {name: result[name] for name in names}
+
+    return run
+
+
+SpreadFn = Callable[[np.ndarray | list[np.ndarray], dict[str, np.ndarray]], dict[str, float]]
+
+
+def tflite_spread(path: str | Path) -> SpreadFn:
+    """A callable: (inputs, the default runtime's outputs on them) → per output, how far
+    TFLite's own runtimes disagree there.
+
+    XNNPACK, the builtin optimized kernels and the reference kernels all compute in float32
+    but sum in different orders; on an ill-conditioned network (MediaPipe's pose landmark
+    model: a last conv with row norms ~500) they differ from each other by more than the
+    1e-4 bound, and then no float32 port can be held to it. The largest pairwise max |a − b|.
+    """
+    others = [tflite_runner(path, kernels) for kernels in ("builtin", "reference")]
+
+    def spread(inputs: np.ndarray | list[np.ndarray],
+               default: dict[str, np.ndarray]) -> dict[str, float]:
+        runs = [default, *(run(inputs) for run in others)]
+        return {name: max(float(np.abs(a[name] - b[name]).max(initial=0.0))
+                          for i, a in enumerate(runs) for b in runs[i + 1:])
+                for name in runs[0]}
+
+    return spread
+
+
+def tflite_intermediates(path: str | Path,
+                         inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor the interpreter computed (for `--per-op`), by tensor name (made unique
+    as in the IR), for the given batch."""
+    path = Path(path)
+    sub = read_tflite_model(path).subgraphs[0]
+    names = unique_names(sub)
+    interpreter = _interpreter(path, preserve_all=True)
+    computed = {i for op in sub.operators for i in op.outputs}
+
+    def fetch() -> dict[str, np.ndarray]:
+        return {names[i]: np.array(interpreter.get_tensor(i)) for i in sorted(computed)}
+
+    return _run_each_sample(interpreter, _as_list(inputs), fetch)

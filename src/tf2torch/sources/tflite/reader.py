@@ -1,0 +1,110 @@
+"""Reader of `.tflite` flatbuffers: weights as lazily read arrays, the subgraph as graph IR.
+
+Parses the file with `struct`/numpy only: no TensorFlow import, nothing in the file is run.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tf2torch.errors import SourceError
+from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
+from tf2torch.sources.tflite.graph import Constants, build_graph, find_constants, unique_names
+from tf2torch.sources.tflite.opcodes import NUMPY_DTYPES
+from tf2torch.sources.tflite.schema import TflModel, parse_model
+
+__all__ = ["read_metadata", "read_tflite", "read_tflite_model"]
+
+
+def read_tflite_model(path: str | Path) -> TflModel:
+    """The parsed flatbuffer structure (subgraphs, tensors, ops, buffers, metadata)."""
+    with _mapped(Path(path)) as buf:
+        view = memoryview(buf)
+        try:
+            return parse_model(view)
+        finally:
+            view.release()
+
+
+def read_tflite(path: str | Path) -> SourceModel:
+    """Read a `.tflite` file: `tensors` holds the constant (weight) tensors by name."""
+    path = Path(path)
+    model = read_tflite_model(path)
+    sub = model.subgraphs[0]
+
+    def read(buffer: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+        return _read_buffer(path, model, buffer, dtype, shape)
+
+    constants = find_constants(model, sub, read)
+    graph = build_graph(model, sub, constants, path.stem)
+    store = TensorStore()
+    index_of = {name: i for i, name in enumerate(unique_names(sub))}
+    for tensor_name, spec in graph.weights.items():
+        index = index_of[tensor_name]
+        store.add(TensorInfo(tensor_name, spec.shape, np.dtype(spec.dtype)),
+                  _float_loader(constants, index))
+    meta = {
+        "tflite_schema_version": model.version,
+        "description": model.description,
+        "metadata": sorted(model.metadata),
+        "signatures": [s.key for s in model.signatures],
+        "subgraphs": len(model.subgraphs),
+        "op_counts": graph.op_counts(),
+    }
+    return SourceModel("tflite", path, store, graph, meta, {"tflite": path})
+
+
+def _float_loader(constants: Constants, index: int) -> Callable[[], np.ndarray]:
+    return lambda: np.asarray(constants.load(index), dtype=np.float32)
+
+
+def read_metadata(path: str | Path, name: str) -> bytes:
+    """The raw bytes of one metadata entry (e.g. "TFLITE_METADATA", "min_runtime_version")."""
+    path = Path(path)
+    model = read_tflite_model(path)
+    if name not in model.metadata:
+        raise SourceError(f"{path}: no metadata {name!r} (has {sorted(model.metadata)})")
+    span = model.buffers[model.metadata[name]]
+    with path.open("rb") as f:
+        f.seek(span.offset)
+        return f.read(span.size)
+
+
+def _read_buffer(path: Path, model: TflModel, buffer: int, dtype: str,
+                 shape: tuple[int, ...]) -> np.ndarray:
+    if dtype not in NUMPY_DTYPES:
+        raise SourceError(f"{path}: constant of type {dtype} is not readable")
+    span = model.buffers[buffer]
+    dt = np.dtype(NUMPY_DTYPES[dtype])
+    count = int(np.prod(shape, dtype=np.int64))
+    if count * dt.itemsize > span.size:
+        raise SourceError(f"{path}: buffer {buffer} holds {span.size} bytes, a {dtype} tensor "
+                          f"of shape {shape} needs {count * dt.itemsize}")
+    data = np.fromfile(path, dtype=dt, count=count, offset=span.offset)
+    return data.reshape(shape)
+
+
+class _mapped:
+    """Context manager: the file memory-mapped read-only (weights are not copied to RAM)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> mmap.mmap:
+        if not self.path.is_file():
+            raise SourceError(f"{self.path}: no such file")
+        self._file = self.path.open("rb")
+        try:
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError as err:  # empty file
+            self._file.close()
+            raise SourceError(f"{self.path}: not a TFLite file ({err})") from err
+        return self._map
+
+    def __exit__(self, *exc) -> None:
+        self._map.close()
+        self._file.close()

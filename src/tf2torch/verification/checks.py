@@ -1,0 +1,197 @@
+"""Verification of a `Conversion` against its original: choose the reference, make the
+inputs, run both sides. The comparison itself is `verify.py`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tf2torch.conversion.convert import Conversion
+from tf2torch.errors import SourceError, UnsupportedError
+from tf2torch.references import tensorflow as references
+from tf2torch.sources import SourceModel
+from tf2torch.util.progress import progress
+from tf2torch.verification.report import (
+    CLASSIFIER_TOLERANCES,
+    GRAPH_TOLERANCE,
+    VerificationReport,
+    compare_arrays,
+    compare_runs,
+    standard_inputs,
+)
+
+DEFAULT_UNKNOWN_DIM = 224  # for graph inputs whose spatial size the file leaves open
+
+
+def zoo_runner(net: nn.Module) -> references.RunFn:
+    """NHWC batch → logits and probabilities from a zoo net (NCHW inside)."""
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            logits = net(torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))))
+        return {"logits": logits.numpy(), "probabilities": torch.softmax(logits, -1).numpy()}
+
+    return run
+
+
+def find_reference(source: SourceModel) -> references.Reference:
+    """The best reference a checkpoint offers: a live run of the frozen graph (logits and
+    probabilities) or of the .tflite (probabilities), else stored outputs."""
+    for kind in ("frozen_pb", "tflite", "tests_h5"):
+        path = source.runnable.get(kind)
+        if path is not None:
+            return reference_from_file(path)
+    raise SourceError(
+        f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
+        "tests.h5), or convert a release archive that contains one"
+    )
+
+
+def verify_zoo(conversion: Conversion, reference: references.Reference,
+               images: dict[str, np.ndarray] | None = None, seed: int = 0,
+               batch: int = 2) -> VerificationReport:
+    """Zeros, a seeded random batch and the user's images, through both sides."""
+    size = conversion.input_shape[-1]
+    inputs = reference.fixed_inputs or standard_inputs((size, size, 3), seed, batch)
+    if images:
+        inputs = {**inputs, **images}
+    return compare_runs(zoo_runner(conversion.net), reference.run, inputs,
+                        CLASSIFIER_TOLERANCES, reference.description)
+
+
+# --- graph conversions (Keras, TFLite) --------------------------------------------------------
+
+@dataclass(frozen=True)
+class GraphReference:
+    """The original run by its own framework; `make_spread`, where the framework has several
+    runtimes, builds (lazily: more interpreters) a measure of how far they disagree on an
+    input, per output, given `run`'s own outputs there."""
+
+    description: str
+    run: references.RunFn
+    make_spread: Callable[[], Callable[[Any, Any], dict[str, float]]] | None = None
+
+
+def graph_reference(source: SourceModel) -> GraphReference:
+    """Run the original file with its own framework: Keras, or the TFLite interpreter."""
+    if source.format == "keras":
+        from tf2torch.references.keras import keras_runner
+
+        return GraphReference(f"Keras on {source.path.name}", keras_runner(source.path))
+    if source.format == "tflite":
+        from tf2torch.references.mediapipe_runtime import mediapipe_only_ops, mediapipe_runner
+        from tf2torch.references.tflite import tflite_runner, tflite_spread
+        from tf2torch.sources.tflite.reader import read_tflite_model
+
+        if mediapipe_only_ops(source.graph.op_counts()):  # TF's interpreter cannot run these
+            return GraphReference(f"MediaPipe runtime on {source.path.name}",
+                                  mediapipe_runner(source.path, read_tflite_model(source.path)))
+        return GraphReference(f"TFLite interpreter on {source.path.name}",
+                              tflite_runner(source.path), partial(tflite_spread, source.path))
+    raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
+
+
+def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
+                 images: Mapping[str, np.ndarray] | None = None) -> dict[str, list[np.ndarray]]:
+    """Zeros and a seeded random batch for every input (one array per model input), the
+    random values in each input's expected range (`input_ranges`)."""
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in shape) for _, shape, _ in conversion.inputs]
+    ranges = input_ranges(conversion)
+    cases = {
+        "zeros": [np.zeros((1, *s), np.float32) for s in shapes],
+        "random": [rng.uniform(low, high, (batch, *s)).astype(np.float32)
+                   for s, (low, high) in zip(shapes, ranges, strict=True)],
+    }
+    if images and len(shapes) == 1:
+        cases.update({name: [array] for name, array in images.items()})
+    return cases
+
+
+DEFAULT_RANGE = (-1.0, 1.0)  # the usual image-model convention, where a file says nothing
+
+
+def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
+    """Per input, the value range the model expects: a `.tflite` file's metadata (stated
+    min/max, or the range its NormalizationOptions give an 8-bit image), else [-1, 1]."""
+    count = len(conversion.inputs)
+    stated: list = [None] * count
+    if conversion.source.format == "tflite":
+        from tf2torch.sources.tflite.metadata import input_ranges as tflite_ranges
+
+        stated = tflite_ranges(conversion.source.path, count)
+    return [r or DEFAULT_RANGE for r in stated]
+
+
+def _to_net(conversion: Conversion, a: np.ndarray) -> torch.Tensor:
+    """A source-layout (channels-last) array as the net takes it."""
+    nchw = conversion.layout == "nchw" and a.ndim >= 3
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if nchw else a))
+
+
+def zero_batch(conversion: Conversion) -> list[torch.Tensor]:
+    """One all-zeros sample per input, as the net takes them (for shape and size figures)."""
+    if not conversion.inputs:
+        return [torch.zeros(1, *conversion.input_shape)]
+    return [_to_net(conversion, a) for a in graph_inputs(conversion)["zeros"]]
+
+
+def graph_runner(conversion: Conversion) -> references.RunFn:
+    """Source-layout arrays in and out; an "nchw" net gets and gives image tensors NCHW."""
+    nchw = conversion.layout == "nchw"
+
+    def from_net(t: torch.Tensor) -> np.ndarray:
+        return np.moveaxis(t.numpy(), 1, -1) if nchw and t.dim() >= 3 else t.numpy()
+
+    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            out = conversion.net(*[_to_net(conversion, a) for a in arrays])
+        outs = out if isinstance(out, tuple | list) else (out,)
+        return {name: from_net(o) for name, o in zip(conversion.outputs, outs, strict=True)}
+
+    return run
+
+
+def verify_graph(conversion: Conversion, reference: GraphReference,
+                 images: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+                 ) -> VerificationReport:
+    """Every output on every case, bound 1e-4 · max(1, max |ref|).
+
+    Where an output exceeds the bound and the reference has several runtimes, their spread
+    on that input is measured too: a port as close to the reference as its runtimes are to
+    each other is reported as within the spread (`ok*`), not as a conversion error.
+    """
+    report = VerificationReport(reference.description)
+    run_net = graph_runner(conversion)
+    cases = graph_inputs(conversion, seed, images=images)
+    spread = None
+    for case, arrays in progress(cases.items(), "verifying", total=len(cases)):
+        ref_input = arrays if len(arrays) > 1 else arrays[0]
+        ref = reference.run(ref_input)
+        net = run_net(arrays)
+        found = [compare_arrays(case, name, net[name], ref[name], GRAPH_TOLERANCE)
+                 for name in conversion.outputs]
+        if reference.make_spread is not None and not all(c.within_bound for c in found):
+            spread = spread or reference.make_spread()
+            apart = spread(ref_input, ref)  # the reference's run is one of the runtimes
+            found = [c if c.within_bound else replace(c, reference_spread=apart[c.output])
+                     for c in found]
+        report.comparisons.extend(found)
+    return report
+
+
+def reference_from_file(path: str | Path) -> references.Reference:
+    """A reference file for the zoo path: a `.tflite` or frozen `.pb` to run, or `tests.h5`."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return references.tflite_reference(path)
+    if path.suffix == ".pb":
+        return references.frozen_graph_reference(path)
+    return references.stored_reference(path)

@@ -1,0 +1,138 @@
+"""Per-op comparison: every intermediate tensor of the converted module against the TFLite
+interpreter's (run with all tensors preserved), in graph order, to name the first op that
+leaves the tolerance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import fx
+
+from tf2torch.conversion.graph.lower import _identifier
+from tf2torch.references.tflite import tflite_intermediates
+from tf2torch.sources.ir import Graph
+from tf2torch.verification.report import GRAPH_TOLERANCE, Tolerance
+
+
+@dataclass(frozen=True)
+class OpDiff:
+    node: str
+    op: str
+    tensor: str
+    max_abs: float
+    bound: float
+    shape: tuple[int, ...] = ()
+    max_rel: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.max_abs)) and self.max_abs <= self.bound
+
+
+def _record(net: fx.GraphModule, inputs: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """Run `net`, keeping the value of every fx node by name."""
+    values: dict[str, torch.Tensor] = {}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n: fx.Node):
+            result = super().run_node(n)
+            values[n.name] = result
+            return result
+
+    with torch.no_grad():
+        Recorder(net).run(*[torch.from_numpy(np.asarray(x, np.float32)) for x in inputs])
+    return values
+
+
+def _distance(value: torch.Tensor, ref: np.ndarray) -> tuple[float, float]:
+    """(max abs, max rel) difference in the interpreter's layout. The module's value may be
+    channels-first; the layout is not recorded per tensor, so both readings are tried where
+    shapes allow and the closer one counts."""
+    arr = value.numpy().astype(np.float64)
+    candidates = [arr] if arr.shape == ref.shape else []
+    if arr.ndim >= 3 and np.moveaxis(arr, 1, -1).shape == ref.shape:
+        candidates.append(np.moveaxis(arr, 1, -1))
+    if not candidates:
+        return float("inf"), float("inf")
+    best = min(candidates, key=lambda c: float(np.abs(c - ref).max(initial=0.0)))
+    diff = np.abs(best - ref)
+    return (float(diff.max(initial=0.0)),
+            float((diff / np.maximum(np.abs(best), 1e-8)).max(initial=0.0)))
+
+
+def compare_per_op(path: str | Path, graph: Graph, net: fx.GraphModule,
+                   inputs: np.ndarray | list[np.ndarray],
+                   tolerance: Tolerance = GRAPH_TOLERANCE) -> list[OpDiff]:
+    """One `OpDiff` per node output the interpreter also kept, in graph order."""
+    batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    reference = tflite_intermediates(path, batch)
+    values = _record(net, batch)
+    diffs: list[OpDiff] = []
+    for node in graph.nodes:
+        fx_name = _identifier(node.name)
+        for i, tensor in enumerate(node.outputs):
+            key = fx_name if len(node.outputs) == 1 else None
+            value = values.get(key) if key else _nth_output(values, fx_name, i)
+            if value is None or tensor not in reference:
+                continue
+            ref = reference[tensor].astype(np.float64)
+            max_abs, max_rel = _distance(value, ref)
+            diffs.append(OpDiff(node.name, node.op, tensor, max_abs, tolerance.bound(ref),
+                                tuple(ref.shape[1:]), max_rel))
+    return diffs
+
+
+def _nth_output(values: dict[str, torch.Tensor], fx_name: str, i: int) -> torch.Tensor | None:
+    result = values.get(fx_name)
+    if isinstance(result, tuple | list) and i < len(result):
+        return result[i]
+    return None
+
+
+def first_failure(diffs: list[OpDiff]) -> OpDiff | None:
+    return next((d for d in diffs if not d.passed), None)
+
+
+def compare_isolated(path: str | Path, graph: Graph, net: fx.GraphModule,
+                     inputs: np.ndarray | list[np.ndarray],
+                     tolerance: Tolerance = GRAPH_TOLERANCE) -> list[OpDiff]:
+    """Each module fed the interpreter's own inputs: separates a wrong op from error that
+    only grows along a deep, ill-conditioned network (every op exact, outputs apart)."""
+    batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    reference = tflite_intermediates(path, batch)
+    reference.update({spec.name: x for spec, x in zip(graph.inputs, batch, strict=True)})
+    diffs: list[OpDiff] = []
+    for node in graph.nodes:
+        module = net.get_submodule(_identifier(node.name))
+        if not all(i in reference for i in node.inputs) or node.outputs[0] not in reference:
+            continue
+        ref = reference[node.outputs[0]].astype(np.float64)
+        max_abs = min(_isolated_run(module, [reference[i] for i in node.inputs], ref, cf)
+                      for cf in (False, True))
+        diffs.append(OpDiff(node.name, node.op, node.outputs[0], max_abs, tolerance.bound(ref)))
+    return diffs
+
+
+def _isolated_run(module: torch.nn.Module, args: list[np.ndarray], ref: np.ndarray,
+                  channels_first: bool) -> float:
+    """Distance of one module's first output, run in NHWC or channels-first (the layout it
+    was lowered to is not recorded, and a wrong one fails or mismatches in shape)."""
+    def prepare(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.asarray(a, np.float32))
+        return t.movedim(-1, 1) if channels_first and t.dim() >= 3 else t
+
+    try:
+        with torch.no_grad():
+            out = module(*[prepare(a) for a in args])
+    except (RuntimeError, IndexError, ValueError):
+        return float("inf")
+    out = out[0] if isinstance(out, tuple | list) else out
+    if channels_first and out.dim() >= 3:
+        out = out.movedim(1, -1)
+    got = out.numpy().astype(np.float64)
+    if got.shape != ref.shape:
+        return float("inf")
+    return float(np.abs(got - ref).max(initial=0.0))
