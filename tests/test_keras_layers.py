@@ -14,7 +14,8 @@ import torch
 from tests.keras_models import compare_with_keras, randomize_statistics
 
 from tf2torch.conversion.graph import build_from_ir, convert_graph
-from tf2torch.conversion.graph.registry import Registry, default_registry
+from tf2torch.conversion.graph.converters import default_registry
+from tf2torch.conversion.graph.registry import Registry
 from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources.keras.reader import read_keras
 

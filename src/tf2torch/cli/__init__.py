@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from tf2torch.errors import Tf2TorchError
 
@@ -59,15 +57,6 @@ def _version() -> str:
         return f"tf2torch {version('tf2torch')}"
     except PackageNotFoundError:
         return "tf2torch (version unknown: not installed)"
-
-
-def emit_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
-
-
-def existing_path(text: str) -> Path:
-    return Path(text)
 
 
 if __name__ == "__main__":

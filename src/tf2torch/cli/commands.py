@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2torch.cli import emit_json
+from tf2torch.cli.render import card_summary, config_text, emit_json
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
 
@@ -75,12 +75,12 @@ def _convert(args: argparse.Namespace) -> int:
     if args.emit_code:
         _emit_code(result, args.emit_code)
     if args.json:
-        emit_json({"path": str(result.path), "card": _card_summary(result.card),
+        emit_json({"path": str(result.path), "card": card_summary(result.card),
                    "verification": result.verification.to_dict() if result.verification else None,
                    "mapping": result.card.mapping})
         return 0
     card = result.card
-    print(f"converted {card.source['file']} → {card.architecture} {_config_text(card)}")
+    print(f"converted {card.source['file']} → {card.architecture} {config_text(card)}")
     if card.mapping:
         m = card.mapping
         print(f"weights: {m['used']} tensors mapped, {len(m['ignored'])} ignored "
@@ -102,23 +102,6 @@ def _emit_code(result: object, path: Path) -> None:
     weights = path.with_suffix(".safetensors")
     emit_code(result.conversion.graph_conversion, path, weights)  # type: ignore[attr-defined]
     print(f"code: {path} (weights: {weights})", file=sys.stderr)
-
-
-def _card_summary(card: object) -> dict:
-    from dataclasses import asdict
-
-    data = asdict(card)  # type: ignore[call-overload]
-    if data["architecture"].endswith("-graph"):
-        data["config"] = {"layout": data["config"].get("layout"), "graph": "…"}
-    return data
-
-
-def _config_text(card: object) -> str:
-    config = card.config  # type: ignore[attr-defined]
-    if "depth_multiplier" in config:
-        return (f"(multiplier {config['depth_multiplier']:g}, {config['input_size']}×"
-                f"{config['input_size']}, {config['num_classes']} classes)")
-    return ""
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -242,7 +225,7 @@ def _show(args: argparse.Namespace) -> int:
     path = repository.resolve(args.name)
     card = Card.read(path / "card.json")
     if args.json:
-        emit_json(_card_summary(card))
+        emit_json(card_summary(card))
     else:
         print((path / "README.md").read_text(encoding="utf-8"))
     return 0

@@ -7,8 +7,9 @@ from typing import Any
 
 from torch import fx, nn
 
+from tf2torch.conversion.graph.converters import default_registry
 from tf2torch.conversion.graph.lower import lower
-from tf2torch.conversion.graph.registry import ModuleSpec, Registry, default_registry
+from tf2torch.conversion.graph.registry import ModuleSpec, Registry
 from tf2torch.errors import SourceError
 from tf2torch.sources.ir import Graph
 from tf2torch.sources.model import SourceModel

@@ -8,7 +8,6 @@ same converters rebuild a module from the IR alone (`build_from_ir`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,15 +106,3 @@ class Registry:
 
     def keys(self, fmt: str | None = None) -> list[Key]:
         return sorted(k for k in self._converters if fmt is None or k[0] == fmt)
-
-
-@functools.cache
-def default_registry() -> Registry:
-    """The registry with every built-in front-end's converters (built once, on first use)."""
-    from tf2torch.conversion.graph.keras import register_keras_layers
-    from tf2torch.conversion.graph.tflite import register_tflite_ops
-
-    registry = Registry()
-    register_keras_layers(registry)
-    register_tflite_ops(registry)
-    return registry

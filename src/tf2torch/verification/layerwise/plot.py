@@ -1,28 +1,26 @@
-"""A picture of a `LayerReport`: error per layer on a log scale, tolerance, first failure."""
+"""A picture of per-layer rows: error per layer on a log scale, tolerance, first failure."""
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from tf2torch.verification.layerwise.report import LayerReport
+from tf2torch.verification.layerwise.rows import LayerRow
 
 _FLOOR_BELOW_BOUND = 1e-4  # lowest decade shown, relative to the tolerance
 _MAX_LABELS = 40
 
 
-def plot_report(report: LayerReport, path: Path, title: str | None = None) -> Path:
+def plot_rows(rows: Sequence[LayerRow], path: Path, heading: str) -> Path:
     """Write a PNG: max abs diff and its bound per layer; failures red, the first one marked."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    rows = report.rows
+    rows = list(rows)
     x = np.arange(len(rows))
     bound = np.array([r.bound for r in rows])
     floor = float(bound.min(initial=1.0)) * _FLOOR_BELOW_BOUND  # exact agreement sits here
@@ -38,7 +36,7 @@ def plot_report(report: LayerReport, path: Path, title: str | None = None) -> Pa
     ax.set_ylabel("max |PyTorch − reference|")
     ax.set_xlabel("layer, in execution order")
     _label_axis(ax, rows)
-    first = report.first_failure
+    first = next((r for r in rows if not r.passed), None)
     if first is not None:
         i = rows.index(first)
         ax.axvline(i, color="tab:red", lw=1.5, alpha=0.6)
@@ -46,10 +44,6 @@ def plot_report(report: LayerReport, path: Path, title: str | None = None) -> Pa
                     xytext=(15, -30), textcoords="offset points", color="tab:red",
                     fontsize=10, weight="bold",
                     arrowprops={"arrowstyle": "->", "color": "tab:red"})
-    verdict = "PASS" if report.passed else "FAIL"
-    heading = title or f"per-layer error vs {report.reference}: {verdict}"
-    if report.diagnosis:
-        heading += "\n" + textwrap.fill(f"diagnosis: {report.diagnosis}", 130)
     ax.set_title(heading, fontsize=10, loc="left")
     ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
     ax.grid(True, which="major", axis="y", alpha=0.3)

@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict, dataclass, field
-from itertools import pairwise
 from pathlib import Path
 
-import numpy as np
-
 from tf2torch.util.table import text_table
-from tf2torch.verification.layerwise.taps import ACT, BLOCK, BN, CONV, DENSE, DEPTHWISE, FLATTEN, LOGITS
+from tf2torch.verification.layerwise.diagnosis import diagnose
+from tf2torch.verification.layerwise.plot import plot_rows
+from tf2torch.verification.layerwise.rows import LayerRow
 
-# A BN whose error exceeds its conv's by this factor, at most BNs, is the epsilon signature.
-_BN_GROWTH = 1.5
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One tap compared over every input case (figures are the worst case's)."""
-
-    net: str
-    ref: str
-    op: str
-    stride: int
-    shape: tuple[int, ...]            # one sample (batch axis dropped)
-    max_abs: float
-    max_rel: float
-    bound: float
-    same_values: bool = False         # equal as multisets: only the order differs
-    shift: int = 0                    # logits match when rolled by this many classes
-    note: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return bool(np.isfinite(self.max_abs)) and self.max_abs <= self.bound
+__all__ = ["LayerReport", "LayerRow", "diagnose"]
 
 
 @dataclass
@@ -74,74 +52,12 @@ class LayerReport:
         return render_table(self)
 
     def plot(self, path: str | Path, title: str | None = None) -> Path:
-        from tf2torch.verification.layerwise.plot import plot_report
-
-        return plot_report(self, Path(path), title)
-
-
-# --- diagnosis -------------------------------------------------------------------------
-
-def diagnose(rows: list[LayerRow]) -> str | None:
-    """One line naming a known cause that fits where (and how) the error first appears."""
-    index = next((i for i, r in enumerate(rows) if not r.passed), None)
-    if index is None:
-        return None
-    first = rows[index]
-    where = f"first above tolerance at {first.net or '<output>'} ↔ {first.ref}"
-    for rule in (_background_class, _element_order, _padding, _epsilon, _own_weights):
-        cause = rule(rows, index)
-        if cause:
-            return f"{cause} ({where})"
-    return f"error starts at this layer ({where})"
-
-
-def _background_class(rows: list[LayerRow], i: int) -> str | None:
-    first = rows[i]
-    if first.shift:  # the logits, or the classifier conv computing them
-        return (f"logits shifted by {first.shift:+d} class: background class mismatch "
-                "(slim has 1001 outputs with 0 = background, Keras 1000)")
-    if first.op == LOGITS and first.note.startswith("shape"):
-        return f"{first.note}: background class? (1001 with background vs 1000)"
-    return None
-
-
-def _element_order(rows: list[LayerRow], i: int) -> str | None:
-    first = rows[i]
-    if first.op in (FLATTEN, DENSE) or first.same_values:
-        return ("element order: flattening NCHW instead of NHWC (restore NHWC order before "
-                "Flatten/Reshape, or permute the next Dense's weights)")
-    return None
-
-
-def _padding(rows: list[LayerRow], i: int) -> str | None:
-    first = rows[i]
-    if first.op in (CONV, DEPTHWISE) and first.stride > 1:
-        return ("SAME padding: TF pads the extra row/column bottom/right at stride 2 "
-                "(pad (0, 1), not symmetric (1, 1))")
-    return None
-
-
-def _epsilon(rows: list[LayerRow], i: int) -> str | None:
-    if rows[i].op != BN:
-        return None
-    ratios = [_scaled(bn) / max(_scaled(conv), 1e-12)
-              for conv, bn in pairwise(rows)
-              if conv.op in (CONV, DEPTHWISE) and bn.op == BN]
-    if ratios and np.median(ratios) > _BN_GROWTH:
-        return ("BatchNorm epsilon: the error grows at every BN (TF/Keras/slim use 1e-3, "
-                "PyTorch defaults to 1e-5)")
-    return "this BatchNorm's statistics or scale/offset (gamma, beta, mean, variance mapping)"
-
-
-def _scaled(row: LayerRow) -> float:
-    return row.max_abs / row.bound if row.bound > 0 else row.max_abs
-
-
-def _own_weights(rows: list[LayerRow], i: int) -> str | None:
-    if rows[i].op in (CONV, DEPTHWISE, ACT, BLOCK):
-        return ("this layer's own weights: its inputs agree and its output does not "
-                "(kernel layout, e.g. H and W swapped?)")
-    return None
+        """A PNG of the error per layer on a log scale (needs matplotlib)."""
+        verdict = "PASS" if self.passed else "FAIL"
+        heading = title or f"per-layer error vs {self.reference}: {verdict}"
+        if self.diagnosis:
+            heading += "\n" + textwrap.fill(f"diagnosis: {self.diagnosis}", 130)
+        return plot_rows(self.rows, Path(path), heading)
 
 
 # --- table -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""TFLite front-end: flatbuffer schema, IR builder, op converters and the reference runner.
+"""TFLite op converters: one per builtin or custom op, lowered to the runtime modules in
+`modules` (the file itself is read by `tf2torch.sources.tflite`).
 
 Importing this package loads no PyTorch; the converter tables load it on registration.
 """
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from tf2torch.conversion.graph.registry import Registry
 
 FORMAT = "tflite"
-# Converters are registered under version 1: see `frontend._node`.
+# Converters are registered under version 1: see `tf2torch.sources.tflite.graph._node`.
 CONVERTER_VERSION = 1
 
 
