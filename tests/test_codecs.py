@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import io
 import json
 import re
@@ -17,6 +18,8 @@ from skimage import data as skdata
 from tf2torch.errors import PackageError, SourceError
 from tf2torch.packages import codecs
 from tf2torch.packages.codecs import Decoder, Encoder, Prediction, annotate, load_label_set, load_rgb
+from tf2torch.packages.codecs import encoder as encoder_module
+from tf2torch.packages.codecs import labels as labels_module
 
 # The acceptance bound is 1/255 before TF-slim's final ×2 (2/255 after); we hold ourselves to
 # float32 rounding noise, which is what an exact re-implementation gives.
@@ -93,7 +96,7 @@ def test_slim_output_form():
 def test_central_crop_box_is_tf_arithmetic(tf):
     for h, w in [(1, 1), (2, 3), (7, 9), (15, 16), (17, 40), (300, 451), (427, 640)]:
         for fraction in (0.875, 0.5, 0.33, 1.0):
-            top, left, ch, cw = codecs._tf_central_crop_box(h, w, fraction)
+            top, left, ch, cw = encoder_module._tf_central_crop_box(h, w, fraction)
             expected = tf.image.central_crop(np.zeros((h, w, 1), np.float32), fraction).shape
             assert (ch, cw) == tuple(expected[:2]), (h, w, fraction)
             assert top * 2 + ch == h and left * 2 + cw == w
@@ -320,7 +323,7 @@ def test_imagenet_label_file():
     assert labels[1][0] == "n01443537" and labels[1][1].startswith("goldfish")
     assert labels[281][0] == "n02123045" and "tabby cat" in labels[281][1]
     assert labels[999][0] == "n15075141" and labels[999][1].startswith("toilet tissue")
-    text = (codecs.importlib.resources.files("tf2torch") / "data/imagenet1k_labels.tsv")
+    text = (importlib.resources.files("tf2torch") / "data/imagenet1k_labels.tsv")
     assert "Apache-2.0" in text.read_text(encoding="utf-8").split("\n", 3)[1]
 
 
@@ -414,7 +417,7 @@ def test_decoder_from_dict_names_the_bad_field(edit, field):
 
 
 def test_missing_label_file_is_a_package_error(monkeypatch):
-    monkeypatch.setitem(codecs._LABEL_FILES, "imagenet-1k", ("nowhere.tsv", 1000))
+    monkeypatch.setitem(labels_module.LABEL_FILES, "imagenet-1k", ("nowhere.tsv", 1000))
     load_label_set.cache_clear()
     try:
         with pytest.raises(PackageError, match=r"nowhere\.tsv"):

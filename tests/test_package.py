@@ -149,11 +149,11 @@ def test_damaged_package_gives_one_clear_error(converted, tmp_path, capsys, dama
 
 
 def test_missing_label_file_is_named(converted, monkeypatch) -> None:
-    from tf2torch.packages import codecs
+    from tf2torch.packages.codecs import labels as labels_module
 
-    if hasattr(codecs.load_label_set, "cache_clear"):
-        codecs.load_label_set.cache_clear()
-    monkeypatch.setitem(codecs._LABEL_FILES, "imagenet-1k", ("no_such_labels.tsv", 1000))
+    if hasattr(labels_module.load_label_set, "cache_clear"):
+        labels_module.load_label_set.cache_clear()
+    monkeypatch.setitem(labels_module.LABEL_FILES, "imagenet-1k", ("no_such_labels.tsv", 1000))
     with pytest.raises(PackageError, match=re.escape("no_such_labels.tsv")):
         tf2torch.load(converted)
 
