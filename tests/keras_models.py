@@ -148,7 +148,8 @@ def image_inputs(shapes: list[tuple], seed: int = 0, low: float = 0.0,
 def compare_with_keras(path: Path, low: float = -1.0, high: float = 1.0, layout: str = "nhwc",
                        seed: int = 0) -> VerificationReport:
     """Convert `path` and compare every output with Keras on zeros and a random batch."""
-    conversion = convert_graph(read_keras(path), layout=layout)
+    source = read_keras(path)
+    conversion = convert_graph(source, layout=layout)
     shapes = [tuple(shape) for _, shape, _ in conversion.inputs]
     cases = image_inputs(shapes, seed, low, high)
 
@@ -160,7 +161,7 @@ def compare_with_keras(path: Path, low: float = -1.0, high: float = 1.0, layout:
         return {name: _from_layout(o.numpy(), layout)
                 for name, o in zip(conversion.outputs, out, strict=True)}
 
-    return compare_runs(run_net, keras_runner(path), cases, {"*": GRAPH_TOLERANCE},
+    return compare_runs(run_net, keras_runner(source), cases, {"*": GRAPH_TOLERANCE},
                         reference="keras")
 
 

@@ -84,7 +84,7 @@ def test_published_model_matches_interpreter_on_minus_one_to_one(relative: str) 
 
 
 def test_input_ranges_come_from_the_files_metadata() -> None:
-    ranges = {rel: input_ranges(_model(rel), 1)[0] for rel in (
+    ranges = {rel: input_ranges(open_source(_model(rel)), 1)[0] for rel in (
         "face_detection/face_detection_short_range.tflite", "face_landmark/face_landmark.tflite",
         "holistic_landmark/hand_recrop.tflite")}
     assert list(ranges.values()) == [(-1.0, 1.0), (0.0, 1.0), None]  # NormalizationOptions

@@ -136,7 +136,7 @@ def test_per_op_comparison_covers_every_op() -> None:
     net = convert_graph(source).net
     x = np.random.default_rng(0).uniform(-1, 1, (2, *source.graph.inputs[0].shape))
     x = x.astype(np.float32)
-    for diffs in (compare_per_op(path, source.graph, net, x),
-                  compare_isolated(path, source.graph, net, x)):
+    for diffs in (compare_per_op(source, net, x),
+                  compare_isolated(source, net, x)):
         assert [d.node for d in diffs] == [n.name for n in source.graph.nodes]
         assert first_failure(diffs) is None

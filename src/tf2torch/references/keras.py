@@ -10,6 +10,7 @@ import numpy as np
 
 from tf2torch.errors import MissingDependencyError
 from tf2torch.sources.ir import Graph
+from tf2torch.sources.model import SourceModel
 
 RunKeras = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
 
@@ -45,14 +46,11 @@ def load_keras_model(path: str | Path, graph: Graph | None = None):
     return _load_model(path, int(str(graph.meta.get("keras_version", "3")).split(".")[0]))
 
 
-def keras_runner(path: str | Path) -> RunKeras:
+def keras_runner(source: SourceModel) -> RunKeras:
     """A callable: NHWC batch (or one array per input) → outputs named like `convert_graph`'s
-    outputs, computed by Keras itself."""
-    from tf2torch.sources.keras.reader import read_keras
-
-    path = Path(path)
-    graph = read_keras(path).graph
-    model = load_keras_model(path, graph)
+    outputs, computed by Keras itself on the file `source` was read from."""
+    graph = source.graph
+    model = load_keras_model(source.path, graph)
     names = list(graph.output_names)
 
     def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:

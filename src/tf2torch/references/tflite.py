@@ -11,10 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from tf2torch.sources.model import SourceModel
 from tf2torch.sources.tflite.graph import output_names, unique_names
 from tf2torch.sources.tflite.reader import read_tflite_model
+from tf2torch.sources.tflite.schema import TflModel
 
 RunTflite = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
+TfliteFile = SourceModel | str | Path  # a source hands on its parsed tables; a path is parsed
+
+
+def _parsed(file: TfliteFile) -> tuple[Path, TflModel]:
+    if isinstance(file, SourceModel):
+        return file.path, file.parsed
+    return Path(file), read_tflite_model(file)
 
 
 def _interpreter(path: Path, preserve_all: bool = False, kernels: str = "default"):
@@ -40,11 +49,10 @@ def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], 
     return {k: np.concatenate([s[k] for s in per_sample]) for k in per_sample[0]}
 
 
-def tflite_runner(path: str | Path, kernels: str = "default") -> RunTflite:
+def tflite_runner(file: TfliteFile, kernels: str = "default") -> RunTflite:
     """A callable: NHWC batch (or one array per input) → every output, named as the
     converted module's outputs, computed by the TFLite interpreter with `kernels`."""
-    path = Path(path)
-    model = read_tflite_model(path)
+    path, model = _parsed(file)
     sub = model.subgraphs[0]
     names = output_names(model, sub, unique_names(sub))
     interpreter = _interpreter(path, kernels=kernels)
@@ -64,7 +72,7 @@ def tflite_runner(path: str | Path, kernels: str = "default") -> RunTflite:
 SpreadFn = Callable[[np.ndarray | list[np.ndarray], dict[str, np.ndarray]], dict[str, float]]
 
 
-def tflite_spread(path: str | Path) -> SpreadFn:
+def tflite_spread(file: TfliteFile) -> SpreadFn:
     """A callable: (inputs, the default runtime's outputs on them) → per output, how far
     TFLite's own runtimes disagree there.
 
@@ -73,7 +81,7 @@ def tflite_spread(path: str | Path) -> SpreadFn:
     model: a last conv with row norms ~500) they differ from each other by more than the
     1e-4 bound, and then no float32 port can be held to it. The largest pairwise max |a − b|.
     """
-    others = [tflite_runner(path, kernels) for kernels in ("builtin", "reference")]
+    others = [tflite_runner(file, kernels) for kernels in ("builtin", "reference")]
 
     def spread(inputs: np.ndarray | list[np.ndarray],
                default: dict[str, np.ndarray]) -> dict[str, float]:
@@ -85,12 +93,12 @@ def tflite_spread(path: str | Path) -> SpreadFn:
     return spread
 
 
-def tflite_intermediates(path: str | Path,
+def tflite_intermediates(file: TfliteFile,
                          inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
     """Every tensor the interpreter computed (for `--per-op`), by tensor name (made unique
     as in the IR), for the given batch."""
-    path = Path(path)
-    sub = read_tflite_model(path).subgraphs[0]
+    path, model = _parsed(file)
+    sub = model.subgraphs[0]
     names = unique_names(sub)
     interpreter = _interpreter(path, preserve_all=True)
     computed = {i for op in sub.operators for i in op.outputs}

@@ -62,7 +62,9 @@ class SourceModel:
     file or its name tells (e.g. `release` = "mobilenet_v2_1.4_224", `input_size` = 224).
     `graph` is set by readers of formats that carry one (Keras, TFLite); checkpoints have none.
     `runnable` lists files beside the weights that can be run as a reference (a `.tflite` in a
-    release archive), keyed by kind.
+    release archive), keyed by kind. `parsed` is the reader's own parse of the file where it
+    keeps one (the flatbuffer tables of a `.tflite`), handed on so no later stage reads the
+    file's structure again.
     """
 
     format: str
@@ -71,3 +73,4 @@ class SourceModel:
     graph: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
     runnable: dict[str, Path] = field(default_factory=dict)
+    parsed: Any = None

@@ -84,17 +84,16 @@ def graph_reference(source: SourceModel) -> GraphReference:
     if source.format == "keras":
         from tf2torch.references.keras import keras_runner
 
-        return GraphReference(f"Keras on {source.path.name}", keras_runner(source.path))
+        return GraphReference(f"Keras on {source.path.name}", keras_runner(source))
     if source.format == "tflite":
         from tf2torch.references.mediapipe_runtime import mediapipe_only_ops, mediapipe_runner
         from tf2torch.references.tflite import tflite_runner, tflite_spread
-        from tf2torch.sources.tflite.reader import read_tflite_model
 
         if mediapipe_only_ops(source.graph.op_counts()):  # TF's interpreter cannot run these
             return GraphReference(f"MediaPipe runtime on {source.path.name}",
-                                  mediapipe_runner(source.path, read_tflite_model(source.path)))
+                                  mediapipe_runner(source.path, source.parsed))
         return GraphReference(f"TFLite interpreter on {source.path.name}",
-                              tflite_runner(source.path), partial(tflite_spread, source.path))
+                              tflite_runner(source), partial(tflite_spread, source))
     raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
 
 
@@ -126,7 +125,7 @@ def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
     if conversion.source.format == "tflite":
         from tf2torch.sources.tflite.metadata import input_ranges as tflite_ranges
 
-        stated = tflite_ranges(conversion.source.path, count)
+        stated = tflite_ranges(conversion.source, count)
     return [r or DEFAULT_RANGE for r in stated]
 
 

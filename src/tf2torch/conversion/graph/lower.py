@@ -102,7 +102,7 @@ class _Lowerer:
         for spec in self.graph.inputs:
             shape = [_DYNAMIC_PROBE_SIZE if d is None else d for d in spec.shape]
             meta = torch.empty((1, *shape), device="meta", dtype=torch.float32)
-            node = self.fx.placeholder(_identifier(spec.name))
+            node = self.fx.placeholder(identifier(spec.name))
             value = _Value(node, SOURCE, meta)
             if self.layout == "nchw" and meta.dim() == 4:
                 value = _Value(node, CF, meta.permute(to_layout_perm(4, CF)))
@@ -157,7 +157,7 @@ class _Lowerer:
 
     def place(self, key: str, module: nn.Module) -> str:
         """Attach under a path mirroring the source scopes ("block1/conv" → block1.conv)."""
-        parts = [_identifier(p) for p in key.split("/")]
+        parts = [identifier(p) for p in key.split("/")]
         path = ".".join(parts)
         while path in self.used_names:
             parts[-1] += "_"
@@ -178,7 +178,7 @@ class _Lowerer:
         args = [self.in_layout(v, layout) for v in inputs]
         out = _infer_meta(module, [a.meta for a in args])
         call = self.fx.create_node("call_module", path, tuple(a.node for a in args),
-                                   name=_identifier(node.name))
+                                   name=identifier(node.name))
         outs = out if isinstance(out, tuple | list) else (out,)
         # the layout this module computes in, for per-layer comparison with the source
         call.meta[OUTPUT_LAYOUT] = layout if outs[0].dim() >= 3 else SOURCE
@@ -216,7 +216,7 @@ def _infer_meta(module: nn.Module, args: list[torch.Tensor]):
         return module(*args)
 
 
-def _identifier(name: str) -> str:
+def identifier(name: str) -> str:
     """A Python identifier close to `name`, safe as an attribute of nn.Module."""
     ident = re.sub(r"\W", "_", name)
     if not ident or ident[0].isdigit():
@@ -239,7 +239,7 @@ def lower(
     for node in graph.nodes:
         lowerer.lower_node(node)
     lowerer.add_outputs()
-    net = fx.GraphModule(lowerer.root, lowerer.fx, class_name=_identifier(graph.name))
+    net = fx.GraphModule(lowerer.root, lowerer.fx, class_name=identifier(graph.name))
     provenance, ignored = _fill(graph, lowerer, tensors)
     net.eval()
     module_names = {key: path for key, (_, path, _) in lowerer.built.items()}

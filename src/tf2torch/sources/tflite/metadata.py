@@ -9,9 +9,9 @@ the same bounds-checked table reader as the model, no TensorFlow.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tf2torch.errors import SourceError
+from tf2torch.sources.model import SourceModel
+from tf2torch.sources.tflite.reader import read_metadata
 from tf2torch.sources.tflite.schema import Table
 
 Range = tuple[float, float]
@@ -24,12 +24,11 @@ _UNIT_TYPE, _UNIT_OPTIONS = 0, 1
 _MEAN, _STD = 0, 1
 
 
-def input_ranges(path: str | Path, count: int) -> list[Range | None]:
-    """Per model input, the value range its metadata states (None where it states none)."""
-    from tf2torch.sources.tflite.reader import read_metadata
-
+def input_ranges(source: SourceModel, count: int) -> list[Range | None]:
+    """Per input of a `.tflite` source, the value range its metadata states (None where it
+    states none)."""
     try:
-        raw = read_metadata(path, "TFLITE_METADATA")
+        raw = read_metadata(source.path, source.parsed, "TFLITE_METADATA")
     except SourceError:
         return [None] * count
     buf = memoryview(raw)

@@ -55,17 +55,17 @@ def read_tflite(path: str | Path) -> SourceModel:
         "subgraphs": len(model.subgraphs),
         "op_counts": graph.op_counts(),
     }
-    return SourceModel("tflite", path, store, graph, meta, {"tflite": path})
+    return SourceModel("tflite", path, store, graph, meta, {"tflite": path}, parsed=model)
 
 
 def _float_loader(constants: Constants, index: int) -> Callable[[], np.ndarray]:
     return lambda: np.asarray(constants.load(index), dtype=np.float32)
 
 
-def read_metadata(path: str | Path, name: str) -> bytes:
-    """The raw bytes of one metadata entry (e.g. "TFLITE_METADATA", "min_runtime_version")."""
+def read_metadata(path: str | Path, model: TflModel, name: str) -> bytes:
+    """The raw bytes of one metadata entry (e.g. "TFLITE_METADATA", "min_runtime_version")
+    of the file at `path`, whose parsed tables are `model`."""
     path = Path(path)
-    model = read_tflite_model(path)
     if name not in model.metadata:
         raise SourceError(f"{path}: no metadata {name!r} (has {sorted(model.metadata)})")
     span = model.buffers[model.metadata[name]]

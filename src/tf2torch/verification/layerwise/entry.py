@@ -82,7 +82,7 @@ def _per_layer_keras(model: SourceModel, seed: int) -> LayerReport:
     conversion = convert_source(model)
     if len(conversion.inputs) != 1:
         raise Tf2TorchError(f"{model.path}: per-layer comparison handles one-input models")
-    keras_model = _load_keras(model.path)
+    keras_model = _load_keras(model.path, model.graph)
     inputs = {case: arrays[0] for case, arrays in graph_inputs(conversion, seed, 1).items()}
     return compare_layers(conversion, KerasLayers(keras_model), inputs)
 
@@ -99,14 +99,15 @@ def _per_op_tflite(model: SourceModel, seed: int) -> LayerReport:
             "outputs: compare those with `tf2torch verify` (TF2TORCH_MEDIAPIPE_PYTHON)")
     conversion = convert_source(model)
     arrays = graph_inputs(conversion, seed, batch=1)["random"]
-    diffs = compare_per_op(model.path, model.graph, conversion.net, arrays)
+    diffs = compare_per_op(model, conversion.net, arrays)
     rows = [LayerRow(d.node, d.tensor, d.op, 1, d.shape, d.max_abs, d.max_rel, d.bound)
             for d in diffs]
     return LayerReport(f"TFLite interpreter on {model.path.name} (all tensors kept)", rows)
 
 
-def _load_keras(path: Path) -> Any:
-    """Keras's own loader (tf_keras for Keras 2 files), safe mode: no code from the file runs."""
+def _load_keras(path: Path, graph: Any = None) -> Any:
+    """Keras's own loader (tf_keras for Keras 2 files), safe mode: no code from the file runs.
+    `graph` is the file's IR where the source was read already (it names the version)."""
     from tf2torch.references.keras import load_keras_model
 
-    return load_keras_model(path)
+    return load_keras_model(path, graph)

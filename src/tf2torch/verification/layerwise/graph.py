@@ -1,7 +1,7 @@
 """Graph path taps: fx node ↔ IR node ↔ Keras layer, all named after the Keras layer.
 
 Seam for the Keras → IR → torch.fx converter (`tf2torch.conversion.graph`): the lowering names each
-`call_module` fx node `_identifier(ir_node.name)` and keeps the IR (with the Keras layer
+`call_module` fx node `identifier(ir_node.name)` and keeps the IR (with the Keras layer
 names) in `conversion.config["graph"]`, so a tap is one call_module node per IR node, read
 by a forward hook on the module it calls, paired with the Keras layer of the same name.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tf2torch.conversion.graph.lower import identifier
 from tf2torch.verification.layerwise.taps import BLOCK, BN, CONV, DENSE, DEPTHWISE, FLATTEN, LOGITS, Tap
 
 # IR op → diagnosis op (anything else: a plain "block" step)
@@ -31,7 +32,7 @@ def graph_taps(conversion: Any) -> list[Tap]:
 
     taps = []
     for node in graph.nodes:
-        fx_node = calls.get(_identifier(node.name))
+        fx_node = calls.get(identifier(node.name))
         if fx_node is None:
             continue
         stride = node.attrs.get("strides", (1,))
@@ -43,9 +44,3 @@ def graph_taps(conversion: Any) -> list[Tap]:
     if taps:
         taps[-1] = Tap(taps[-1].net, taps[-1].ref, LOGITS, taps[-1].stride, taps[-1].layout)
     return taps
-
-
-def _identifier(name: str) -> str:
-    from tf2torch.conversion.graph.lower import _identifier as lower_identifier
-
-    return lower_identifier(name)

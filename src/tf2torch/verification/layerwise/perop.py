@@ -5,15 +5,14 @@ leaves the tolerance."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import fx
 
-from tf2torch.conversion.graph.lower import _identifier
+from tf2torch.conversion.graph.lower import identifier
 from tf2torch.references.tflite import tflite_intermediates
-from tf2torch.sources.ir import Graph
+from tf2torch.sources.model import SourceModel
 from tf2torch.verification.report import GRAPH_TOLERANCE, Tolerance
 
 
@@ -63,16 +62,17 @@ def _distance(value: torch.Tensor, ref: np.ndarray) -> tuple[float, float]:
             float((diff / np.maximum(np.abs(best), 1e-8)).max(initial=0.0)))
 
 
-def compare_per_op(path: str | Path, graph: Graph, net: fx.GraphModule,
+def compare_per_op(source: SourceModel, net: fx.GraphModule,
                    inputs: np.ndarray | list[np.ndarray],
                    tolerance: Tolerance = GRAPH_TOLERANCE) -> list[OpDiff]:
     """One `OpDiff` per node output the interpreter also kept, in graph order."""
     batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-    reference = tflite_intermediates(path, batch)
+    reference = tflite_intermediates(source, batch)
+    graph = source.graph
     values = _record(net, batch)
     diffs: list[OpDiff] = []
     for node in graph.nodes:
-        fx_name = _identifier(node.name)
+        fx_name = identifier(node.name)
         for i, tensor in enumerate(node.outputs):
             key = fx_name if len(node.outputs) == 1 else None
             value = values.get(key) if key else _nth_output(values, fx_name, i)
@@ -96,17 +96,18 @@ def first_failure(diffs: list[OpDiff]) -> OpDiff | None:
     return next((d for d in diffs if not d.passed), None)
 
 
-def compare_isolated(path: str | Path, graph: Graph, net: fx.GraphModule,
+def compare_isolated(source: SourceModel, net: fx.GraphModule,
                      inputs: np.ndarray | list[np.ndarray],
                      tolerance: Tolerance = GRAPH_TOLERANCE) -> list[OpDiff]:
     """Each module fed the interpreter's own inputs: separates a wrong op from error that
     only grows along a deep, ill-conditioned network (every op exact, outputs apart)."""
     batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-    reference = tflite_intermediates(path, batch)
+    reference = tflite_intermediates(source, batch)
+    graph = source.graph
     reference.update({spec.name: x for spec, x in zip(graph.inputs, batch, strict=True)})
     diffs: list[OpDiff] = []
     for node in graph.nodes:
-        module = net.get_submodule(_identifier(node.name))
+        module = net.get_submodule(identifier(node.name))
         if not all(i in reference for i in node.inputs) or node.outputs[0] not in reference:
             continue
         ref = reference[node.outputs[0]].astype(np.float64)
