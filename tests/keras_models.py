@@ -85,7 +85,8 @@ APPLICATIONS = [
 
 def randomize_statistics(model, seed: int = 0, mild: bool = False) -> None:
     """Give every constant-initialised variable (BN statistics, gammas, betas, biases,
-    LayerScale) seeded non-trivial values, so their conversion is actually tested."""
+    PReLU slopes, LayerScale) seeded non-trivial values, so their conversion is actually
+    tested."""
     rng = np.random.default_rng(seed)
     for layer in _all_layers(model):
         for var in layer.weights:
@@ -108,6 +109,8 @@ def _random_value(role: str, shape: tuple, rng: np.random.Generator, cls: str, m
         return rng.uniform(0.5, 1.0, shape) if mild else rng.uniform(0.5, 1.5, shape)
     if role in ("beta", "bias"):
         return rng.uniform(-0.2, 0.2, shape)
+    if role == "alpha":  # PReLU's slopes start at 0, which would make it a ReLU
+        return rng.uniform(0.1, 0.6, shape)
     return None
 
 

@@ -116,6 +116,23 @@ CASES = {
     "resizing_bilinear_down": lambda: conv_then((9, 7, 3), L.Resizing(4, 5)),
     "resizing_bilinear_up": lambda: conv_then((3, 4, 3), L.Resizing(7, 9)),
     "resizing_nearest": lambda: conv_then((6, 6, 3), L.Resizing(4, 9, interpolation="nearest")),
+    # 1D and 3D forms of the families above
+    "conv1d_transpose_same": lambda: chain((6, 3), L.Conv1DTranspose(4, 3, 2, "same",
+                                                                     activation="relu")),
+    "conv3d_transpose_same": lambda: chain((3, 4, 3, 2), L.Conv3DTranspose(3, 3, 2, "same")),
+    "depthwise1d_mult2": lambda: chain((9, 3), L.DepthwiseConv1D(3, 2, "same",
+                                                                 depth_multiplier=2)),
+    "pool_3d": lambda: chain((5, 6, 7, 2), L.MaxPooling3D(2, padding="same"),
+                             L.AveragePooling3D((2, 1, 2), padding="same")),
+    "global_max_3d": lambda: chain((3, 4, 5, 3), L.Conv3D(3, 1), L.GlobalMaxPooling3D()),
+    "global_avg_3d": lambda: chain((3, 4, 5, 3), L.GlobalAveragePooling3D()),
+    "global_max_1d": lambda: chain((6, 3), L.Conv1D(4, 1), L.GlobalMaxPooling1D()),
+    "padding_cropping_3d": lambda: chain((3, 4, 5, 2), L.ZeroPadding3D(((1, 0), (0, 2), (1, 1))),
+                                         L.Cropping3D(((0, 1), (1, 0), (2, 0)))),
+    "upsampling_3d": lambda: chain((2, 3, 2, 2), L.Conv3D(2, 1), L.UpSampling3D((2, 1, 3))),
+    "spatial_dropouts_1d_3d": lambda: chain((4, 3), L.SpatialDropout1D(0.5), L.Reshape((2, 2, 3)),
+                                            L.Reshape((1, 2, 2, 3)), L.SpatialDropout3D(0.5),
+                                            L.Flatten()),
 }
 
 ACTIVATIONS = ["relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "silu", "swish",

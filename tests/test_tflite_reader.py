@@ -140,3 +140,33 @@ def test_per_op_comparison_covers_every_op() -> None:
                   compare_isolated(source, net, x)):
         assert [d.node for d in diffs] == [n.name for n in source.graph.nodes]
         assert first_failure(diffs) is None
+
+
+def test_fused_activation_tflite_refuses_is_refused_by_name(tmp_path) -> None:
+    """FULLY_CONNECTED with a fused TANH or SIGN_BIT: TFLite's kernel refuses the file, and
+    so do we, naming the op (conv and pooling kernels ignore them: see conv_fused_* models)."""
+    import shutil
+
+    from tf2torch.references.tflite import tflite_runner
+    from tflite_models import _set_fused_activation
+
+    base = cached("fully_connected_3d", OP_MODELS["fully_connected_3d"])
+    for code in ("TANH", "SIGN_BIT"):
+        path = tmp_path / f"fc_{code}.tflite"
+        shutil.copy(base, path)
+        _set_fused_activation(code, ("FULLY_CONNECTED",))(path)
+        with pytest.raises(RuntimeError, match=r"FULLY_CONNECTED.*failed to prepare"):
+            tflite_runner(path)(np.ones((1, 5, 6), np.float32))  # the interpreter's verdict
+        with pytest.raises(UnsupportedError, match=rf"fully_connected_\d+ .*{code}"):
+            read_tflite(path)
+
+
+def test_unknown_fused_activation_code_is_a_corrupt_file(tmp_path) -> None:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(cached(SMALL, OP_MODELS[SMALL])))
+    model.subgraphs[0].operators[0].builtinOptions.fusedActivationFunction = 42
+    path = tmp_path / "bad_activation.tflite"
+    flatbuffer_utils.write_model(model, str(path))
+    with pytest.raises(SourceError, match=r"conv_2d_0 \(CONV_2D\): fused activation code 42"):
+        read_tflite(path)

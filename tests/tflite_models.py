@@ -25,10 +25,11 @@ from keras_models import randomize_statistics
 from tf2torch.conversion.graph import convert_graph
 from tf2torch.references.tflite import tflite_runner
 from tf2torch.sources.tflite.reader import read_tflite
+from tf2torch.verification.checks import representable
 from tf2torch.verification.report import GRAPH_TOLERANCE, VerificationReport, compare_runs, standard_inputs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-FIXTURE_VERSION = "1"
+FIXTURE_VERSION = "2"  # 2: non-trivial biases, slopes and statistics; logits
 
 
 def cache_dir() -> Path:
@@ -61,15 +62,54 @@ def write_tflite(model, path: Path, fp16: bool = False, int8: bool = False) -> P
 
 
 def cached(name: str, build: Callable, fp16: bool = False, int8: bool = False) -> Path:
-    """The .tflite of `build()` (a Keras model), converted once and cached."""
+    """The .tflite of `build()` (a Keras model), converted once and cached; `PATCHES[name]`,
+    if any, then edits the file."""
     suffix = "-fp16" if fp16 else "-int8" if int8 else ""
     path = cache_dir() / f"{name}{suffix}.tflite"
     if not path.exists():
         import keras
 
         keras.utils.set_random_seed(0)
-        write_tflite(build(), path, fp16=fp16, int8=int8)
+        tmp = write_tflite(build(), path.with_suffix(".unpatched"), fp16=fp16, int8=int8)
+        if name in PATCHES:
+            PATCHES[name](tmp)
+        tmp.replace(path)
     return path
+
+
+def _set_fused_activation(code: str, ops: tuple[str, ...] = ("CONV_2D",)) -> Callable:
+    """Edit a file (TensorFlow's own flatbuffer tools): every `ops` operator gets the fused
+    activation `code` (TANH, SIGN_BIT, ...), which TF's converter never fuses into them."""
+    def patch(path: Path) -> None:
+        from tensorflow.lite.python import schema_py_generated as schema
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.read_model(str(path))
+        wanted = {getattr(schema.BuiltinOperator, op) for op in ops}
+        for op in model.subgraphs[0].operators:
+            if model.operatorCodes[op.opcodeIndex].builtinCode in wanted:
+                op.builtinOptions.fusedActivationFunction = getattr(
+                    schema.ActivationFunctionType, code)
+        flatbuffer_utils.write_model(model, str(path))
+
+    return patch
+
+
+def _replace_op(old: str, new: str) -> Callable:
+    """Edit a file: every `old` operator becomes `new` (same inputs and options), for ops TF's
+    converter does not emit from Keras but the interpreter runs."""
+    def patch(path: Path) -> None:
+        from tensorflow.lite.python import schema_py_generated as schema
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.read_model(str(path))
+        for code in model.operatorCodes:
+            if code.builtinCode == getattr(schema.BuiltinOperator, old):
+                code.builtinCode = getattr(schema.BuiltinOperator, new)
+                code.deprecatedBuiltinCode = min(code.builtinCode, 127)  # 127: see builtinCode
+        flatbuffer_utils.write_model(model, str(path))
+
+    return patch
 
 
 def net_runner(conversion) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
@@ -90,8 +130,10 @@ def verify_tflite(path: Path, layout: str = "nhwc", low: float = -1.0,
     """Convert `path` and compare every output with the TFLite interpreter's."""
     source = read_tflite(path)
     conversion = convert_graph(source, layout)
-    shape = tuple(16 if d is None else d for d in source.graph.inputs[0].shape)
-    inputs = standard_inputs(shape, low=low, high=high)
+    spec = source.graph.inputs[0]
+    shape = tuple(16 if d is None else d for d in spec.shape)
+    inputs = {case: representable(x, spec.dtype)
+              for case, x in standard_inputs(shape, low=low, high=high).items()}
     run = net_runner(conversion)
     if layout == "nchw" and len(shape) == 3:
         nchw = run
@@ -115,11 +157,15 @@ def _ops():
     return keras.ops
 
 
-def _model(shape, body) -> Callable:
+def _model(shape, body, dtype: str = "float32") -> Callable:
+    """A one-op-family model whose biases, PReLU slopes and BN statistics are non-trivial
+    (Keras initialises them to constants a wrong conversion would still match)."""
     def build():
         keras = _keras()
-        inp = keras.Input(shape)
-        return keras.Model(inp, body(keras, inp))
+        inp = keras.Input(shape, dtype=dtype)
+        model = keras.Model(inp, body(keras, inp))
+        randomize_statistics(model)
+        return model
 
     return build
 
@@ -138,12 +184,16 @@ OP_MODELS: dict[str, Callable] = {
         6, 3, strides=2, padding="same")(x)),
     "transpose_conv_valid": _model((7, 7, 4), lambda k, x: k.layers.Conv2DTranspose(
         5, 2, strides=2, padding="valid", activation="relu")(x)),
+    # SAME with a kernel wider than the stride: the crop starts inside the full output
+    "transpose_conv_same_wide": _model((6, 6, 3), lambda k, x: k.layers.Conv2DTranspose(
+        4, 5, strides=2, padding="same")(x)),
     "fully_connected_3d": _model((5, 6), lambda k, x: k.layers.Dense(4, activation="tanh")(x)),
     "pools_same": _model((13, 13, 4), lambda k, x: k.layers.Concatenate()([
         k.layers.MaxPooling2D(3, 2, padding="same")(x),
         k.layers.AveragePooling2D(3, 2, padding="same")(x)])),
+    # maxima below zero too: an activation wrongly fused into MAXIMUM would show
     "binary_ops": _model((6, 6, 4), lambda k, x: k.layers.Maximum()([
-        k.layers.Subtract()([x * 2.0, x / 3.0]), k.layers.Multiply()([x, x - 0.5])])),
+        k.layers.Subtract()([x * 2.0, x / 3.0]) - 0.5, k.layers.Multiply()([x, x - 0.5]) - 0.3])),
     "broadcast_constants": _model((6, 6, 4), lambda k, x: k.ops.minimum(
         x * np.arange(1, 5, dtype=np.float32) + np.ones((6, 1, 4), np.float32), 0.7)),
     "activations": _model((5, 5, 3), lambda k, x: k.layers.Concatenate()([
@@ -156,7 +206,8 @@ OP_MODELS: dict[str, Callable] = {
         k.layers.PReLU(shared_axes=[1, 2])(x)])),
     "unary_math": _model((4, 4, 3), lambda k, x: k.ops.sqrt(k.ops.abs(x) + 0.1)
                          + k.ops.rsqrt(k.ops.abs(x) + 1.0) + k.ops.log(k.ops.abs(x) + 1.0)
-                         - k.ops.square(x) + k.ops.power(k.ops.abs(x) + 1.0, 1.5)),
+                         - k.ops.square(x) + k.ops.power(k.ops.abs(x) + 1.0, 1.5)
+                         + k.ops.power(x - 0.2, 3.0)),  # negative powers too
     "softmax_axis": _model((4, 4, 6), lambda k, x: k.layers.Concatenate()([
         k.layers.Softmax()(x), k.ops.log_softmax(x)])),
     "reductions": _model((6, 5, 4), lambda k, x: k.layers.Concatenate()([
@@ -175,6 +226,9 @@ OP_MODELS: dict[str, Callable] = {
         k.layers.Resizing(10, 14, interpolation="bilinear")(x)])),
     "resize_nearest": _model((5, 7, 3), lambda k, x: k.layers.Concatenate()([
         k.layers.UpSampling2D(2)(x), k.layers.Resizing(10, 14, interpolation="nearest")(x)])),
+    # a non-integer scale, where half-pixel centres pick other source pixels
+    "resize_nearest_fractional": _model((5, 7, 3), lambda k, x: k.layers.Resizing(
+        8, 11, interpolation="nearest")(x)),
     "strided_slice": _model((8, 8, 6), lambda k, x: k.layers.Concatenate()([
         x[:, 1:7:2, ::2, :3], x[:, :6:2, 2:6, 3:]])),
     "slice_squeeze_expand": _model((6, 4), lambda k, x: k.ops.expand_dims(
@@ -189,7 +243,52 @@ OP_MODELS: dict[str, Callable] = {
     "depth_to_space": _model((4, 4, 8), lambda k, x: k.ops.concatenate([
         _tf_depth_to_space(x, 2), _tf_depth_to_space(x, 2)], axis=-1)),
     "l2_normalize": _model((3, 3, 5), lambda k, x: _tf_l2_normalize(x)),
+    "add_n": _model((4, 4, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.math.add_n([t, t * 2.0, t * 3.0]))(x)),
+    "cast_from_float16": _model((4, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.cast(t, tf.float32) * 2.0)(x), dtype="float16"),
+    "unary_rounding": _model((4, 4, 3), lambda k, x: k.layers.Concatenate()([
+        k.ops.ceil(x * 3), k.ops.floor(x * 3), k.ops.round(x * 3), k.ops.sign(x - 0.1),
+        k.ops.sin(x * 2), k.ops.cos(x * 2), _tf_op(lambda tf, t: tf.negative(t))(x)])),
+    "binary_division": _model((4, 4, 3), lambda k, x: k.layers.Concatenate()([
+        _tf_op(lambda tf, t: tf.math.floordiv(t * 5.0, 0.7 + tf.abs(t)))(x),
+        _tf_op(lambda tf, t: t / (1.5 + t * t))(x),
+        _tf_op(lambda tf, t: tf.math.squared_difference(t, t * t))(x)])),
+    "padv2_value": _model((4, 4, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.pad(t, [[0, 0], [1, 2], [0, 1], [0, 0]], constant_values=0.5))(x)),
+    "relu6_and_n1_to_1": _model((4, 4, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.nn.relu6(t * 8.0 - 1.0) + tf.clip_by_value(t * 2.0, -1.0, 1.0))(x)),
+    "relu_0_to_1": _model((4, 4, 3), lambda k, x: _tf_op(  # RELU patched to RELU_0_TO_1
+        lambda tf, t: tf.minimum(tf.nn.relu(t * 2.0), 1.5))(x)),
+    "slice": _model((4, 5, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.slice(t, [0, 1, 2, 1], [-1, 2, 3, 2]))(x)),
+    "space_to_depth": _model((4, 6, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.nn.space_to_depth(t, 2))(x)),
+    "squeeze_dynamic": _model((None, 1, 3), lambda k, x: _tf_op(
+        lambda tf, t: tf.squeeze(t, axis=2))(x)),
+    "unpack": _model((4, 3, 2), lambda k, x: _tf_op(
+        lambda tf, t: tf.concat([a * (i + 1.0) for i, a in enumerate(tf.unstack(t, axis=1))],
+                                axis=-1))(x)),
+    "reduce_prod": _model((4, 3, 2), lambda k, x: _tf_op(
+        lambda tf, t: tf.reduce_prod(t + 1.0, axis=[1, 2]))(x)),
+    # fused activations TF's converter never fuses into a conv, set by editing the file:
+    # TFLite's conv kernels apply only clamping ones (RELU_N1_TO_1) and ignore TANH/SIGN_BIT
+    **{f"conv_fused_{code.lower()}": _model((6, 6, 3), lambda k, x: k.layers.Conv2D(4, 3)(x))
+       for code in ("RELU_N1_TO_1", "TANH", "SIGN_BIT")},
 }
+
+PATCHES: dict[str, Callable[[Path], None]] = {
+    "relu_0_to_1": _replace_op("RELU", "RELU_0_TO_1"),
+    **{f"conv_fused_{code.lower()}": _set_fused_activation(code)
+       for code in ("RELU_N1_TO_1", "TANH", "SIGN_BIT")},
+}
+
+
+def _tf_op(fn: Callable) -> Callable:
+    """A Keras Lambda running `fn(tf, tensor)`: TF ops Keras has no layer for."""
+    import tensorflow as tf
+
+    return _keras().layers.Lambda(lambda t: fn(tf, t))
 
 
 def _tf_depth_to_space(x, block: int):
@@ -206,24 +305,19 @@ def _tf_l2_normalize(x):
 
 @dataclass(frozen=True)
 class TfliteApp:
-    """A keras.applications architecture whose .tflite forms are tested.
-
-    `name` is the cache file stem and test id. The first entries predate the full list and keep
-    their builder (softmax head, default statistics) and names, so their cached files stay
-    valid; the rest are built as in the Keras path (`randomize_statistics`, logits).
-    """
+    """A keras.applications architecture whose .tflite forms are tested, built as in the
+    Keras path: logits (no softmax head, which would saturate and hide errors) and random
+    non-trivial statistics and biases (`randomize_statistics`). `name` is the cache file stem
+    and test id."""
 
     name: str
     constructor: str
     size: int
     slow: bool = True
-    keras_path: bool = False
     mild: bool = False
 
     def build(self) -> Callable:
-        if self.keras_path:
-            return keras_application(self.constructor, self.size, self.mild)
-        return application(self.constructor, self.size)
+        return keras_application(self.constructor, self.size, self.mild)
 
 
 _ORIGINAL = [
@@ -237,20 +331,11 @@ _ORIGINAL = [
 ]
 
 # Every architecture of the Keras path (tests/keras_models.py), at its size there; the ones
-# above stand for their architecture. The added ones are all slow.
+# above stand for their architecture (and keep their names). The added ones are all slow.
 APPLICATIONS: list[TfliteApp] = _ORIGINAL + [
-    TfliteApp(f"{app.name.lower()}_{app.size}", app.name, app.size, keras_path=True, mild=app.mild)
+    TfliteApp(f"{app.name.lower()}_{app.size}", app.name, app.size, mild=app.mild)
     for app in KERAS_APPLICATIONS if app.name not in {a.constructor for a in _ORIGINAL}
 ]
-
-
-def application(constructor: str, size: int) -> Callable:
-    def build():
-        keras = _keras()
-        cls = getattr(keras.applications, constructor)
-        return cls(input_shape=(size, size, 3), weights=None, classes=1000)
-
-    return build
 
 
 def keras_application(constructor: str, size: int, mild: bool = False) -> Callable:

@@ -38,8 +38,16 @@ def _as_list(inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], dict]) -> dict:
-    """Run sample by sample (files often fix the batch at 1) and stack the results."""
+    """Run sample by sample (files often fix the batch at 1) and stack the results. An input
+    whose size the file leaves open (-1) is resized to the sample's first."""
     details = interpreter.get_input_details()
+    resized = False
+    for detail, x in zip(details, inputs, strict=True):
+        if tuple(detail["shape"][1:]) != x.shape[1:]:
+            interpreter.resize_tensor_input(detail["index"], [1, *x.shape[1:]])
+            resized = True
+    if resized:
+        interpreter.allocate_tensors()
     per_sample: list[dict[str, np.ndarray]] = []
     for n in range(inputs[0].shape[0]):
         for detail, x in zip(details, inputs, strict=True):

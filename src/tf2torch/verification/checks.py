@@ -106,12 +106,19 @@ def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
     ranges = input_ranges(conversion)
     cases = {
         "zeros": [np.zeros((1, *s), np.float32) for s in shapes],
-        "random": [rng.uniform(low, high, (batch, *s)).astype(np.float32)
-                   for s, (low, high) in zip(shapes, ranges, strict=True)],
+        "random": [representable(rng.uniform(low, high, (batch, *s)), dtype)
+                   for s, (low, high), (_, _, dtype) in zip(shapes, ranges, conversion.inputs,
+                                                            strict=True)],
     }
     if images and len(shapes) == 1:
         cases.update({name: [array] for name, array in images.items()})
     return cases
+
+
+def representable(values: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 values the model's input type holds exactly (a float16 input would otherwise
+    round what the reference sees, and not what the port sees)."""
+    return (values.astype(np.float16) if dtype == "float16" else values).astype(np.float32)
 
 
 DEFAULT_RANGE = (-1.0, 1.0)  # the usual image-model convention, where a file says nothing

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tf2torch.errors import UnsupportedError
+from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources.ir import Graph, GraphInput, Node, WeightSpec
 from tf2torch.sources.tflite.opcodes import ACTIVATIONS, NUMPY_DTYPES, PADDING
 from tf2torch.sources.tflite.schema import TflModel, TflOperator, TflSubgraph, TflTensor
@@ -191,7 +191,7 @@ def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[s
     if "padding" in attrs:
         attrs["padding"] = PADDING.get(attrs["padding"], attrs["padding"])
     if "fused_activation_function" in attrs:
-        attrs["activation"] = ACTIVATIONS.get(attrs.pop("fused_activation_function"), "?")
+        attrs["activation"] = _fused_activation(op, attrs.pop("fused_activation_function"))
     attrs.update(operands=operands, values=values, tflite_version=op.version,
                  output_shapes=[list(_static_shape(sub.tensors[i])) for i in op.outputs],
                  output_dtypes=[sub.tensors[i].dtype.lower() for i in op.outputs])
@@ -202,6 +202,29 @@ def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[s
     # read above, so every version maps to the same converter (key version 1).
     return Node(name, op.op, name, tuple(inputs), tuple(names[i] for i in op.outputs), attrs,
                 weights, 1)
+
+
+# TFLite's float kernels apply a fused activation as a clamp range: TANH and SIGN_BIT give no
+# range, so conv, transpose-conv and pooling kernels leave them unapplied, and the others
+# refuse the model when preparing it (kernel_util CalculateActivationRange; checked against
+# the interpreter in tests/test_tflite_ops.py).
+_CLAMP_ONLY = {"tanh", "sign_bit"}
+_IGNORES_UNCLAMPED = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "AVERAGE_POOL_2D",
+                      "MAX_POOL_2D"}
+
+
+def _fused_activation(op: TflOperator, code: int) -> str:
+    name = f"{op.op.lower()}_{op.index}"
+    if code not in ACTIVATIONS:
+        raise SourceError(f"{name} ({op.op}): fused activation code {code} is not one TFLite "
+                          f"defines (0-{max(ACTIVATIONS)}): a corrupt file?")
+    activation = ACTIVATIONS[code]
+    if activation not in _CLAMP_ONLY:
+        return activation
+    if op.op in _IGNORES_UNCLAMPED:
+        return "linear"  # what TFLite's own kernels compute
+    raise UnsupportedError(f"{name} ({op.op}): fused activation {activation.upper()}, which "
+                           "TFLite's kernels for this op refuse; the file cannot run in TFLite")
 
 
 def _is_value(op: TflOperator, pos: int, entry: tuple[str, tuple[int, ...], Loader]) -> bool:
