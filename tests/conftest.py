@@ -23,6 +23,40 @@ def fixture_cache() -> Path:
     return root / f"v{FIXTURE_VERSION}"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--forbid-skips", action="store_true",
+                     help="fail the run if any test skipped (what `make test` uses), unless "
+                          "TF2TORCH_OFFLINE=1 says the user knowingly runs without downloads")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(
+            report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] = reasons.get(
+            reason.removeprefix("Skipped: "), 0) + 1
+    terminalreporter.section(f"{len(skipped)} test(s) skipped", sep="=", yellow=True)
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{count:4d} × {reason}")
+    if config.getoption("--forbid-skips") and os.environ.get("TF2TORCH_OFFLINE") != "1":
+        terminalreporter.write_line(
+            "error: tests skipped in a run that forbids it (make test): a fixture it was meant "
+            "to fetch or build is missing. Fix that, or set TF2TORCH_OFFLINE=1 to skip "
+            "knowingly.", red=True, bold=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if (skipped and session.config.getoption("--forbid-skips")
+            and os.environ.get("TF2TORCH_OFFLINE") != "1" and exitstatus == 0):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def _isolated_repository(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Every test gets an empty model repository, never the user's."""

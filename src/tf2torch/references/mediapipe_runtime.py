@@ -15,6 +15,7 @@ numpy, protobuf, absl-py, attrs and flatbuffers (not OpenCV, matplotlib, jax, so
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,10 +81,13 @@ def mediapipe_runner(path: str | Path, model: TflModel, python: str | None = Non
 
 def make_runtime(target: Path) -> Path | None:
     """A venv at `target` with MediaPipe's runtime; its python, or None when pip failed
-    (offline). Idempotent."""
+    (offline). Idempotent: `DONE` is written last, and a failed install removes what it built,
+    so no half-built venv is left for the tests to trip on."""
     python = target / "bin" / "python"
     if (target / "DONE").exists():
         return python
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     venv.create(target, with_pip=True, clear=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     for step in ([*pip, "--no-deps", "--only-binary=:all:", WHEEL], [*pip, *_NEEDS]):
@@ -91,6 +95,7 @@ def make_runtime(target: Path) -> Path | None:
         done = subprocess.run(step, check=False, capture_output=True, text=True)
         if done.returncode != 0:
             print(*done.stderr.strip().splitlines()[-1:], file=sys.stderr)
+            shutil.rmtree(target, ignore_errors=True)  # no half-built venv for tests to trip on
             return None
     (target / "DONE").write_text(WHEEL + "\n")
     return python
@@ -98,5 +103,11 @@ def make_runtime(target: Path) -> Path | None:
 
 if __name__ == "__main__":
     made = make_runtime(Path(sys.argv[1]))
-    # offline: a note and exit 0, so the tests that need the runtime skip rather than fail
-    print(made if made else f"note: could not install {WHEEL}; MediaPipe's runtime is unavailable")
+    if made:
+        print(made)
+    elif os.environ.get("TF2TORCH_OFFLINE") == "1":
+        print(f"note: could not install {WHEEL}; TF2TORCH_OFFLINE=1, so the tests that need "
+              "MediaPipe's runtime will skip")
+    else:
+        sys.exit(f"error: could not install {WHEEL}; the tests need MediaPipe's runtime. Run "
+                 "where PyPI is reachable, or set TF2TORCH_OFFLINE=1 to skip them knowingly.")
