@@ -206,3 +206,49 @@ def test_verify_per_layer_refuses_an_unknown_reference_kind(small_release, capsy
     info = next(small_release.prefix.parent.glob("*_info.txt"))
     code, _, err = run(capsys, "verify", small_release.archive, "--per-layer", "--reference", info)
     assert code != 0 and "frozen .pb, .keras or .tflite" in err
+
+
+def test_demo_runs_end_to_end(small_release, capsys, tmp_path) -> None:
+    """`tf2torch demo` (README's first command), on the small stand-in: the release is the
+    cached one, so this checks the convert → verify → publish → list → classify steps."""
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    shutil.copy(small_release.archive, workdir)
+    code, out, _ = run(capsys, "demo", "--multiplier", "0.35", "--size", "96",
+                       "--workdir", workdir)
+    assert code == 0
+    assert "verdict: PASS" in out and "image:astronaut.jpg" in out
+    assert "[3/4] tf2torch list" in out and "mobilenet_v2_0.35_96" in out
+    assert out.count("  0.") >= 3  # three classes with their probabilities
+
+
+@pytest.mark.parametrize("kind", ["archive", "keras", "tflite"])
+def test_convert_without_tensorflow(small_release, tmp_path, kind) -> None:
+    """Reading and converting never import TensorFlow: run the CLI in a fresh interpreter in
+    which `import tensorflow` (and keras) fails, then load the package there too."""
+    import subprocess
+    import sys
+
+    if kind == "archive":
+        source = small_release.archive
+    else:
+        model = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), tf.keras.layers.Conv2D(4, 3),
+                                     tf.keras.layers.GlobalAveragePooling2D()])
+        source = tmp_path / f"m.{kind}"
+        if kind == "keras":
+            model.save(source)
+        else:
+            source.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    script = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'tf_keras'): sys.modules[name] = None\n"
+        "from tf2torch.cli import main\n"
+        f"code = main(['convert', {str(source)!r}, '-o', {str(tmp_path / 'pkg')!r}, "
+        "'--no-verify'])\n"
+        "import tf2torch\n"
+        f"tf2torch.load({str(tmp_path / 'pkg')!r})\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pkg" / "model.safetensors").exists()

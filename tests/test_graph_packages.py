@@ -95,3 +95,46 @@ def test_lambda_layer_is_refused_by_name(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code != 0 and "Lambda" in err and "plus_one" in err
     assert not (tmp_path / "pkg").exists()
+
+
+def test_emit_code_from_the_command_line(keras_classifier, tmp_path, capsys) -> None:
+    """`convert --emit-code`: the written file runs without tf2torch (blocked in a fresh
+    interpreter) and matches Keras."""
+    import subprocess
+    import sys
+
+    path, model = keras_classifier
+    code_file = tmp_path / "tiny.py"
+    assert main(["convert", str(path), "-o", str(tmp_path / "pkg"), "--emit-code",
+                 str(code_file)]) == 0
+    assert "code: " in capsys.readouterr().err
+    weights = code_file.with_suffix(".safetensors")
+    images = np.random.default_rng(3).uniform(0, 255, (2, 48, 48, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", images)
+    script = (
+        "import sys, runpy, numpy as np, torch\n"
+        "sys.modules['tf2torch'] = None  # the emitted file must not need tf2torch\n"
+        f"ns = runpy.run_path({str(code_file)!r})\n"
+        f"net = ns['load']({str(weights)!r})\n"
+        "with torch.no_grad():\n"
+        f"    out = net(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r})))\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, out.numpy())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    ours = np.load(tmp_path / "y.npy")
+    theirs = model(images, training=False).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max())
+
+
+def test_convert_verifies_the_users_images_on_the_graph_path(keras_classifier, tmp_path,
+                                                              capsys) -> None:
+    from PIL import Image
+
+    path, _ = keras_classifier
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(skimage_data.chelsea()).save(photo)
+    assert main(["convert", str(path), "-o", str(tmp_path / "pkg"), "--images", str(photo),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["verification"]
+    image_rows = [c for c in report["comparisons"] if c["case"] == "image:chelsea.png"]
+    assert len(image_rows) == 1 and image_rows[0]["max_abs"] <= image_rows[0]["bound"]

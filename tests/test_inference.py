@@ -101,3 +101,19 @@ def test_configure_allocator_reports_what_it_set() -> None:
     if setup.library is None:
         pytest.skip("not glibc")
     assert setup.settings == {"M_MMAP_THRESHOLD": 1 << 30, "M_TRIM_THRESHOLD": 1 << 30}
+
+
+def test_load_compiled_matches_tensorflow(standin, tmp_path) -> None:
+    """`tf2torch.load(..., compile=True)` (Inductor, weights frozen) against TensorFlow's
+    logits stored with the release (tests.h5)."""
+    import tf2torch
+
+    release = standin(0.35, 96, tflite=False, pack=False)
+    tf2torch.convert(release.prefix, tmp_path / "pkg", verify=False)
+    model = tf2torch.load(tmp_path / "pkg", compile=True)
+    with h5py.File(release.tests_h5) as f:
+        random_input, ref = f["RandomInput"][()], f["LogitsForRandom"][()]
+    torch._dynamo.reset()  # a fresh compile for this process's first model
+    with torch.inference_mode():
+        logits = model.net(nchw(random_input)).numpy()
+    assert np.abs(logits - ref).max() <= TF_TOL

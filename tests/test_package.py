@@ -19,9 +19,13 @@ skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
-def converted(standin, tmp_path_factory):
+def release(standin):
+    return standin(0.35, 96)
+
+
+@pytest.fixture(scope="module")
+def converted(release, tmp_path_factory):
     """A stand-in 0.35/96 release converted into a package folder (module-wide, read-only)."""
-    release = standin(0.35, 96)
     out = tmp_path_factory.mktemp("pkg") / "mnv2"
     tf2torch.convert(release.archive, out)
     return out
@@ -50,17 +54,59 @@ def test_card_and_files(converted: Path) -> None:
     assert len(card["source"]["sha256"]) == 64
 
 
-def test_load_classify_equals_running_the_module(converted: Path) -> None:
+def test_classify_matches_tensorflow_on_the_encoded_image(converted: Path, release) -> None:
+    """`classify` (encoder → net → decoder) against the release's frozen graph run by
+    TensorFlow on the same encoded image: same top-5 classes, same probabilities."""
+    from tf2torch.references.tensorflow import frozen_graph_reference
+
     model = tf2torch.load(converted)
     assert not model.net.training
     image = skimage_data.chelsea()
     preds = model.classify(image, top=5)[0]
-    with torch.inference_mode():
-        logits = model.net(model.encoder(image))
-    probs = torch.softmax(logits.double(), -1)[0]
-    top = torch.argsort(probs, descending=True)[:5].tolist()
-    assert [p.index for p in preds] == top
-    assert np.allclose([p.probability for p in preds], probs[top].numpy(), atol=1e-7)
+    frozen = release.prefix.parent / f"{release.prefix.stem}_frozen.pb"
+    nhwc = model.encoder(image).permute(0, 2, 3, 1).numpy()
+    probs = frozen_graph_reference(frozen).run(nhwc)["probabilities"][0].astype(np.float64)
+    top = np.argsort(-probs, kind="stable")[:5]
+    assert [p.index for p in preds] == top.tolist()
+    assert np.allclose([p.probability for p in preds], probs[top], atol=1e-6)
+    assert preds[0].label != "background" and preds[0].wnid is not None
+
+
+def test_convert_verifies_the_users_images(release, tmp_path: Path) -> None:
+    """`images=` (CLI `--images`): each image becomes a verification case of its own."""
+    photo = tmp_path / "coffee.jpg"
+    Image.fromarray(skimage_data.coffee()).save(photo)
+    result = tf2torch.convert(release.archive, tmp_path / "pkg", images=[photo])
+    cases = {c.case for c in result.verification.comparisons}
+    assert cases == {"zeros", "random", "image:coffee.jpg"}
+    assert result.verification.passed
+    image_logits = next(c for c in result.verification.comparisons
+                        if c.case == "image:coffee.jpg" and c.output == "logits")
+    assert 0 <= image_logits.max_abs <= image_logits.bound
+
+
+def test_overwrite_replaces_the_package_and_dead_writers_leftovers_are_swept(
+        release, tmp_path: Path, monkeypatch) -> None:
+    from tf2torch.packages import repository
+
+    tf2torch.convert(release.archive)
+    package = repository.publish_path("mobilenet_v2_0.35_96")
+    (package / "stray.txt").write_text("left by hand")
+    with pytest.raises(PackageError, match="already exists"):
+        tf2torch.convert(release.archive)
+    assert (package / "stray.txt").exists()  # refused: untouched
+    # a writer killed mid-write left a staging folder; a live writer's stays
+    dead = repository.models_dir() / ".mobilenet_v2_0.35_96.partial-999999999-abc"
+    dead.mkdir()
+    live = repository.models_dir() / f".other.partial-{__import__('os').getppid()}-xyz"
+    live.mkdir()
+    result = tf2torch.convert(release.archive, overwrite=True, use_ema=False)
+    assert not (package / "stray.txt").exists()
+    assert sorted(p.name for p in package.iterdir()) == ["README.md", "card.json",
+                                                        "model.safetensors"]
+    assert tf2torch.load("mobilenet_v2_0.35_96").card.created == result.card.created
+    assert not dead.exists() and live.exists()
+    assert [p.name for p in repository.models_dir().iterdir() if ".old-" in p.name] == []
 
 
 def test_load_by_name_from_repository(standin, capsys) -> None:
@@ -205,7 +251,9 @@ def test_fine_tuning_lowers_loss_and_saves_new_labels(converted, tmp_path) -> No
     assert any("head replaced" in n for n in again.card.notes)
     with torch.inference_mode():
         assert torch.equal(again.net(images[:2]), net(images[:2]))
-    assert [p.label for p in again.classify(skimage_data.chelsea(), top=3)[0]] != []
+    preds = again.classify(skimage_data.chelsea(), top=3)[0]  # the new head's own labels
+    assert sorted(p.label for p in preds) == sorted(labels)
+    assert abs(sum(p.probability for p in preds) - 1.0) < 1e-6
 
 
 def test_export_cli_and_onnxruntime_backend(converted, photos, tmp_path, capsys) -> None:

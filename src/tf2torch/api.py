@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tf2torch.conversion.convert import Conversion, convert_source
-from tf2torch.errors import Tf2TorchError, VerificationError
+from tf2torch.errors import Tf2TorchError, UsageError, VerificationError
 from tf2torch.packages import repository
 from tf2torch.packages.card import Card
 from tf2torch.packages.codec_policy import codecs_for
@@ -127,8 +127,11 @@ def _verify(conversion: Conversion, reference: str | Path | None,
 
 def _encode_images(encoder: Encoder | None, images: Sequence[str | Path]) -> dict[str, np.ndarray]:
     """User images through the model's own encoder, as NHWC batches of one."""
-    if not images or encoder is None:
+    if not images:
         return {}
+    if encoder is None:  # never drop the user's images silently
+        raise UsageError("images to verify on need the model's preprocessing: give "
+                         "--preprocess (e.g. raw, imagenet, keras-tf) or a model with one")
     out = {}
     for image in images:
         batch = encoder([image]).numpy()

@@ -38,5 +38,9 @@ class PackageError(Tf2TorchError):
     """A model package or repository entry is missing, tampered with or malformed."""
 
 
+class UsageError(Tf2TorchError):
+    """Options that cannot work together, or an option the input cannot honour."""
+
+
 class MissingDependencyError(Tf2TorchError):
     """An optional dependency (TensorFlow, onnxruntime, ...) is needed for this step."""

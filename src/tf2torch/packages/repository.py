@@ -37,6 +37,7 @@ def list_names() -> list[str]:
     root = models_dir()
     if not root.is_dir():
         return []
+    sweep_partials(root)
     return sorted(p.name for p in root.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / "card.json").exists())
 
@@ -68,7 +69,11 @@ def staged_write(destination: Path, overwrite: bool = False) -> Iterator[Path]:
     if destination.exists() and not overwrite:
         raise PackageError(f"{destination} already exists (use --overwrite to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    sweep_partials(destination.parent)
+    # the writer's pid in the name lets a later sweep tell a dead writer's leftovers from a
+    # live one's work in progress
+    stage = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-{os.getpid()}-",
+                                  dir=destination.parent))
     try:
         yield stage
         old = None
@@ -93,12 +98,32 @@ def publish_path(name: str) -> Path:
     return models_dir() / check_name(name)
 
 
-def sweep_partials(on_removed: Callable[[Path], None] | None = None) -> None:
-    """Remove staging folders left by a process that was killed mid-write."""
-    root = models_dir()
+def sweep_partials(root: Path | None = None,
+                   on_removed: Callable[[Path], None] | None = None) -> None:
+    """Remove staging and replaced-package folders (`.NAME.partial-PID-*`, `.NAME.old-PID`)
+    that a process killed mid-write left in `root` (default: the repository). Folders of a
+    writer that is still running are left alone."""
+    root = root or models_dir()
     if not root.is_dir():
         return
-    for path in root.glob(".*.partial-*"):
-        shutil.rmtree(path, ignore_errors=True)
-        if on_removed:
-            on_removed(path)
+    for path in [*root.glob(".*.partial-*"), *root.glob(".*.old-*")]:
+        match = _LEFTOVER.fullmatch(path.name)
+        if match and not _running(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            if on_removed:
+                on_removed(path)
+
+
+_LEFTOVER = re.compile(r"\..+\.(?:partial|old)-(\d+)(?:-.*)?")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
