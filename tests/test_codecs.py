@@ -148,19 +148,24 @@ def test_imagenet_half_pixel_bilinear_matches_tf(tf):
     assert np.abs(ours - ref).max() <= 1e-5
 
 
-def test_keras_modes():
+@pytest.mark.parametrize(("mode", "application"), [
+    ("tf", "mobilenet_v2"), ("torch", "densenet"), ("caffe", "resnet50")])
+def test_keras_modes_match_keras_preprocess_input(tf, mode, application):
+    """Each Keras mode against that application's own `preprocess_input`, applied by Keras to
+    the resized 0-255 pixels (the resize itself is checked against TF's above)."""
+    import keras
+
     image = photo("chelsea")
-    unit = plain((224, 224), "bilinear", antialias=True)(image)[0]  # resize(x / 255), NHWC
-    tf_mode = Encoder.keras(224, "tf")(image)[0]
-    torch_mode = Encoder.keras(224, "torch", layout="NCHW")(image)[0]
-    caffe = Encoder.keras(224, "caffe")(image)[0]
-    mean = torch.tensor(codecs.IMAGENET_MEAN)
-    std = torch.tensor(codecs.IMAGENET_STD)
-    torch.testing.assert_close(tf_mode, unit * 2 - 1, atol=1e-5, rtol=0)
-    torch.testing.assert_close(torch_mode, ((unit - mean) / std).permute(2, 0, 1), atol=1e-5,
-                               rtol=0)
-    bgr_mean = torch.tensor([103.939, 116.779, 123.68])
-    torch.testing.assert_close(caffe, unit.flip(-1) * 255 - bgr_mean, atol=1e-3, rtol=0)
+    resized = plain((224, 224), "bilinear", antialias=True)(image)[0].numpy() * 255.0
+    module = getattr(keras.applications, application)
+    ref = np.asarray(module.preprocess_input(resized[None].copy()))[0]
+    ours = Encoder.keras(224, mode)(image)[0].numpy()  # NHWC, like Keras's input
+    assert np.abs(ours - ref).max() <= 1e-6 * max(1.0, np.abs(ref).max())  # float32 rounding
+    nchw = Encoder.keras(224, mode, layout="NCHW")(image)[0].numpy()
+    assert np.array_equal(nchw, ours.transpose(2, 0, 1))
+
+
+def test_unknown_keras_mode_is_refused():
     with pytest.raises(PackageError, match="Keras mode"):
         Encoder.keras(224, "inception")
 
