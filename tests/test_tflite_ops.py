@@ -6,12 +6,13 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from tflite_models import OP_MODELS, cached, verify_tflite
+from tflite_models import INPUT_RANGES, OP_MODELS, cached, verify_tflite
 
 
 @pytest.mark.parametrize("name", sorted(OP_MODELS))
 def test_op_matches_interpreter(name: str) -> None:
-    report = verify_tflite(cached(name, OP_MODELS[name]))
+    low, high = INPUT_RANGES.get(name, (-1.0, 1.0))
+    report = verify_tflite(cached(name, OP_MODELS[name]), low=low, high=high)
     assert report.passed, report.table()
 
 

@@ -247,6 +247,12 @@ OP_MODELS: dict[str, Callable] = {
         lambda tf, t: tf.math.add_n([t, t * 2.0, t * 3.0]))(x)),
     "cast_from_float16": _model((4, 3), lambda k, x: _tf_op(
         lambda tf, t: tf.cast(t, tf.float32) * 2.0)(x), dtype="float16"),
+    "dequantize_float16": _model((4, 3), lambda k, x: _tf_op(  # CAST patched to DEQUANTIZE
+        lambda tf, t: tf.cast(t, tf.float32) * 2.0)(x), dtype="float16"),
+    # MediaPipe's custom op (XNNPACK runs it), made from a TRANSPOSE_CONV: published models
+    # end it in a saturated sigmoid, which would hide a wrong kernel or bias
+    "mediapipe_transpose_conv_bias": _model((5, 5, 3), lambda k, x: k.layers.Conv2DTranspose(
+        4, 5, strides=2, padding="same")(x)),
     "unary_rounding": _model((4, 4, 3), lambda k, x: k.layers.Concatenate()([
         k.ops.ceil(x * 3), k.ops.floor(x * 3), k.ops.round(x * 3), k.ops.sign(x - 0.1),
         k.ops.sin(x * 2), k.ops.cos(x * 2), _tf_op(lambda tf, t: tf.negative(t))(x)])),
@@ -256,10 +262,11 @@ OP_MODELS: dict[str, Callable] = {
         _tf_op(lambda tf, t: tf.math.squared_difference(t, t * t))(x)])),
     "padv2_value": _model((4, 4, 3), lambda k, x: _tf_op(
         lambda tf, t: tf.pad(t, [[0, 0], [1, 2], [0, 1], [0, 0]], constant_values=0.5))(x)),
+    # on the input itself: after an op that takes fused activations they would be fused
     "relu6_and_n1_to_1": _model((4, 4, 3), lambda k, x: _tf_op(
-        lambda tf, t: tf.nn.relu6(t * 8.0 - 1.0) + tf.clip_by_value(t * 2.0, -1.0, 1.0))(x)),
+        lambda tf, t: tf.concat([tf.nn.relu6(t), tf.clip_by_value(t, -1.0, 1.0)], -1))(x)),
     "relu_0_to_1": _model((4, 4, 3), lambda k, x: _tf_op(  # RELU patched to RELU_0_TO_1
-        lambda tf, t: tf.minimum(tf.nn.relu(t * 2.0), 1.5))(x)),
+        lambda tf, t: tf.minimum(tf.nn.relu(t), 1.5))(x)),
     "slice": _model((4, 5, 3), lambda k, x: _tf_op(
         lambda tf, t: tf.slice(t, [0, 1, 2, 1], [-1, 2, 3, 2]))(x)),
     "space_to_depth": _model((4, 6, 3), lambda k, x: _tf_op(
@@ -277,8 +284,41 @@ OP_MODELS: dict[str, Callable] = {
        for code in ("RELU_N1_TO_1", "TANH", "SIGN_BIT")},
 }
 
+
+
+def _to_mediapipe_transpose_conv(path: Path) -> None:
+    """Edit a file: TRANSPOSE_CONV(output_shape, weights, input, bias) becomes MediaPipe's
+    custom Convolution2DTransposeBias(input, weights, bias), its options the raw struct
+    {TfLitePadding padding (SAME = 1, VALID = 2), int32 stride_w, stride_h}."""
+    import struct
+
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode, code.version = "Convolution2DTransposeBias", 1
+    model.operatorCodes.append(code)
+    for op in model.subgraphs[0].operators:
+        if model.operatorCodes[op.opcodeIndex].builtinCode != schema.BuiltinOperator.TRANSPOSE_CONV:
+            continue
+        _, weights, x, bias = op.inputs
+        options = op.builtinOptions
+        padding = {schema.Padding.SAME: 1, schema.Padding.VALID: 2}[options.padding]
+        op.opcodeIndex, op.inputs = len(model.operatorCodes) - 1, [x, weights, bias]
+        op.customOptions = list(struct.pack("<iii", padding, options.strideW, options.strideH))
+        op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.NONE, None
+    flatbuffer_utils.write_model(model, str(path))
+
+
+# Input ranges other than [-1, 1], where an op is the identity inside that range.
+INPUT_RANGES: dict[str, tuple[float, float]] = {"relu6_and_n1_to_1": (-8.0, 8.0)}
+
 PATCHES: dict[str, Callable[[Path], None]] = {
     "relu_0_to_1": _replace_op("RELU", "RELU_0_TO_1"),
+    "dequantize_float16": _replace_op("CAST", "DEQUANTIZE"),
+    "mediapipe_transpose_conv_bias": _to_mediapipe_transpose_conv,
     **{f"conv_fused_{code.lower()}": _set_fused_activation(code)
        for code in ("RELU_N1_TO_1", "TANH", "SIGN_BIT")},
 }

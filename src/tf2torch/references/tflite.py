@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf2torch.errors import SourceError
 from tf2torch.sources.model import SourceModel
 from tf2torch.sources.tflite.graph import output_names, unique_names
 from tf2torch.sources.tflite.reader import read_tflite_model
@@ -88,12 +89,26 @@ def tflite_spread(file: TfliteFile) -> SpreadFn:
     but sum in different orders; on an ill-conditioned network (MediaPipe's pose landmark
     model: a last conv with row norms ~500) they differ from each other by more than the
     1e-4 bound, and then no float32 port can be held to it. The largest pairwise max |a − b|.
+    A runtime that cannot run the file (MediaPipe's Convolution2DTransposeBias exists only in
+    XNNPACK) is left out; with no second runtime there is no spread (an empty answer).
     """
-    others = [tflite_runner(file, kernels) for kernels in ("builtin", "reference")]
+    others = []
+    for kernels in ("builtin", "reference"):
+        try:
+            others.append(tflite_runner(file, kernels))
+        except SourceError:
+            continue
 
     def spread(inputs: np.ndarray | list[np.ndarray],
                default: dict[str, np.ndarray]) -> dict[str, float]:
-        runs = [default, *(run(inputs) for run in others)]
+        runs = [default]
+        for run in others:
+            try:
+                runs.append(run(inputs))
+            except RuntimeError:  # an op it has no kernel for, found when invoked
+                continue
+        if len(runs) < 2:
+            return {}
         return {name: max(float(np.abs(a[name] - b[name]).max(initial=0.0))
                           for i, a in enumerate(runs) for b in runs[i + 1:])
                 for name in runs[0]}
