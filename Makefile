@@ -23,12 +23,18 @@ MEDIAPIPE := .cache/mediapipe
 # MediaPipe's own runtime, in a venv of its own: the reference for its custom-op models
 MEDIAPIPE_RUNTIME := .cache/mediapipe-runtime
 
+# converters mutated after the tests (tests/mutation.py); the seed rotates daily, the full
+# run is `python tools/mutate.py` (or `pytest -m slow tests/test_mutation.py`)
+MUTATE_SAMPLE ?= 12
+MUTATE_SEED ?= $(shell date +%j)
+
 test: venv
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python tools/fetch_mediapipe_models.py $(MEDIAPIPE)
 	$(BIN)/python -m tf2torch.references.mediapipe_runtime $(MEDIAPIPE_RUNTIME)
 	TF2TORCH_MEDIAPIPE_DIR=$(MEDIAPIPE) TF2TORCH_MEDIAPIPE_PYTHON=$(MEDIAPIPE_RUNTIME)/bin/python \
-		$(BIN)/python -m pytest -q -m "not slow"
+		$(BIN)/python -m pytest -q -m "not slow" --forbid-skips \
+			--mutate --mutate-sample $(MUTATE_SAMPLE) --mutate-seed $(MUTATE_SEED) --mutate-require-all
 
 bench: venv
 	$(BIN)/python benchmarks/convert.py

@@ -51,6 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="mutate only these converters, e.g. keras:Conv2D,tflite:ADD")
     group.addoption("--mutate-report", type=Path, metavar="FILE",
                     help="write the report as JSON")
+    group.addoption("--mutate-require-all", action="store_true",
+                    help="also fail when a registered converter is exercised by no test")
 
 
 # --- which tests reach which converter ------------------------------------------------------
@@ -96,6 +98,8 @@ _OPERAND_ORDER = {"const_first", "constant_first"}
 # Mutants that cannot change a result, by converter and mutant name, with the reason.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("tflite", "MIRROR_PAD", "attr:value"): "the fill value applies to constant padding only",
+    ("tflite", "SQUARED_DIFFERENCE", "attr:activation"): "a square is never negative: a ReLU "
+    "after it changes nothing",
     **{("tflite", op, "attr:keep_batch"): "the recorded output shape's batch is -1 (dynamic): "
        "reshaping to it keeps the batch either way" for op in ("EXPAND_DIMS", "SQUEEZE")},
 }
@@ -326,7 +330,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         example = EXAMPLES.get(key)
         mutants = list(mutants_of(key, example.lowered, example.weight_shapes)) if example else []
         tests = sorted(tests_of[key], key=lambda t: _DURATIONS.get(t, 0.0))
-        entry: dict[str, Any] = {"tests": len(tests), "mutants": {}}
+        entry: dict[str, Any] = {
+            "tests": len(tests), "mutants": {},
+            "module": example.lowered.spec.cls if example else None,
+            "equivalent": sorted(m for (fmt, op, m) in EQUIVALENT if (fmt, op) == key[:2])}
         for mutant in mutants:
             RECORDER.mutant = mutant
             try:
@@ -354,8 +361,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if path:
         Path(path).write_text(json.dumps(report, indent=2))
     if terminal is not None:
-        terminal.write_line(f"mutation: {len(results)} converter(s) mutated, "
+        sample = config.getoption("--mutate-sample")
+        seed = f" (sample of {sample}, --mutate-seed {config.getoption('--mutate-seed')})" \
+            if sample else ""
+        terminal.write_line(f"mutation{seed}: {len(results)} converter(s) mutated, "
                             f"{len(report['survivors'])} with survivors, "
                             f"{len(unexercised)} registered but exercised by no selected test")
-    if report["survivors"]:
+    if unexercised and terminal is not None and config.getoption("--mutate-require-all"):
+        terminal.write_line("exercised by no test: " + ", ".join(unexercised), red=True)
+    if report["survivors"] or (unexercised and config.getoption("--mutate-require-all")):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
