@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  - torch before tensorflow in one process, always
 
+from web_repository import web_repo  # noqa: F401 - the web tests' repository (session-wide)
+
 FIXTURE_VERSION = "4"
 REPO = Path(__file__).resolve().parents[1]
 

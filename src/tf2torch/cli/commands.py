@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tf2torch.cli import web_commands
 from tf2torch.cli.render import card_summary, config_text, emit_json
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
@@ -375,4 +376,8 @@ COMMANDS: tuple[Command, ...] = (
             "card).", _show_args, _show),
     Command("remove", "delete a package from the repository", "Deletes the package folder.",
             _remove_args, _remove),
+    Command("serve", web_commands.SERVE_HELP, web_commands.SERVE_DESCRIPTION,
+            web_commands.serve_args, web_commands.serve),
+    Command("site", web_commands.SITE_HELP, web_commands.SITE_DESCRIPTION,
+            web_commands.site_args, web_commands.site),
 )
