@@ -277,3 +277,15 @@ def test_emitted_code_is_kept_in_the_package_and_offered(web_repo, tmp_path, cap
     client = TestClient(create_app(Settings(home=tmp_path / "home")))
     assert 'href="files/model.py"' in client.get("/models/detector_with_code/").text
     assert client.get("/models/detector_with_code/files/model.py").text.startswith("# ")
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(web_repo, capsys, monkeypatch) -> None:
+    import socket
+
+    monkeypatch.setenv("TF2TORCH_HOME", str(web_repo.home))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code = main(["serve", "--port", str(busy.getsockname()[1])])
+    err = capsys.readouterr().err
+    assert code != 0 and "cannot listen on 127.0.0.1" in err and "--port" in err

@@ -188,7 +188,7 @@ def test_missing_or_unknown_inputs(client) -> None:
                         headers={"content-type": "text/plain"}), 422, "no input")
     moved = client.get(f"/models/{ZOO}/try", follow_redirects=False)
     assert moved.status_code == 303 and moved.headers["location"] == "./#try"
-    refused(client.get("/results/nope/annotated.png"), 404, "no such result")
+    refused(client.get("/results/nope/annotated.jpg"), 404, "no such result")
 
 
 def test_a_tampered_package_is_a_readable_refusal(home, tmp_path) -> None:

@@ -58,7 +58,7 @@ def test_the_demo_photo_on_the_slim_model_matches_tensorflow(client, web_repo) -
     assert api["input"] == "astronaut.jpg"
 
     annotated = client.get("/" + api["annotated"])
-    assert annotated.headers["content-type"] == "image/png"
+    assert annotated.headers["content-type"] == "image/jpeg"
     image = Image.open(io.BytesIO(annotated.content))
     assert image.size == (512, 512)  # the 512×512 photo, under the 640-pixel cap
 

@@ -9,9 +9,11 @@ tries the model on the astronaut sample, and writes `web_index.png` and `web_mod
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `tf2torch serve` runs, before torch loads
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from browser import chromium, live_server

@@ -7,6 +7,7 @@ only when one of these runs, so `tf2torch --help` stays light.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -66,8 +67,9 @@ def serve_args(p: argparse.ArgumentParser) -> None:
                    "decompression-bomb guard applies too)")
     p.add_argument("--cache-models", type=int, default=4, metavar="N",
                    help="models kept loaded between requests (default 4)")
-    p.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="try-it requests computed at once (default 1: each gets every core)")
+    p.add_argument("--concurrency", type=int, default=2, metavar="N",
+                   help="try-it requests computed at once (default 2: one decodes and draws "
+                   "while another runs the model; BENCHMARKS.md)")
     p.add_argument("--backend", choices=("torch-fast", "torch"), default="torch-fast",
                    help="torch-fast: the inference form (BatchNorm folded, channels-last; the "
                    "same numbers); torch: the package's module as loaded")
@@ -75,6 +77,12 @@ def serve_args(p: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     _need_web_extra()
+    # A server shares its cores with its own request threads (and often with other work);
+    # PyTorch's OpenMP threads spinning between layers starve them. Passive waiting made a
+    # batch-1 forward 43-75 ms instead of 1.0-1.3 s on a busy 2-core machine (BENCHMARKS.md).
+    # libgomp reads this once, when torch loads: now, unless the user chose otherwise.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from tf2torch.packages import repository
     from tf2torch.web.app import Settings
     from tf2torch.web.server import serve as run_server

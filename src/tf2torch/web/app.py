@@ -56,7 +56,7 @@ class Settings:
     home: Path = field(default_factory=repository.home)
     limits: Limits = field(default_factory=Limits)
     cache_size: int = 4
-    concurrency: int = 1
+    concurrency: int = 2
     fast: bool = True
     hosts: tuple[str, ...] | None = None
 

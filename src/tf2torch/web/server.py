@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import socket
 import sys
 import threading
 import webbrowser
 from pathlib import Path
 
+from tf2torch.errors import Tf2TorchError
 from tf2torch.web.app import LOOPBACK_HOSTS, Settings, create_app
 
 
@@ -41,6 +43,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, name: s
     app = create_app(settings)
     if name is not None:
         app.state.tf2torch.catalog.entry(name)  # an unknown name fails now, with suggestions
+    _check_port_free(host, port)
     url = page_url("127.0.0.1" if host in ("0.0.0.0", "::") else host, port, name)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, workers=1,
                             server_header=False, timeout_graceful_shutdown=5)
@@ -50,6 +53,18 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, name: s
     if open_browser:
         threading.Thread(target=_open_when_up, args=(server, url), daemon=True).start()
     server.run()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one line before uvicorn logs a bind error and exits."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise Tf2TorchError(f"cannot listen on {host}:{port} ({exc.strerror}); is another "
+                                "server running there? Choose another with --port") from None
 
 
 def _open_when_up(server, url: str) -> None:
