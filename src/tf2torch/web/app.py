@@ -10,14 +10,16 @@ Routes (every page also answers under `…/index.html`, the static site's names)
     GET  /api/models, /api/models/{name}, POST /api/models/{name}/predict    the same as JSON
     GET  /static/…                       CSS, the filter script, the sample photos
 
-Nothing writes to the repository. Inference and model loading run in worker threads (at
-most `concurrency` at once), never on the event loop; a refusal is a 4xx page or JSON
+Nothing writes to the repository. Inference and model loading run on `concurrency` worker
+threads of the app's own, never on the event loop; a refusal is a 4xx page or JSON
 with one readable line, and an unexpected error a 500 page without a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,10 @@ class State:
         self.catalog = Catalog(settings.home)
         self.models = ModelCache(settings.cache_size, fast=settings.fast)
         self.results = ResultStore()
-        self.limiter = anyio.CapacityLimiter(max(1, settings.concurrency))
+        # A few threads of our own, not the shared pool: every thread that calls into torch
+        # gets its own OpenMP team and oneDNN scratchpads, so the set must stay small and fixed
+        # for memory to stay flat.
+        self.workers = ThreadPoolExecutor(max(1, settings.concurrency), "tf2torch-try")
 
     def run(self, entry: Entry, data: bytes, filename: str) -> TryResult:
         """Blocking: decode the upload, load (or reuse) the model, run it."""
@@ -154,7 +159,7 @@ async def _try(request: Request, state: State, entry: Entry) -> TryResult:
         raise NotServed(422, "no input: choose a file to upload"
                         + (" or a sample" if entry.card.encoder is not None else ""))
     await form.close()
-    return await anyio.to_thread.run_sync(state.run, entry, data, filename, limiter=state.limiter)
+    return await asyncio.wrap_future(state.workers.submit(state.run, entry, data, filename))
 
 
 def _sample_bytes(name: str) -> bytes:
