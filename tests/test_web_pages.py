@@ -289,3 +289,22 @@ def test_serve_on_a_busy_port_is_one_clear_line(web_repo, capsys, monkeypatch) -
         code = main(["serve", "--port", str(busy.getsockname()[1])])
     err = capsys.readouterr().err
     assert code != 0 and "cannot listen on 127.0.0.1" in err and "--port" in err
+
+
+def test_the_cached_onnx_export_is_offered_for_the_same_weights(web_repo, tmp_path) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(web_repo.models / KERAS, home / "models" / KERAS)
+    card = json.loads((home / "models" / KERAS / "card.json").read_text())
+    (home / "exports").mkdir()
+    stale = home / "exports" / f"{KERAS}-{'0' * 16}.onnx"   # another version's export
+    stale.write_bytes(b"old")
+    client = TestClient(create_app(Settings(home=home)))
+    assert 'href="files/model.onnx"' not in client.get(f"/models/{KERAS}/").text
+    export = home / "exports" / f"{KERAS}-{card['weights_sha256'][:16]}.onnx"
+    export.write_bytes(b"onnx bytes")  # as `predict --backend onnxruntime` caches it
+    assert 'href="files/model.onnx"' in client.get(f"/models/{KERAS}/").text
+    download = client.get(f"/models/{KERAS}/files/model.onnx")
+    assert download.content == b"onnx bytes"
+    assert 'filename="model.onnx"' in download.headers["content-disposition"]

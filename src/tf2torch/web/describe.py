@@ -157,10 +157,10 @@ def encoder_words(encoder: dict[str, Any] | None) -> list[str]:
     h, w = enc.size
     size = f"{h}×{w}"
     scaled = "×".join(str(int(s / enc.crop_fraction)) for s in enc.size)
-    steps = ["decode to RGB (EXIF orientation applied, transparency on white)",
-             _RESIZE_WORDS[enc.resize].format(crop=f"{enc.crop_fraction:.1%}", size=size,
-                                              scaled=scaled)
-             .replace("crop the central 100.0% of the image, then ", ""),
+    plain = enc.resize == "central_crop_then_resize" and enc.crop_fraction == 1.0
+    resize = f"resize to {size}" if plain else _RESIZE_WORDS[enc.resize].format(
+        crop=f"{enc.crop_fraction:.1%}", size=size, scaled=scaled)
+    steps = ["decode to RGB (EXIF orientation applied, transparency on white)", resize,
              f"interpolation: {_INTERPOLATION_WORDS[enc.interpolation]}"
              + (", antialiased when shrinking" if enc.antialias else "")]
     scale = "pixels as 0–255" if enc.value_range == 255.0 else "pixels / 255 (0–1)"

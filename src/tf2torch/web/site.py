@@ -15,7 +15,7 @@ import importlib.resources
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +36,8 @@ class SiteReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def write_site(home: Path, out: Path, names: Sequence[str] | None = None, weights: bool = True,
-               on_page: Callable[[str], None] | None = None) -> SiteReport:
+def write_site(home: Path, out: Path, names: Sequence[str] | None = None,
+               weights: bool = True) -> SiteReport:
     """Write the site for the repository at `home` into `out` (replacing a previous site
     there, never another folder). `names` limits it to some packages; `weights=False` leaves
     the (large) weights out of the downloads."""
@@ -62,8 +62,6 @@ def write_site(home: Path, out: Path, names: Sequence[str] | None = None, weight
         report.pages.append(out / "index.html")
         for entry in entries:
             _write_model(stage, entry, weights, report)
-            if on_page:
-                on_page(entry.name)
         (stage / MARKER).write_text("written by tf2torch site; safe to delete\n")
         _swap(stage, out)
     except BaseException:
