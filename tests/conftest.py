@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch  # noqa: F401  - torch before tensorflow in one process, always
 
+from web_repository import web_repo  # noqa: F401 - the web tests' repository (session-wide)
+
 FIXTURE_VERSION = "4"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,19 +44,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section(f"{len(skipped)} test(s) skipped", sep="=", yellow=True)
     for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
         terminalreporter.write_line(f"{count:4d} × {reason}")
-    if config.getoption("--forbid-skips") and os.environ.get("TF2TORCH_OFFLINE") != "1":
+    if config.getoption("--forbid-skips") and not _opted_out():
         terminalreporter.write_line(
             "error: tests skipped in a run that forbids it (make test): a fixture it was meant "
-            "to fetch or build is missing. Fix that, or set TF2TORCH_OFFLINE=1 to skip "
-            "knowingly.", red=True, bold=True)
+            "to fetch or build is missing. Fix that, or set TF2TORCH_OFFLINE=1 (or "
+            "TF2TORCH_SKIP_BROWSER=1) to skip knowingly.", red=True, bold=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
-    if (skipped and session.config.getoption("--forbid-skips")
-            and os.environ.get("TF2TORCH_OFFLINE") != "1" and exitstatus == 0):
+    if (skipped and session.config.getoption("--forbid-skips") and not _opted_out()
+            and exitstatus == 0):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Variables a user sets to skip knowingly: no downloads (MediaPipe), no browser tests.
+OPT_OUTS = ("TF2TORCH_OFFLINE", "TF2TORCH_SKIP_BROWSER")
+
+
+def _opted_out() -> bool:
+    return any(os.environ.get(name) == "1" for name in OPT_OUTS)
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ PACKAGE = SRC / "tf2torch"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("command line", ("tf2torch", "tf2torch.cli")),
     ("Python API", ("tf2torch.api",)),
-    ("packages", ("tf2torch.packages",)),
+    ("packages", ("tf2torch.packages", "tf2torch.web")),
     ("verification", ("tf2torch.verification",)),
     ("references", ("tf2torch.references",)),
     ("conversion", ("tf2torch.conversion",)),

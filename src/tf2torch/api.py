@@ -209,8 +209,32 @@ def verify(
 def verify_layers(
     source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
+    package: str | Path | None = None,
 ) -> Any:
-    """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`."""
+    """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`.
+
+    With `package` (a name or folder converted from this very source), the report and its
+    plot are also recorded in the package (`per_layer.json`, `per_layer.png`), converted
+    with the package's own options, so its pages can show them.
+    """
     from tf2torch.verification.layerwise.entry import verify_layers as run
 
-    return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+    if package is None:
+        return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+    from tf2torch.packages.attachments import record_layer_report
+
+    folder = repository.resolve(package)
+    card = Card.read(folder / "card.json")
+    model = open_source(source)
+    digest = _source_fields(model)["sha256"]
+    if digest != card.source.get("sha256"):
+        raise Tf2TorchError(
+            f"{folder}: converted from {card.source.get('file')} (sha256 "
+            f"{str(card.source.get('sha256'))[:12]}…), not from {model.path.name} (sha256 "
+            f"{digest[:12]}…); its per-layer report would not describe this package")
+    # the package's own conversion options, so the fresh conversion is the packaged network
+    use_ema = card.mapping["ema"] if card.mapping else use_ema
+    input_size = card.config.get("input_size", input_size)
+    report = run(model, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+    record_layer_report(folder, report)
+    return report

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tf2torch.cli import web_commands
 from tf2torch.cli.render import card_summary, config_text, emit_json
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
@@ -59,7 +60,8 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="graph path: 'imagenet' or a text file with one class name "
                    "per line, for the decoder")
     p.add_argument("--emit-code", type=Path, metavar="FILE.py",
-                   help="graph path: also write a readable standalone nn.Module source file")
+                   help="graph path: also write a readable standalone nn.Module source file "
+                   "(a copy is kept in the package as model.py)")
     _json_flag(p)
 
 
@@ -101,7 +103,11 @@ def _emit_code(result: object, path: Path) -> None:
         raise UnsupportedError("--emit-code applies to graph-converted models (Keras, TFLite)")
     weights = path.with_suffix(".safetensors")
     emit_code(result.conversion.graph_conversion, path, weights)  # type: ignore[attr-defined]
-    print(f"code: {path} (weights: {weights})", file=sys.stderr)
+    from tf2torch.packages.attachments import CODE, attach_file
+
+    attach_file(result.path, CODE.name, path)  # type: ignore[attr-defined]
+    print(f"code: {path} (weights: {weights}; also in the package as {CODE.name})",
+          file=sys.stderr)
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -109,7 +115,8 @@ def _emit_code(result: object, path: Path) -> None:
 def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="the original: checkpoint, release .tgz, .keras, .h5, .tflite")
     p.add_argument("--package", help="a converted package (name or folder) to check; default: "
-                   "convert the source afresh")
+                   "convert the source afresh. With --per-layer: record the report and its plot "
+                   "in that package (per_layer.json/.png), for its pages")
     p.add_argument("--reference", type=Path,
                    help="the original to compare against: .tflite or tests.h5; with --per-layer "
                    "a frozen .pb, .keras or .tflite (default: the first the release ships)")
@@ -147,8 +154,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _verify_layers(args: argparse.Namespace) -> int:
     from tf2torch.api import verify_layers
 
-    report = verify_layers(args.source, reference=args.reference,
-                           input_size=args.input_size, use_ema=not args.no_ema)
+    report = verify_layers(args.source, reference=args.reference, input_size=args.input_size,
+                           use_ema=not args.no_ema, package=args.package)
     if args.plot:
         report.plot(args.plot)
     if args.output:
@@ -369,4 +376,8 @@ COMMANDS: tuple[Command, ...] = (
             "card).", _show_args, _show),
     Command("remove", "delete a package from the repository", "Deletes the package folder.",
             _remove_args, _remove),
+    Command("serve", web_commands.SERVE_HELP, web_commands.SERVE_DESCRIPTION,
+            web_commands.serve_args, web_commands.serve),
+    Command("site", web_commands.SITE_HELP, web_commands.SITE_DESCRIPTION,
+            web_commands.site_args, web_commands.site),
 )

@@ -5,11 +5,11 @@ Both are frozen dataclasses described entirely by data, so a model card stores t
 files, `resample` holds TensorFlow's resize kernels in numpy, `labels` the shipped label sets.
 """
 
-from tf2torch.packages.codecs.annotate import annotate
+from tf2torch.packages.codecs.annotate import annotate, draw_predictions
 from tf2torch.packages.codecs.decoder import Decoder, Prediction
 from tf2torch.packages.codecs.encoder import IMAGENET_MEAN, IMAGENET_STD, Encoder
 from tf2torch.packages.codecs.images import ImageInput, load_rgb
 from tf2torch.packages.codecs.labels import load_label_set
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Decoder", "Encoder", "ImageInput", "Prediction",
-           "annotate", "load_label_set", "load_rgb"]
+           "annotate", "draw_predictions", "load_label_set", "load_rgb"]

@@ -12,8 +12,8 @@ from tf2torch.packages.codecs.decoder import Prediction
 from tf2torch.packages.codecs.images import ImageInput, load_rgb
 
 
-def annotate(image: ImageInput, predictions: Sequence[Prediction], path: str | Path) -> Path:
-    """Write `image` as a PNG at `path` with the predictions listed in its top-left corner."""
+def draw_predictions(image: ImageInput, predictions: Sequence[Prediction]) -> Image.Image:
+    """A copy of `image` with the predictions listed in its top-left corner."""
     canvas = Image.fromarray(load_rgb(image))
     draw = ImageDraw.Draw(canvas, "RGBA")
     font_size = max(10, min(canvas.size) // 24)
@@ -25,6 +25,11 @@ def annotate(image: ImageInput, predictions: Sequence[Prediction], path: str | P
         draw.rectangle([0, 0, width + 2 * pad, len(lines) * step + pad], fill=(0, 0, 0, 160))
     for n, line in enumerate(lines):
         draw.text((pad, pad + n * step), line, fill=(255, 255, 255, 255), font=font)
+    return canvas
+
+
+def annotate(image: ImageInput, predictions: Sequence[Prediction], path: str | Path) -> Path:
+    """Write `image` as a PNG at `path` with the predictions listed in its top-left corner."""
     path = Path(path)
-    canvas.save(path, format="PNG")
+    draw_predictions(image, predictions).save(path, format="PNG")
     return path

@@ -28,7 +28,7 @@ from tf2torch.verification.report import standard_inputs
 
 
 def verify_layers(
-    source: str | Path, *, reference: str | Path | None = None,
+    source: str | Path | SourceModel, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
 ) -> LayerReport:
     """Per-layer comparison of a fresh conversion with the original, run by TensorFlow.
@@ -38,7 +38,7 @@ def verify_layers(
     the release ships, in that order: the frozen graph exposes every conv and BN, a `.tflite`
     only what its fused ops leave.
     """
-    model = open_source(source)
+    model = source if isinstance(source, SourceModel) else open_source(source)
     if model.format == "tflite":
         return _per_op_tflite(model, seed)
     if model.format == "keras":
