@@ -11,7 +11,9 @@ until one fails:
 - `swap:<param>`     a weight with two equal dimensions (a square kernel) transposed there;
 - `attr:<kwarg>`     one constructor argument of the runtime module changed: a flag flipped,
                      a number moved, an axis shifted, a tuple reversed, an activation or
-                     padding mode replaced.
+                     padding mode replaced;
+- `output`           where none of those applies (no weights, no argument: an identity, a
+                     flatten), the module's output off by 1%.
 
 A mutant some test kills is fine; one no test kills is a survivor. The report (terminal,
 and JSON with `--mutate-report FILE`) lists every converter, its mutants and survivors, and
@@ -223,9 +225,40 @@ def _attribute(kwarg: str, new: Any) -> Callable[[Lowered, Any], Lowered]:
     return change
 
 
+def _perturbed_output(lowered: Lowered, ctx: Any) -> Lowered:
+    """The same module with its output scaled by 1.01 and shifted by 0.01: a subclass put
+    beside the original, where lowering looks classes up by name."""
+    import importlib
+
+    from tf2torch.conversion.graph import modules
+
+    cls = _runtime_class(lowered.spec)
+    name = f"Perturbed{cls.__name__}"
+    owner_name, _, _ = lowered.spec.cls.rpartition(":")
+    owner = importlib.import_module(owner_name) if owner_name else modules
+    if not hasattr(owner, name):
+        def scale(t: Any) -> Any:
+            return t * 1.01 + 0.01
+
+        def forward(self, *args):
+            out = cls.forward(self, *args)
+            return tuple(map(scale, out)) if isinstance(out, tuple) else scale(out)
+
+        setattr(owner, name, type(name, (cls,), {"forward": forward}))
+    spec = ModuleSpec(f"{owner_name}:{name}" if owner_name else name, lowered.spec.kwargs)
+    return replace(lowered, spec=spec)
+
+
 def mutants_of(key: Key, lowered: Lowered, weight_shapes: dict[str, tuple[int, ...]],
                ) -> Iterator[Mutant]:
-    """The mutants of one converter, from one example of what it produced."""
+    """The mutants of one converter, from one example of what it produced; a converter with
+    no weights and no argument to change gets one whose module's output is off by 1%."""
+    found = list(_weight_and_argument_mutants(key, lowered, weight_shapes))
+    yield from found or [Mutant(key, "output", _perturbed_output)]
+
+
+def _weight_and_argument_mutants(key: Key, lowered: Lowered,
+                                 weight_shapes: dict[str, tuple[int, ...]]) -> Iterator[Mutant]:
     for i, b in enumerate(lowered.bindings):
         yield Mutant(key, f"negate:{b.param}", _negate(i))
         shape = weight_shapes.get(b.source) if b.source else None
