@@ -1,7 +1,7 @@
 """`predict --engine ray`: the same rows as local predict, exactly once, written whole.
 
 One local Ray (2 CPUs) serves the module; one test starts its own through the CLI, as a
-user's first run does. The model is the TensorFlow-built stand-in, converted here.
+user's first run does. The model is a small classifier built with TensorFlow and converted here.
 """
 
 from __future__ import annotations
@@ -33,10 +33,36 @@ ACTOR_TITLE = "MapBatches(PackagePredictor)"
 
 
 @pytest.fixture(scope="module")
-def package(standin, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pkg") / "mnv2"
-    tf2torch.convert(standin(0.35, 96).archive, out)
-    return out
+def classifier(tmp_path_factory) -> tuple[Path, object]:
+    """A small seeded Keras ImageNet classifier built with TensorFlow, converted here.
+
+    Flatten after the convolutions keeps where things are in the picture: its logits move
+    with every pixel, so a mistake in decoding, encoding or batching changes the answers.
+    """
+    tf = pytest.importorskip("tensorflow")
+    from keras_models import randomize_statistics
+
+    tf.keras.utils.set_random_seed(15)
+    inp = tf.keras.Input((40, 40, 3))
+    x = tf.keras.layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    x = tf.keras.layers.Conv2D(12, 3, strides=2, padding="same")(x)
+    x = tf.keras.layers.BatchNormalization()(x)
+    x = tf.keras.layers.ReLU(6.0)(x)
+    x = tf.keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = tf.keras.layers.Flatten()(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(1000)(x), name="ray_classifier")
+    randomize_statistics(model, seed=15)
+    head = model.layers[-1]
+    head.kernel.assign(head.kernel * 10.0)  # logits spread over a few units, not near-uniform
+    folder = tmp_path_factory.mktemp("keras")
+    model.save(folder / "classifier.keras")
+    tf2torch.convert(folder / "classifier.keras", folder / "pkg", labels="imagenet")
+    return folder / "pkg", model
+
+
+@pytest.fixture(scope="module")
+def package(classifier) -> Path:
+    return classifier[0]
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +109,8 @@ def _assert_same_answers(local: list, rows: list[dict]) -> None:
                                    rtol=1e-5, atol=1e-7, err_msg=want.path)
 
 
-def test_same_answers_as_local_predict(package, images, cluster, tmp_path) -> None:
+def test_same_answers_as_local_predict(classifier, images, cluster, tmp_path) -> None:
+    package, keras_model = classifier
     missing = images / "missing.jpg"  # named explicitly: reported, as locally
     inputs = [images, missing]
     local = predict_files(tf2torch.load(package), collect_images(inputs), batch_size=16)
@@ -96,6 +123,12 @@ def test_same_answers_as_local_predict(package, images, cluster, tmp_path) -> No
     assert all(name in message for name, message in errors.items())
     assert (job.images, job.errors) == (GENERATED + 5, 4)
     assert job.cpus_per_actor == 0.5  # two actors on 2 CPUs leave one for decoding
+    # and both are Keras's answers on the same pixels
+    model = tf2torch.load(package)
+    ok = [r for r in rows if r["error"] is None][::25]
+    pixels = model.encoder([r["path"] for r in ok]).numpy()
+    keras_top = np.argsort(-keras_model(pixels, training=False).numpy(), axis=1)[:, :5]
+    assert [r["indices"] for r in ok] == keras_top.tolist()
     chelsea = next(r for r in rows if r["path"].endswith("chelsea.jpg"))
     assert len(chelsea["labels"]) == 5 and chelsea["wnids"][0].startswith("n")
     assert [p.name for p in tmp_path.iterdir()] == ["labels.parquet"]  # no partial left
