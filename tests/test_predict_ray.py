@@ -211,18 +211,35 @@ def test_cli_refuses_an_existing_output_and_overwrites_whole(package, images, cl
         np.testing.assert_allclose(a["scores"], b["scores"], rtol=1e-5, atol=1e-7)
 
 
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    tf2torch_cli = Path(sys.executable).with_name("tf2torch")
+    return subprocess.run([str(tf2torch_cli), *argv], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
 def test_cli_starts_its_own_local_ray(package, images, tmp_path) -> None:
-    """The default: no --address, no Ray running in the process → a local Ray for the job."""
+    """The default: no --address, no Ray in the process → a local Ray for the job."""
     out = tmp_path / "labels.parquet"
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("tf2torch")), "predict", str(package),
-         str(images / "chelsea.jpg"), str(images / "text.jpg"), "--engine", "ray",
-         "--output", str(out), "--json"],
-        capture_output=True, text=True, timeout=300, check=False)
+    done = _cli("predict", str(package), str(images / "chelsea.jpg"), str(images / "text.jpg"),
+                "--engine", "ray", "--output", str(out), "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["cluster_start_seconds"] > 0 and summary["errors"] == 1
     assert [Path(r["path"]).name for r in _rows(out)] == ["chelsea.jpg", "text.jpg"]
+    assert "loaded from the shared path" in done.stderr  # each actor says where from
+
+
+def test_cli_joins_a_running_cluster(package, images, cluster, tmp_path, capsys) -> None:
+    out = tmp_path / "labels.jsonl"
+    done = _cli("predict", str(package), str(images / "chelsea.jpg"), "--engine", "ray",
+                "--address", ray.get_runtime_context().gcs_address, "--output", str(out), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["cluster_start_seconds"] == 0  # joined, not started
+    # Without --output the rows print as local predict prints them.
+    assert main(["predict", str(package), str(images / "chelsea.jpg"), "--engine", "ray",
+                 "--json", "--top", "2"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert [p["index"] for p in result["predictions"]] == _rows(out)[0]["indices"][:2]
 
 
 def test_package_reaches_actors_through_the_object_store(package, cluster, tmp_path) -> None:

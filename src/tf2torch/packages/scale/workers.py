@@ -7,8 +7,8 @@ Both reuse local predict's pieces unchanged (`load_rgb`, the package's `Encoder`
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,6 @@ from tf2torch.errors import SourceError, Tf2TorchError
 from tf2torch.packages.codecs import Encoder, load_rgb
 from tf2torch.packages.scale.rows import arrow_schema, prediction_row
 from tf2torch.packages.scale.shipping import Shipment, receive
-
-log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "torch-fast")
 
@@ -59,8 +57,10 @@ class PackagePredictor:
             model.net = inference_form(model.net, model.card.input["shape"],
                                        input_layout=model.card.input.get("layout", "nchw"))
         self.net, self.decoder, self.top = model.net.to(self.device), model.decoder, top
-        log.info("tf2torch: %s loaded from the %s on %s (%s)", model.card.name, route,
-                 os.uname().nodename, self.device)
+        # Ray forwards a worker's stderr to the driver: one line per actor says how it got
+        # the package.
+        print(f"tf2torch: {model.card.name} loaded from the {route} on {os.uname().nodename} "
+              f"({self.device})", file=sys.stderr)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
