@@ -4,6 +4,7 @@
     result = tf2torch.convert("mobilenet_v2_1.4_224.tgz")   # verify + publish
     model = tf2torch.load("mobilenet_v2_1.4_224")
     model.classify("photo.jpg")
+    tf2torch.predict_dataset("mobilenet_v2_1.4_224", ["photos/"], "labels.parquet")  # on Ray
 
 The API is imported on first use, so `tf2torch --help` answers without loading torch.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConvertResult", "Tf2TorchError", "convert", "load", "verify", "version"]
+__all__ = ["ConvertResult", "Tf2TorchError", "convert", "load", "predict_dataset", "verify",
+           "version"]
 
 
 def __getattr__(name: str) -> Any:

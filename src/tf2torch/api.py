@@ -238,3 +238,22 @@ def verify_layers(
     report = run(model, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
     record_layer_report(folder, report)
     return report
+
+
+def predict_dataset(model: str | Path, inputs: Sequence[str | Path],
+                    output: str | Path | None = None, **options: Any) -> Any:
+    """Local `predict`'s job on Ray Data, for many images on one machine or a cluster.
+
+    `model` is a repository name or package folder; `inputs` files, folders and globs;
+    `output` a `.parquet` or `.jsonl` file with one row per input (path, top-k indices,
+    labels, WordNet ids and scores, error), written atomically (`overwrite=True` replaces
+    an existing one). Options: `top`, `batch_size`, `concurrency` (model actors, or a
+    (min, max) pair), `cpus_per_actor`, `num_gpus` (per actor), `backend` ("torch" or
+    "torch-fast"), `address` (join a cluster; default: a local Ray), `on_progress`.
+    Needs `tf2torch[ray]`. Returns a `DatasetPrediction` (counts, timings, and the rows
+    themselves as `results` when there is no `output`); see
+    `tf2torch.packages.scale.pipeline.predict_dataset`.
+    """
+    from tf2torch.packages.scale.pipeline import predict_dataset as run
+
+    return run(model, inputs, output, **options)

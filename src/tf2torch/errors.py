@@ -44,3 +44,8 @@ class UsageError(Tf2TorchError):
 
 class MissingDependencyError(Tf2TorchError):
     """An optional dependency (TensorFlow, onnxruntime, ...) is needed for this step."""
+
+
+class OutputError(Tf2TorchError):
+    """A results file cannot be written: it exists (and is not to be replaced) or its format
+    is unknown."""

@@ -17,6 +17,7 @@ examples:
   tf2torch verify mobilenet_v2_1.4_224.tgz --images cat.jpg --json
   tf2torch list | show NAME | remove NAME         the local repository ($TF2TORCH_HOME)
   tf2torch predict mobilenet_v2_1.4_224 photos/ --top 3
+  tf2torch predict mobilenet_v2_1.4_224 photos/ --engine ray --output labels.parquet
   tf2torch export mobilenet_v2_1.4_224 --onnx mnv2.onnx
   tf2torch serve mobilenet_v2_1.4_224 --open      the repository as web pages; try a model
   tf2torch site public/                           the same pages as a static site

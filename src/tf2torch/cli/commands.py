@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tf2torch.cli import web_commands
 from tf2torch.cli.render import card_summary, config_text, emit_json
+from tf2torch.cli.scale import ENGINE_HELP, add_scale_arguments, check_scale_options, run_ray, write_local
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
 
@@ -262,12 +263,16 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotate", type=Path, metavar="DIR",
                    help="also write each image with its labels drawn on it, as PNG, to DIR")
     _json_flag(p)
+    add_scale_arguments(p)
 
 
 def _predict(args: argparse.Namespace) -> int:
     from tf2torch.api import load
     from tf2torch.packages.predict import collect_images, predict_files, render_results
 
+    check_scale_options(args)
+    if args.engine == "ray":
+        return run_ray(args)
     model = load(args.name, inference=args.backend == "torch-fast")
     if args.backend == "onnxruntime":
         from tf2torch.packages.export import with_onnxruntime
@@ -280,6 +285,8 @@ def _predict(args: argparse.Namespace) -> int:
     results = predict_files(model, paths, top=args.top, batch_size=args.batch_size)
     if args.annotate:
         _annotate(results, args.annotate)
+    if args.output:
+        return write_local(args, results)
     if args.json:
         emit_json([r.to_dict() for r in results])
     else:
@@ -363,8 +370,9 @@ COMMANDS: tuple[Command, ...] = (
             "Exit status 0 when every output is within tolerance (1e-4 on logits, 1e-5 on "
             "probabilities), 1 otherwise.", _verify_args, _verify),
     Command("predict", "classify images with a packaged model",
-            "Top-k classes per image, as a table or --json. Unreadable files are reported "
-            "and skipped; exit status 1 only when no image could be read.", _predict_args,
+            "Top-k classes per image, as a table, --json or a results file (--output). "
+            "Unreadable files are reported and skipped; exit status 1 only when no image "
+            "could be read.\n\n" + ENGINE_HELP, _predict_args,
             _predict),
     Command("export", "export a package to ONNX and/or torch.export, checked after writing",
             "The export is run (onnxruntime / torch) on zeros and a seeded random batch and "
