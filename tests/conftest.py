@@ -16,7 +16,7 @@ import torch  # noqa: F401  - torch before tensorflow in one process, always
 
 from web_repository import web_repo  # noqa: F401 - the web tests' repository (session-wide)
 
-FIXTURE_VERSION = "4"
+FIXTURE_VERSION = "5"  # 5: stand-ins whose logits depend on the image
 REPO = Path(__file__).resolve().parents[1]
 
 

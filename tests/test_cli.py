@@ -218,8 +218,10 @@ def test_demo_runs_end_to_end(small_release, capsys, tmp_path) -> None:
                        "--workdir", workdir)
     assert code == 0
     assert "verdict: PASS" in out and "image:astronaut.jpg" in out
-    assert "[3/4] tf2torch list" in out and "mobilenet_v2_0.35_96" in out
+    assert "tf2torch list\n      mobilenet_v2_0.35_96" in out
+    assert "layers within tolerance; verdict PASS" in out
     assert out.count("  0.") >= 3  # three classes with their probabilities
+    assert "serve mobilenet_v2_0.35_96 --open" in out
 
 
 @pytest.mark.parametrize("kind", ["archive", "keras", "tflite"])

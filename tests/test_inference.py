@@ -20,7 +20,7 @@ from tf2torch.packages.inference import (
 from tf2torch.sources import open_source
 
 TF_TOL = 1e-4
-EAGER_TOL = 1e-5
+EAGER_TOL = 1e-5  # relative to the largest logit: folding BN reorders float32 sums
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_inference_form_matches_tensorflow_and_eager(converted, channels_last: b
         batch = nchw(inputs)
         logits = run(form, batch)
         assert np.abs(logits - expected).max() <= TF_TOL
-        assert np.abs(logits - run(net, batch)).max() <= EAGER_TOL
+        assert np.abs(logits - run(net, batch)).max() <= EAGER_TOL * max(1.0, np.abs(expected).max())
 
 
 def test_original_untouched_and_other_sizes(converted) -> None:
@@ -62,7 +62,8 @@ def test_original_untouched_and_other_sizes(converted) -> None:
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     batch = torch.from_numpy(np.random.default_rng(1).uniform(-1, 1, (3, 3, 101, 101))
                              .astype(np.float32))
-    assert np.abs(run(form, batch) - run(net, batch)).max() <= EAGER_TOL
+    eager = run(net, batch)
+    assert np.abs(run(form, batch) - eager).max() <= EAGER_TOL * max(1.0, np.abs(eager).max())
 
 
 def test_generic_modules_fold_through_fx() -> None:

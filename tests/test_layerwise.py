@@ -128,6 +128,16 @@ def test_bn_epsilon_1e5_is_named(port, reference, inputs) -> None:
     assert_first_failure(report, "features.Conv.bn", "BatchNorm epsilon")
 
 
+def test_one_wrong_batchnorm_is_not_called_epsilon(port, reference, inputs) -> None:
+    def damage(net: nn.Module) -> None:
+        with torch.no_grad():
+            net.features.expanded_conv_1.expand.bn.running_mean.add_(0.05)
+
+    report = compare_layers(broken(port, damage), reference, inputs)
+    assert_first_failure(report, "features.expanded_conv_1.expand.bn",
+                         "this BatchNorm's statistics")
+
+
 def test_one_transposed_depthwise_kernel_names_its_block(port, reference, inputs) -> None:
     def damage(net: nn.Module) -> None:
         conv = net.features.expanded_conv_4.depthwise.conv

@@ -45,6 +45,27 @@ def assert_matches_tf(net: torch.nn.Module, tests_h5: Path) -> None:
         assert (logits.argmax(-1) == ref_logits.argmax(-1)).all(), case
 
 
+def test_standin_logits_depend_on_the_image(standin) -> None:
+    """The fixture can tell a wrong backbone: TensorFlow's logits move with the input (a
+    random deep net with arbitrary BN statistics collapses to one answer for every image)."""
+    with h5py.File(standin(0.35, 96, tflite=False, pack=False).tests_h5) as f:
+        random, zeros = f["LogitsForRandom"][()], f["LogitsForZeros"][()]
+    assert np.abs(random[0] - random[1]).max() > 0.5 and np.abs(random[0] - zeros[0]).max() > 0.5
+
+
+@pytest.mark.parametrize("scope", ["expanded_conv/depthwise", "expanded_conv_3/expand",
+                                   "Conv_1"])
+def test_one_wrong_backbone_weight_is_caught(standin, scope: str) -> None:
+    """One early, middle or late conv off by 1%: the logits leave TensorFlow's bound."""
+    release = standin(0.35, 96, tflite=False, pack=False)
+    net = convert_zoo(open_source(release.prefix)).net
+    module = dict(net.named_modules())["features." + scope.replace("/", ".") + ".conv"]
+    with torch.no_grad():
+        module.weight.mul_(1.01)
+    with pytest.raises(AssertionError):
+        assert_matches_tf(net, release.tests_h5)
+
+
 @pytest.mark.parametrize(
     ("multiplier", "size"),
     [(1.4, 224), (1.3, 224), (1.0, 224), (1.0, 192), (0.75, 160), (0.5, 128), (0.35, 96)],

@@ -61,7 +61,14 @@ def release_name(multiplier: float, size: int) -> str:
 
 
 def keras_mobilenet_v2(multiplier: float, size: int, seed: int = 0, classes: int = 1001) -> Any:
-    """Keras MobileNetV2 with seeded random weights and non-trivial BN statistics."""
+    """Keras MobileNetV2 with seeded random weights and non-trivial BN statistics.
+
+    The statistics are calibrated on random images first (one training-mode pass with the
+    BatchNorm momentum at 0 sets each layer's moving mean and variance to what its input
+    really is), then perturbed: with arbitrary statistics the activations of a random deep net
+    collapse, its logits no longer depend on the image, and a port that got the backbone wrong
+    would still match.
+    """
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
@@ -70,18 +77,23 @@ def keras_mobilenet_v2(multiplier: float, size: int, seed: int = 0, classes: int
         classifier_activation=None,
     )
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
-                rng.normal(0.0, 0.2, beta.shape).astype(np.float32),
-                rng.normal(0.0, 0.2, mean.shape).astype(np.float32),
-                rng.uniform(0.5, 1.5, var.shape).astype(np.float32),
-            ])
-        elif layer.name == "predictions":
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, rng.normal(0.0, 0.1, bias.shape).astype(np.float32)])
+    norms = [layer for layer in model.layers
+             if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(rng.uniform(-1, 1, (16, size, size, 3)).astype(np.float32), training=True)
+    for layer in norms:
+        layer.momentum = 0.999
+        gamma, beta, mean, var = layer.get_weights()
+        layer.set_weights([
+            rng.uniform(0.5, 1.5, gamma.shape).astype(np.float32),
+            rng.normal(0.0, 0.2, beta.shape).astype(np.float32),
+            (mean + rng.normal(0.0, 0.1, mean.shape) * np.sqrt(var)).astype(np.float32),
+            (var * rng.uniform(0.8, 1.25, var.shape) + 1e-3).astype(np.float32),
+        ])
+    head = model.get_layer("predictions")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, rng.normal(0.0, 0.1, bias.shape).astype(np.float32)])
     return model
 
 

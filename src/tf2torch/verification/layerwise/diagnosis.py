@@ -12,8 +12,10 @@ import numpy as np
 from tf2torch.verification.layerwise.rows import LayerRow
 from tf2torch.verification.layerwise.taps import ACT, BLOCK, BN, CONV, DENSE, DEPTHWISE, FLATTEN, LOGITS
 
-# A BN whose error exceeds its conv's by this factor, at most BNs, is the epsilon signature.
+# A BN whose error exceeds its conv's by this factor, at one of the next few BNs after the
+# first failure, is the epsilon signature.
 _BN_GROWTH = 1.5
+_BN_PAIRS = 3
 
 
 def diagnose(rows: list[LayerRow]) -> str | None:
@@ -57,12 +59,15 @@ def _padding(rows: list[LayerRow], i: int) -> str | None:
 
 
 def _epsilon(rows: list[LayerRow], i: int) -> str | None:
+    """A wrong epsilon adds error at every BN, one wrong BN only at its own: look at the
+    next few BNs after the first failure (farther on, the error carried from before
+    outweighs what each BN adds, in both cases)."""
     if rows[i].op != BN:
         return None
     ratios = [_scaled(bn) / max(_scaled(conv), 1e-12)
-              for conv, bn in pairwise(rows)
-              if conv.op in (CONV, DEPTHWISE) and bn.op == BN]
-    if ratios and np.median(ratios) > _BN_GROWTH:
+              for conv, bn in pairwise(rows[i + 1:])
+              if conv.op in (CONV, DEPTHWISE) and bn.op == BN][:_BN_PAIRS]
+    if ratios and max(ratios) > _BN_GROWTH:
         return ("BatchNorm epsilon: the error grows at every BN (TF/Keras/slim use 1e-3, "
                 "PyTorch defaults to 1e-5)")
     return "this BatchNorm's statistics or scale/offset (gamma, beta, mean, variance mapping)"
