@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import numpy as np
-
 from tf2torch.verification.layerwise.rows import LayerRow
 from tf2torch.verification.layerwise.taps import ACT, BLOCK, BN, CONV, DENSE, DEPTHWISE, FLATTEN, LOGITS
 
