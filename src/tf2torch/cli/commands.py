@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2torch.cli import web_commands
-from tf2torch.cli.render import card_summary, config_text, emit_json
+from tf2torch.cli import compile_command, web_commands
+from tf2torch.cli.render import card_summary, config_text, emit_json, profile_table
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
 
@@ -59,6 +59,10 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    "keras.applications preprocess_input modes)")
     p.add_argument("--labels", help="graph path: 'imagenet' or a text file with one class name "
                    "per line, for the decoder")
+    p.add_argument("--compile", action="store_true", help="also build and verify the "
+                   "compiled form for this machine (tf2torch compile NAME)")
+    p.add_argument("--profile", action="store_true", help="print where the time and memory "
+                   "went, phase by phase, on stderr (always in --json)")
     p.add_argument("--emit-code", type=Path, metavar="FILE.py",
                    help="graph path: also write a readable standalone nn.Module source file "
                    "(a copy is kept in the package as model.py)")
@@ -66,6 +70,11 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from tf2torch.references.tensorflow_worker import TensorFlowWorker, will_run_frozen_graph
+
+    # started before torch loads (the api's import), so TensorFlow's import overlaps it
+    worker = TensorFlowWorker() if will_run_frozen_graph(
+        args.source, args.reference, False if args.no_verify else None) else None
     from tf2torch.api import convert
 
     result = convert(
@@ -73,13 +82,16 @@ def _convert(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema, reference=args.reference, images=args.images,
         verify=False if args.no_verify else None, overwrite=args.overwrite, layout=args.layout,
         license=args.license, preprocess=args.preprocess, labels=args.labels,
+        compile=args.compile, reference_worker=worker,
     )
+    if args.profile:
+        print(profile_table(result.profile), file=sys.stderr)
     if args.emit_code:
         _emit_code(result, args.emit_code)
     if args.json:
         emit_json({"path": str(result.path), "card": card_summary(result.card),
                    "verification": result.verification.to_dict() if result.verification else None,
-                   "mapping": result.card.mapping})
+                   "mapping": result.card.mapping, "profile": result.profile})
         return 0
     card = result.card
     print(f"converted {card.source['file']} → {card.architecture} {config_text(card)}")
@@ -376,6 +388,8 @@ COMMANDS: tuple[Command, ...] = (
             "card).", _show_args, _show),
     Command("remove", "delete a package from the repository", "Deletes the package folder.",
             _remove_args, _remove),
+    Command("compile", compile_command.HELP, compile_command.DESCRIPTION,
+            compile_command.compile_args, compile_command.compile_command),
     Command("serve", web_commands.SERVE_HELP, web_commands.SERVE_DESCRIPTION,
             web_commands.serve_args, web_commands.serve),
     Command("site", web_commands.SITE_HELP, web_commands.SITE_DESCRIPTION,
