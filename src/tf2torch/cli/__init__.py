@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 
 from tf2torch.errors import Tf2TorchError
-from tf2torch.util.threads import prepare_openmp_environment
 
 EPILOG = """\
 examples:
@@ -25,8 +24,6 @@ examples:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # before any command loads torch: libgomp reads its wait policy once (util/threads.py)
-    prepare_openmp_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

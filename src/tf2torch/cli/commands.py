@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2torch.cli import compile_command, web_commands
+from tf2torch.cli import compile_command, predict_command, web_commands
 from tf2torch.cli.render import card_summary, config_text, emit_json, profile_table
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
@@ -261,56 +261,6 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- predict --------------------------------------------------------------------------------
-
-def _predict_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="repository name or package folder")
-    p.add_argument("images", nargs="+", help="image files, directories or glob patterns")
-    p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--backend", choices=("torch", "torch-fast", "onnxruntime"), default="torch",
-                   help="torch: the package's module; torch-fast: its inference form (BN folded, "
-                   "channels-last); onnxruntime: the verified ONNX export (made and cached once)")
-    p.add_argument("--annotate", type=Path, metavar="DIR",
-                   help="also write each image with its labels drawn on it, as PNG, to DIR")
-    _json_flag(p)
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from tf2torch.api import load
-    from tf2torch.packages.predict import collect_images, predict_files, render_results
-
-    model = load(args.name, inference=args.backend == "torch-fast")
-    if args.backend == "onnxruntime":
-        from tf2torch.packages.export import with_onnxruntime
-
-        model, _ = with_onnxruntime(model)
-    paths = collect_images(args.images)
-    if not paths:
-        print("tf2torch: error: no images found", file=sys.stderr)
-        return 2
-    results = predict_files(model, paths, top=args.top, batch_size=args.batch_size)
-    if args.annotate:
-        _annotate(results, args.annotate)
-    if args.json:
-        emit_json([r.to_dict() for r in results])
-    else:
-        print(render_results(results))
-    failed = sum(r.error is not None for r in results)
-    if failed:
-        print(f"tf2torch: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
-    return 1 if failed == len(results) else 0
-
-
-def _annotate(results: list, folder: Path) -> None:
-    from tf2torch.packages.codecs import annotate
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for result in results:
-        if result.error is None:
-            annotate(Path(result.path), result.predictions, folder / (Path(result.path).stem + ".png"))
-
-
 # --- export ---------------------------------------------------------------------------------
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -374,10 +324,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("verify", "compare a conversion with the original on zeros, random and real inputs",
             "Exit status 0 when every output is within tolerance (1e-4 on logits, 1e-5 on "
             "probabilities), 1 otherwise.", _verify_args, _verify),
-    Command("predict", "classify images with a packaged model",
-            "Top-k classes per image, as a table or --json. Unreadable files are reported "
-            "and skipped; exit status 1 only when no image could be read.", _predict_args,
-            _predict),
+    Command("predict", predict_command.HELP, predict_command.DESCRIPTION,
+            predict_command.predict_args, predict_command.predict),
     Command("export", "export a package to ONNX and/or torch.export, checked after writing",
             "The export is run (onnxruntime / torch) on zeros and a seeded random batch and "
             "compared with the PyTorch module; above 1e-4 nothing is written.", _export_args,
