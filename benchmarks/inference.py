@@ -140,33 +140,40 @@ def _python(argv: list[str], timeout: float) -> str:
 def predict_memory(cache: Path) -> dict[str, float | str]:
     """Peak RSS (MiB) of a fresh process classifying one photo, per way of running it."""
     p = paths(cache)
-    api = ("import torch, sys; from tf2torch.packages.package import load_package; "
-           "m = load_package(__import__('pathlib').Path(sys.argv[1])); ")
+    api = ("import tf2torch, torch, sys; "
+           "m = tf2torch.load(sys.argv[1], inference=len(sys.argv) > 3); ")
+    keras_file = next(p["prefix"].parent.glob("*.keras"))
+    cli = str(Path(sys.executable).parent / "tf2torch")
     commands = {
-        "predict (PyTorch, API)": ["-c", api + "print(m.classify([sys.argv[2]])[0][0])",
-                                   str(p["package"]), str(p["image"])],
-        "predict (onnxruntime, API)": [
-            "-c", api + "from tf2torch.packages.export import with_onnxruntime; "
-            "m, _ = with_onnxruntime(m, sys.argv[3], threads=2); "
+        "TensorFlow: the release's .keras in Keras, one photo (slim preprocessing)": [
+            "-c", "import sys, numpy as np, keras; from PIL import Image; "
+            "m = keras.models.load_model(sys.argv[1]); "
+            "x = np.asarray(Image.open(sys.argv[2]).convert('RGB').resize((224, 224)), "
+            "np.float32)[None] / 127.5 - 1; print(m.predict(x, verbose=0).argmax())",
+            str(keras_file), str(p["image"])],
+        "tf2torch, eager module (API)": ["-c", api + "print(m.classify([sys.argv[2]])[0][0])",
+                                         str(p["package"]), str(p["image"])],
+        "tf2torch, compiled form (API, `load(NAME, inference=True)`)": [
+            "-c", api + "print(m.classify([sys.argv[2]])[0][0])", str(p["package"]),
+            str(p["image"]), "fast"],
+        "`tf2torch predict NAME photo.jpg` (CLI)": [cli, "predict", str(p["package"]),
+                                                   str(p["image"])],
+        "`tf2torch predict NAME photo.jpg --backend torch-fast` (CLI)": [
+            cli, "predict", str(p["package"]), str(p["image"]), "--backend", "torch-fast"],
+        "onnxruntime (API)": [
+            "-c", "import tf2torch, sys; from tf2torch.packages.export import with_onnxruntime; "
+            "m = tf2torch.load(sys.argv[1]); m, _ = with_onnxruntime(m, sys.argv[3], threads=2); "
             "print(m.classify([sys.argv[2]])[0][0])",
             str(p["package"]), str(p["image"]), str(p["onnx"])],
     }
-    if _cli_has("predict"):
-        commands["tf2torch predict (CLI)"] = ["-m", "tf2torch.cli", "predict",
-                                              str(p["package"]), str(p["image"])]
     return {label: _peak_rss_mib(argv) for label, argv in commands.items()}
-
-
-def _cli_has(command: str) -> bool:
-    done = subprocess.run([sys.executable, "-m", "tf2torch.cli", command, "--help"],
-                          capture_output=True, cwd=REPO)
-    return done.returncode == 0
 
 
 def _peak_rss_mib(argv: list[str]) -> float | str:
     """`wait4` gives this one child's rusage (RUSAGE_CHILDREN would mix all children)."""
-    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=REPO)
+    command = argv if not argv[0].startswith("-") else [sys.executable, *argv]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:

@@ -268,13 +268,20 @@ def verify(
     source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
 ) -> VerificationReport:
-    """Verify a converted package (or a fresh conversion of `source`) against the original."""
-    model = open_source(source)
-    conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
-    if package is not None:
-        conversion.net = load(package).net
-    encoder, _ = codecs_for(conversion)
-    report, _ = _verify(conversion, reference, _encode_images(encoder, images), verify=True)
+    """Verify a converted package (or a fresh conversion of `source`) against the original.
+    A release's frozen graph runs in a TensorFlow process started first, as in `convert`."""
+    worker = TensorFlowWorker() if will_run_frozen_graph(source, reference, True) else None
+    try:
+        model = open_source(source)
+        conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
+        if package is not None:
+            conversion.net = load(package).net
+        encoder, _ = codecs_for(conversion)
+        report, _ = _verify(conversion, reference, _encode_images(encoder, images), True,
+                            worker)
+    finally:
+        if worker is not None:
+            worker.close()
     assert report is not None  # verify=True raises instead of skipping
     return report
 

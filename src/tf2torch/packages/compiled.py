@@ -111,7 +111,13 @@ class Manifest:
 def _seal_key(create: bool) -> bytes | None:
     path = home() / KEY_FILE
     if path.is_file():
-        return bytes.fromhex(path.read_text().strip())
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except ValueError:  # not a key this code wrote: trust nothing sealed with it
+            if create:
+                raise PackageError(f"{path}: not a compile key; remove it to make a new "
+                                   "one") from None
+            return None
     if not create:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +143,8 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     """
     target = this_machine()
     shapes = input_shapes(model.card)
-    form = inference_form(model.net, shapes[0], governed=False)
+    form = inference_form(model.net, shapes[0], governed=False,
+                          input_layout=model.card.input.get("layout", "nchw"))
     started = time.perf_counter()
     folder = model.path / COMPILED_DIR
     folder.mkdir(exist_ok=True)
@@ -257,7 +264,10 @@ def find(model: LoadedModel) -> Lookup:
             return Lookup(note=None)
         return Lookup(note=f"compiled form ignored: built for {', '.join(others)}, this "
                       f"machine is {target.key} (tf2torch compile {model.card.name})")
-    manifest = Manifest.read(manifest_path)
+    try:
+        manifest = Manifest.read(manifest_path)
+    except PackageError as exc:
+        return Lookup(note=f"compiled form ignored: {exc}")
     if manifest.weights_sha256 != model.card.weights_sha256:
         return Lookup(note="compiled form ignored: built from other weights than the "
                       f"package holds now (tf2torch compile {model.card.name})")
