@@ -3,9 +3,12 @@
     .venv/bin/python benchmarks/inference.py [--rounds 3] [--no-compile] [--cache DIR]
 
 Every runtime runs the same weights: the stand-in TF-slim release (built with TensorFlow
-into the cache when absent), its tf2torch package, and that package's ONNX export. Rounds
-interleave the runtimes so a busy machine slows them alike; each figure is the median over
-rounds of each round's median. All runtimes get 2 threads. Prints a markdown table.
+into the cache when absent), its tf2torch package with its compiled form (`tf2torch
+compile`), and that package's ONNX export. Rounds interleave the runtimes so a busy machine
+slows them alike; each figure is the median over rounds of each round's median, with the
+spread (lowest-highest round median). All runtimes get 2 threads (TF2TORCH_THREADS=2 for
+tf2torch's forms). "ready" is a fresh process's time from start (imports included) to the
+first answer. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +32,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 THREADS = 2
 MULTIPLIER, SIZE = 1.4, 224
-RUNTIMES = {  # name → description in the table; "+passive": OMP_WAIT_POLICY=PASSIVE
+RUNTIMES = {  # name → description in the table
     "tensorflow": "TensorFlow (Keras model in tf.function)",
-    "eager": "PyTorch eager (converted net)",
-    "form": "inference form (BN folded, channels-last)",
-    "form+alloc": "inference form + configure_allocator",
-    "form+alloc+passive": "inference form + configure_allocator + OMP_WAIT_POLICY=PASSIVE",
-    "form+alloc+passive+compile": "… + torch.compile",
+    "eager": "PyTorch eager (converted net, `load(NAME).net`)",
+    "form": "inference form, eager (`load(NAME, inference=True)` without a compiled form)",
+    "compiled": "compiled form (`tf2torch compile NAME`, then `load(NAME, inference=True)`)",
     "onnxruntime": "ONNX export in onnxruntime",
 }
 COMPILE_TIMEOUT_S = 420
@@ -45,11 +47,12 @@ COMPILE_TIMEOUT_S = 420
 def main() -> int:
     args = parse_args()
     if args.worker:
-        print(json.dumps(run_worker(args.worker, Path(args.cache), args.iters_1, args.iters_32)))
+        print(json.dumps(run_worker(args.worker, Path(args.cache), args.iters_1, args.iters_32,
+                                    args.spawned_at)))
         return 0
     cache = Path(args.cache)
     prepare(cache)
-    runtimes = [r for r in RUNTIMES if not (args.no_compile and "compile" in r)]
+    runtimes = [r for r in RUNTIMES if not (args.no_compile and r == "compiled")]
     load_before = os.getloadavg()
     results = {r: [] for r in runtimes}
     for round_index in range(args.rounds):
@@ -69,6 +72,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--cache", default=str(REPO / ".cache" / "benchmarks"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -98,11 +102,12 @@ p = paths(Path(sys.argv[1]))
 if not p["tests_h5"].exists():
     from tf2torch.references.standin import make_standin_release
     make_standin_release(p["release"], {MULTIPLIER}, {SIZE}, tflite=False, pack=False)
-from tf2torch.api import convert
+from tf2torch.api import convert, compile_package
 from tf2torch.packages.package import load_package
 from tf2torch.packages.export import export_onnx
 if not p["package"].exists():
     convert(p["prefix"], p["package"])
+    compile_package(p["package"])
 print(export_onnx(load_package(p["package"]), p["onnx"]).summary())
 rng = np.random.default_rng(0)
 Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(p["image"])
@@ -110,11 +115,11 @@ Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(p["ima
 
 
 def run_in_subprocess(runtime: str, cache: Path, args: argparse.Namespace) -> dict | str:
-    timeout = COMPILE_TIMEOUT_S if "compile" in runtime else 600
+    timeout = 600
     try:
         out = _python([__file__, "--worker", runtime, "--cache", str(cache),
-                       "--iters-1", str(args.iters_1), "--iters-32", str(args.iters_32)],
-                      timeout=timeout, passive="passive" in runtime)
+                       "--iters-1", str(args.iters_1), "--iters-32", str(args.iters_32),
+                       "--spawned-at", repr(time.time())], timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"timed out after {timeout} s"
     except subprocess.CalledProcessError as exc:
@@ -122,11 +127,9 @@ def run_in_subprocess(runtime: str, cache: Path, args: argparse.Namespace) -> di
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _python(argv: list[str], timeout: float, passive: bool = False) -> str:
+def _python(argv: list[str], timeout: float) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONWARNINGS": "ignore"}
-    if passive:  # read by libgomp when torch is imported: it must be set at process start
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
+           "PYTHONWARNINGS": "ignore", "TF2TORCH_THREADS": str(THREADS)}
     done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True,
                           timeout=timeout, env=env, cwd=REPO)
     return done.stdout
@@ -137,33 +140,40 @@ def _python(argv: list[str], timeout: float, passive: bool = False) -> str:
 def predict_memory(cache: Path) -> dict[str, float | str]:
     """Peak RSS (MiB) of a fresh process classifying one photo, per way of running it."""
     p = paths(cache)
-    api = ("import torch, sys; from tf2torch.packages.package import load_package; "
-           "m = load_package(__import__('pathlib').Path(sys.argv[1])); ")
+    api = ("import tf2torch, torch, sys; "
+           "m = tf2torch.load(sys.argv[1], inference=len(sys.argv) > 3); ")
+    keras_file = next(p["prefix"].parent.glob("*.keras"))
+    cli = str(Path(sys.executable).parent / "tf2torch")
     commands = {
-        "predict (PyTorch, API)": ["-c", api + "print(m.classify([sys.argv[2]])[0][0])",
-                                   str(p["package"]), str(p["image"])],
-        "predict (onnxruntime, API)": [
-            "-c", api + "from tf2torch.packages.export import with_onnxruntime; "
-            "m, _ = with_onnxruntime(m, sys.argv[3], threads=2); "
+        "TensorFlow: the release's .keras in Keras, one photo (slim preprocessing)": [
+            "-c", "import sys, numpy as np, keras; from PIL import Image; "
+            "m = keras.models.load_model(sys.argv[1]); "
+            "x = np.asarray(Image.open(sys.argv[2]).convert('RGB').resize((224, 224)), "
+            "np.float32)[None] / 127.5 - 1; print(m.predict(x, verbose=0).argmax())",
+            str(keras_file), str(p["image"])],
+        "tf2torch, eager module (API)": ["-c", api + "print(m.classify([sys.argv[2]])[0][0])",
+                                         str(p["package"]), str(p["image"])],
+        "tf2torch, compiled form (API, `load(NAME, inference=True)`)": [
+            "-c", api + "print(m.classify([sys.argv[2]])[0][0])", str(p["package"]),
+            str(p["image"]), "fast"],
+        "`tf2torch predict NAME photo.jpg` (CLI)": [cli, "predict", str(p["package"]),
+                                                   str(p["image"])],
+        "`tf2torch predict NAME photo.jpg --backend torch-fast` (CLI)": [
+            cli, "predict", str(p["package"]), str(p["image"]), "--backend", "torch-fast"],
+        "onnxruntime (API)": [
+            "-c", "import tf2torch, sys; from tf2torch.packages.export import with_onnxruntime; "
+            "m = tf2torch.load(sys.argv[1]); m, _ = with_onnxruntime(m, sys.argv[3], threads=2); "
             "print(m.classify([sys.argv[2]])[0][0])",
             str(p["package"]), str(p["image"]), str(p["onnx"])],
     }
-    if _cli_has("predict"):
-        commands["tf2torch predict (CLI)"] = ["-m", "tf2torch.cli", "predict",
-                                              str(p["package"]), str(p["image"])]
     return {label: _peak_rss_mib(argv) for label, argv in commands.items()}
-
-
-def _cli_has(command: str) -> bool:
-    done = subprocess.run([sys.executable, "-m", "tf2torch.cli", command, "--help"],
-                          capture_output=True, cwd=REPO)
-    return done.returncode == 0
 
 
 def _peak_rss_mib(argv: list[str]) -> float | str:
     """`wait4` gives this one child's rusage (RUSAGE_CHILDREN would mix all children)."""
-    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=REPO)
+    command = argv if not argv[0].startswith("-") else [sys.executable, *argv]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
@@ -173,17 +183,18 @@ def _peak_rss_mib(argv: list[str]) -> float | str:
 
 # --- workers: one runtime each ------------------------------------------------------------------
 
-def run_worker(runtime: str, cache: Path, iters_1: int, iters_32: int) -> dict:
-    start = time.perf_counter()
-    forward = FACTORIES[runtime.split("+")[0]](runtime, paths(cache))
-    setup_s = time.perf_counter() - start
+def run_worker(runtime: str, cache: Path, iters_1: int, iters_32: int,
+               spawned_at: float) -> dict:
+    forward = FACTORIES[runtime](paths(cache))
     rng = np.random.default_rng(0)
     one = rng.uniform(-1, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
     many = rng.uniform(-1, 1, (32, 3, SIZE, SIZE)).astype(np.float32)
+    forward(one)
+    ready_s = time.time() - spawned_at  # process start (imports included) to a first answer
     batch_1 = _median_seconds(forward, one, iters_1, warmup=5)
     batch_32 = _median_seconds(forward, many, iters_32, warmup=2)
     return {"b1_ms": round(batch_1 * 1e3, 2), "b32_ips": round(32 / batch_32, 1),
-            "setup_s": round(setup_s, 1)}
+            "setup_s": round(ready_s, 2)}
 
 
 def _median_seconds(forward: Callable[[np.ndarray], object], batch: np.ndarray, iters: int,
@@ -198,7 +209,7 @@ def _median_seconds(forward: Callable[[np.ndarray], object], batch: np.ndarray, 
     return statistics.median(times)
 
 
-def tensorflow_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+def tensorflow_forward(p: dict[str, Path]) -> Callable[[np.ndarray], object]:
     import h5py
     import tensorflow as tf
 
@@ -214,17 +225,22 @@ def tensorflow_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray
 
 
 def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+    import tf2torch  # noqa: I001 - before torch: it bounds OpenMP spinning (util/threads)
     import torch
 
-    torch.set_num_threads(THREADS)
-    from tf2torch.packages.inference import configure_allocator, inference_form
-    from tf2torch.packages.package import load_package
+    if runtime == "eager":
+        torch.set_num_threads(THREADS)
+        net = tf2torch.load(p["package"]).net
+    elif runtime == "form":  # what load(..., inference=True) runs without a compiled form
+        from tf2torch.packages.inference import configure_allocator, inference_form
+        from tf2torch.packages.package import load_package
 
-    if "alloc" in runtime:
         configure_allocator()
-    net = load_package(p["package"]).net
-    if runtime.startswith("form"):
-        net = inference_form(net, (3, SIZE, SIZE), compile="compile" in runtime)
+        net = inference_form(load_package(p["package"]).net, (3, SIZE, SIZE))
+    else:
+        model = tf2torch.load(p["package"], inference=True)
+        assert model.form.startswith("compiled"), model.form
+        net = model.net
 
     def forward(batch: np.ndarray) -> object:
         with torch.inference_mode():
@@ -233,14 +249,14 @@ def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], ob
     return forward
 
 
-def onnxruntime_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+def onnxruntime_forward(p: dict[str, Path]) -> Callable[[np.ndarray], object]:
     from tf2torch.packages.export import onnx_runner
 
     return onnx_runner(p["onnx"], threads=THREADS)
 
 
-FACTORIES = {"tensorflow": tensorflow_forward, "eager": torch_forward, "form": torch_forward,
-             "onnxruntime": onnxruntime_forward}
+FACTORIES = {"tensorflow": tensorflow_forward, "onnxruntime": onnxruntime_forward,
+             **{r: partial(torch_forward, r) for r in ("eager", "form", "compiled")}}
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -254,7 +270,8 @@ def render(results: dict[str, list], memory: dict, load_before: tuple, load_afte
         f"{platform.system()} {platform.release()}; load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after. {rounds} rounds, each runtime in its own process.",
         "",
-        "| runtime | batch 1 latency (median ms) | batch 32 throughput (img/s) | setup (s) |",
+        "| runtime | batch 1 latency (ms): median (spread) | batch 32 (img/s): median (spread) "
+        "| ready (s) |",
         "|---|---:|---:|---:|",
     ]
     for runtime, runs in results.items():
@@ -269,10 +286,11 @@ def _row(label: str, runs: list) -> str:
     good = [r for r in runs if isinstance(r, dict)]
     if not good:
         return f"| {label} | {runs[-1]} | | |"
-    b1 = statistics.median(r["b1_ms"] for r in good)
-    b32 = statistics.median(r["b32_ips"] for r in good)
+    b1 = [r["b1_ms"] for r in good]
+    b32 = [r["b32_ips"] for r in good]
     setup = statistics.median(r["setup_s"] for r in good)
-    return f"| {label} | {b1:.1f} | {b32:.1f} | {setup:.1f} |"
+    return (f"| {label} | {statistics.median(b1):.1f} ({min(b1):.1f}-{max(b1):.1f}) | "
+            f"{statistics.median(b32):.1f} ({min(b32):.1f}-{max(b32):.1f}) | {setup:.1f} |")
 
 
 def _cpu_model() -> str:

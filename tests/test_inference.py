@@ -92,7 +92,7 @@ def test_generic_modules_fold_through_fx() -> None:
     remaining = [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(remaining) == 1  # bn_b: its conv's output is also used by the skip
     assert np.abs(run(folded, x) - expected).max() <= EAGER_TOL
-    form = inference_form(net, (3, 8, 8))
+    form = inference_form(net, (3, 8, 8), governed=False)
     assert isinstance(form, InferenceForm)
     assert np.abs(run(form, x) - expected).max() <= EAGER_TOL
 

@@ -44,8 +44,8 @@ def photos(tmp_path: Path) -> Path:
 
 
 def test_card_and_files(converted: Path) -> None:
-    assert sorted(p.name for p in converted.iterdir()) == ["README.md", "card.json",
-                                                          "model.safetensors"]
+    assert sorted(p.name for p in converted.iterdir()) == [
+        "README.md", "card.json", "model.safetensors", "reference_outputs.safetensors"]
     card = json.loads((converted / "card.json").read_text())
     assert card["schema_version"] == 1 and card["architecture"] == "mobilenet_v2"
     assert card["encoder"]["interpolation"] == "bilinear_tf_legacy"
@@ -102,8 +102,8 @@ def test_overwrite_replaces_the_package_and_dead_writers_leftovers_are_swept(
     live.mkdir()
     result = tf2torch.convert(release.archive, overwrite=True, use_ema=False)
     assert not (package / "stray.txt").exists()
-    assert sorted(p.name for p in package.iterdir()) == ["README.md", "card.json",
-                                                        "model.safetensors"]
+    assert sorted(p.name for p in package.iterdir()) == [
+        "README.md", "card.json", "model.safetensors", "reference_outputs.safetensors"]
     assert tf2torch.load("mobilenet_v2_0.35_96").card.created == result.card.created
     assert not dead.exists() and live.exists()
     assert [p.name for p in repository.models_dir().iterdir() if ".old-" in p.name] == []

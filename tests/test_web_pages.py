@@ -114,7 +114,8 @@ def test_json_api(client, web_repo) -> None:
     assert all(m["verification"] == "pass" for m in listing["models"])
     one = client.get(f"/api/models/{TFLITE}").json()
     assert one["card"]["config"]["graph"] == "…" and one["card"]["name"] == TFLITE
-    assert {f["name"] for f in one["files"]} == {"model.safetensors", "card.json", "README.md"}
+    assert {f["name"] for f in one["files"]} == {"model.safetensors", "card.json", "README.md",
+                                                 "reference_outputs.safetensors"}
 
 
 def test_security_headers(client) -> None:

@@ -13,6 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from tf2torch.util.threads import prepare_openmp_environment
+
+# Imported before torch, tf2torch bounds how long OpenMP's idle threads spin (libgomp reads
+# it once, when torch loads; not where the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT):
+# see tf2torch.util.threads.
+prepare_openmp_environment()
+
 __all__ = ["ConvertResult", "Tf2TorchError", "convert", "load", "predict_dataset", "verify",
            "version"]
 

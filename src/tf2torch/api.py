@@ -5,23 +5,29 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tf2torch.conversion.convert import Conversion, convert_source
+from tf2torch.conversion.macs import count_on_meta
 from tf2torch.errors import Tf2TorchError, UsageError, VerificationError
 from tf2torch.packages import repository
+from tf2torch.packages.attachments import REFERENCE_OUTPUTS
 from tf2torch.packages.card import Card
 from tf2torch.packages.codec_policy import codecs_for
 from tf2torch.packages.codecs import Encoder
 from tf2torch.packages.package import LoadedModel, load_package, write_package
-from tf2torch.packages.stats import count_multiply_adds, count_parameters
+from tf2torch.packages.stats import count_parameters
+from tf2torch.references.tensorflow_worker import TensorFlowWorker, will_run_frozen_graph
 from tf2torch.sources import SourceModel, open_source
+from tf2torch.util.timing import Timings
 from tf2torch.verification.checks import (
+    check_port,
     find_reference,
     graph_reference,
     reference_from_file,
@@ -30,6 +36,7 @@ from tf2torch.verification.checks import (
     zero_batch,
 )
 from tf2torch.verification.report import VerificationReport
+from tf2torch.verification.stored import Recorder, StoredCase, encode_cases
 
 
 def version() -> str:
@@ -47,6 +54,7 @@ class ConvertResult:
     card: Card
     conversion: Conversion
     verification: VerificationReport | None
+    profile: dict = field(default_factory=dict)  # seconds per phase, peak memory
 
 
 def default_name(source: SourceModel) -> str:
@@ -64,7 +72,8 @@ def convert(
     input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
     layout: str = "nhwc", license: str = "unknown", preprocess: str = "auto",
-    labels: str | None = None,
+    labels: str | None = None, compile: bool = False,
+    reference_worker: TensorFlowWorker | None = None,
 ) -> ConvertResult:
     """Convert `source`, verify it against the original, and write a package.
 
@@ -73,12 +82,30 @@ def convert(
     is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
     `preprocess`/`labels` describe the encoder/decoder of graph-converted models (see
     `codecs_for`); zoo models carry their own. Nothing is written when conversion or
-    verification fails.
+    verification fails. The original's outputs are kept in the package, so later forms of
+    the port can be verified against them; `compile` builds and verifies the package's
+    compiled form right away (`compile_package`). A release's frozen graph runs in a
+    TensorFlow process of its own, started first (`reference_worker`: one already started,
+    as the CLI does before torch loads); `ConvertResult.profile` says where the time went.
     """
-    model = open_source(source)
-    conversion = convert_source(model, input_size=input_size, use_ema=use_ema, layout=layout)
-    encoder, decoder = codecs_for(conversion, preprocess, labels)
-    report = _verify(conversion, reference, _encode_images(encoder, images), verify)
+    timings = Timings()
+    worker = reference_worker
+    if worker is None and will_run_frozen_graph(source, reference, verify):
+        worker = TensorFlowWorker()  # imports TensorFlow while this process reads and converts
+    try:
+        with timings.phase("read the source"):
+            model = open_source(source)
+        with timings.phase("convert"):
+            conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
+                                        layout=layout)
+        encoder, decoder = codecs_for(conversion, preprocess, labels)
+        with timings.phase("verify (both sides)"):
+            report, cases = _verify(conversion, reference, _encode_images(encoder, images),
+                                    verify, worker, timings)
+    finally:
+        if worker is not None:
+            worker.close()
+            timings.seconds.update(worker.timings)
     if report is not None and not report.passed:
         raise VerificationError(
             f"{model.path}: the converted model disagrees with {report.reference}:\n"
@@ -86,18 +113,40 @@ def convert(
         )
     name = repository.check_name(name or default_name(model))
     destination = Path(out) if out is not None else repository.publish_path(name)
-    sample = zero_batch(conversion)
-    fields: dict[str, Any] = {
+    with timings.phase("write the package"):
+        files = {}
+        if report is not None:
+            kind = "graph" if conversion.source.graph is not None else "zoo"
+            files[REFERENCE_OUTPUTS.name] = encode_cases(cases, kind, report.reference)
+        card = write_package(destination, conversion.net, _card_fields(
+            conversion, name, encoder, decoder, report, license), overwrite=overwrite,
+            files=files)
+    if compile:
+        with timings.phase("compile"):
+            compile_package(destination)
+    profile = timings.to_dict()
+    if worker is not None:
+        profile["reference_peak_rss_mib"] = worker.peak_rss_mib
+    return ConvertResult(destination, card, conversion, report, profile)
+
+
+def _card_fields(conversion: Conversion, name: str, encoder: Encoder | None, decoder: Any,
+                 report: VerificationReport | None, license: str) -> dict[str, Any]:
+    """Every card field but the weights' checksum (`write_package` adds it)."""
+    macs = conversion.multiply_adds
+    if macs is None:  # input sizes the file leaves open: count at the size verification uses
+        macs = count_on_meta(conversion.net, [tuple(t.shape[1:]) for t in zero_batch(conversion)])
+    return {
         "name": name,
         "architecture": conversion.architecture,
         "config": conversion.config,
-        "source": _source_fields(model),
+        "source": _source_fields(conversion.source),
         "input": {"shape": list(conversion.input_shape), "layout": conversion.layout,
                   "dtype": "float32"},
         "encoder": encoder.to_dict() if encoder else None,
         "decoder": decoder.to_dict() if decoder else None,
         "parameters": count_parameters(conversion.net),
-        "multiply_adds": count_multiply_adds(conversion.net, *sample),
+        "multiply_adds": macs,
         "verification": report.to_dict() if report else None,
         "mapping": conversion.mapping.to_dict() if conversion.mapping else None,
         "license": license,
@@ -105,24 +154,33 @@ def convert(
         "created": date.today().isoformat(),
         "notes": _notes(conversion),
     }
-    card = write_package(destination, conversion.net, fields, overwrite=overwrite)
-    return ConvertResult(destination, card, conversion, report)
 
 
 def _verify(conversion: Conversion, reference: str | Path | None,
-            images: dict[str, np.ndarray], verify: bool | None) -> VerificationReport | None:
-    """Run the right reference; `verify=None` skips quietly when none is at hand."""
+            images: dict[str, np.ndarray], verify: bool | None,
+            worker: TensorFlowWorker | None = None, timings: Timings | None = None,
+            ) -> tuple[VerificationReport | None, list[StoredCase]]:
+    """Run the right reference, keeping what it answered; `verify=None` skips quietly when
+    none is at hand. A frozen graph runs in `worker` when one is given."""
     if verify is False:
-        return None
+        return None, []
     try:
         if conversion.source.graph is not None:
-            return verify_graph(conversion, graph_reference(conversion.source), images)
-        ref = reference_from_file(reference) if reference else find_reference(conversion.source)
+            graph_ref = graph_reference(conversion.source)
+            recorder = Recorder(graph_ref.run)
+            report = verify_graph(conversion, replace(graph_ref, run=recorder), images)
+            return report, recorder.cases(report.case_names())
+        ref = reference_from_file(reference, worker) if reference else \
+            find_reference(conversion.source, worker)
     except Tf2TorchError:
         if verify:
             raise
-        return None
-    return verify_zoo(conversion, ref, images)
+        return None, []
+    recorder = Recorder(ref.run)
+    report = verify_zoo(conversion, replace(ref, run=recorder), images)
+    if timings is not None:
+        timings.add("verify: the reference's calls, as this process waited", recorder.seconds)
+    return report, recorder.cases(report.case_names())
 
 
 def _encode_images(encoder: Encoder | None, images: Sequence[str | Path]) -> dict[str, np.ndarray]:
@@ -172,36 +230,58 @@ def _source_files(model: SourceModel) -> list[Path]:
 
 
 def load(name_or_path: str | Path, inference: bool = False, compile: bool = False,
-         ) -> LoadedModel:
+         threads: int | None = None) -> LoadedModel:
     """A package from the repository (by name) or from a folder.
 
-    `inference=True` swaps `.net` for its inference form (BatchNorm folded into the convs,
-    channels-last, glibc told to keep big buffers): the same numbers, faster, not trainable.
-    `compile=True` also runs it through `torch.compile` with Inductor's weight freezing
-    (20-70 s once per model and batch size here; call it under `torch.inference_mode()`):
-    the fastest form measured in BENCHMARKS.md.
+    `inference=True` swaps `.net` for its fastest verified form: the package's compiled form
+    when one was built for this machine (`tf2torch compile NAME`; loads in well under a
+    second), else the inference form (BatchNorm folded into the convs, channels-last, glibc
+    told to keep big buffers). The same numbers, faster, not trainable; `model.form` says
+    which it is. `compile=True` with no compiled form at hand compiles in this process with
+    `torch.compile` (20-70 s per model and batch size; call it under
+    `torch.inference_mode()`). `threads` fixes the thread count (else `TF2TORCH_THREADS`,
+    else the free CPUs: `tf2torch.util.threads`).
     """
     model = load_package(repository.resolve(name_or_path))
     if inference or compile:
-        from tf2torch.packages.inference import configure_allocator, inference_form
+        from tf2torch.packages.compiled import fast_form
 
-        configure_allocator()
-        model.net = inference_form(model.net, model.card.input["shape"], compile=compile,
-                                   input_layout=model.card.input.get("layout", "nchw"))
+        model.net, model.form = fast_form(model, compile=compile, threads=threads)
     return model
+
+
+def compile_package(name_or_path: str | Path) -> Any:
+    """Build, verify and store the package's compiled form for this machine; its manifest.
+
+    Verified against the original's outputs recorded at conversion; a package converted
+    without verification is checked against its own eager module instead (the manifest
+    says which). Nothing is stored when the compiled form disagrees.
+    """
+    from tf2torch.packages import compiled
+
+    model = load_package(repository.resolve(name_or_path))
+    manifest, _ = compiled.build(model, partial(check_port, model))
+    return manifest
 
 
 def verify(
     source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
 ) -> VerificationReport:
-    """Verify a converted package (or a fresh conversion of `source`) against the original."""
-    model = open_source(source)
-    conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
-    if package is not None:
-        conversion.net = load(package).net
-    encoder, _ = codecs_for(conversion)
-    report = _verify(conversion, reference, _encode_images(encoder, images), verify=True)
+    """Verify a converted package (or a fresh conversion of `source`) against the original.
+    A release's frozen graph runs in a TensorFlow process started first, as in `convert`."""
+    worker = TensorFlowWorker() if will_run_frozen_graph(source, reference, True) else None
+    try:
+        model = open_source(source)
+        conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
+        if package is not None:
+            conversion.net = load(package).net
+        encoder, _ = codecs_for(conversion)
+        report, _ = _verify(conversion, reference, _encode_images(encoder, images), True,
+                            worker)
+    finally:
+        if worker is not None:
+            worker.close()
     assert report is not None  # verify=True raises instead of skipping
     return report
 

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2torch.cli import web_commands
-from tf2torch.cli.render import card_summary, config_text, emit_json
-from tf2torch.cli.scale import ENGINE_HELP, add_scale_arguments, check_scale_options, run_ray, write_local
+from tf2torch.cli import compile_command, predict_command, web_commands
+from tf2torch.cli.render import card_summary, config_text, emit_json, profile_table
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
 
@@ -60,6 +59,10 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    "keras.applications preprocess_input modes)")
     p.add_argument("--labels", help="graph path: 'imagenet' or a text file with one class name "
                    "per line, for the decoder")
+    p.add_argument("--compile", action="store_true", help="also build and verify the "
+                   "compiled form for this machine (tf2torch compile NAME)")
+    p.add_argument("--profile", action="store_true", help="print where the time and memory "
+                   "went, phase by phase, on stderr (always in --json)")
     p.add_argument("--emit-code", type=Path, metavar="FILE.py",
                    help="graph path: also write a readable standalone nn.Module source file "
                    "(a copy is kept in the package as model.py)")
@@ -67,6 +70,11 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from tf2torch.references.tensorflow_worker import TensorFlowWorker, will_run_frozen_graph
+
+    # started before torch loads (the api's import), so TensorFlow's import overlaps it
+    worker = TensorFlowWorker() if will_run_frozen_graph(
+        args.source, args.reference, False if args.no_verify else None) else None
     from tf2torch.api import convert
 
     result = convert(
@@ -74,13 +82,16 @@ def _convert(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema, reference=args.reference, images=args.images,
         verify=False if args.no_verify else None, overwrite=args.overwrite, layout=args.layout,
         license=args.license, preprocess=args.preprocess, labels=args.labels,
+        compile=args.compile, reference_worker=worker,
     )
+    if args.profile:
+        print(profile_table(result.profile), file=sys.stderr)
     if args.emit_code:
         _emit_code(result, args.emit_code)
     if args.json:
         emit_json({"path": str(result.path), "card": card_summary(result.card),
                    "verification": result.verification.to_dict() if result.verification else None,
-                   "mapping": result.card.mapping})
+                   "mapping": result.card.mapping, "profile": result.profile})
         return 0
     card = result.card
     print(f"converted {card.source['file']} → {card.architecture} {config_text(card)}")
@@ -250,62 +261,6 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- predict --------------------------------------------------------------------------------
-
-def _predict_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="repository name or package folder")
-    p.add_argument("images", nargs="+", help="image files, directories or glob patterns")
-    p.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--backend", choices=("torch", "torch-fast", "onnxruntime"), default="torch",
-                   help="torch: the package's module; torch-fast: its inference form (BN folded, "
-                   "channels-last); onnxruntime: the verified ONNX export (made and cached once)")
-    p.add_argument("--annotate", type=Path, metavar="DIR",
-                   help="also write each image with its labels drawn on it, as PNG, to DIR")
-    _json_flag(p)
-    add_scale_arguments(p)
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from tf2torch.api import load
-    from tf2torch.packages.predict import collect_images, predict_files, render_results
-
-    check_scale_options(args)
-    if args.engine == "ray":
-        return run_ray(args)
-    model = load(args.name, inference=args.backend == "torch-fast")
-    if args.backend == "onnxruntime":
-        from tf2torch.packages.export import with_onnxruntime
-
-        model, _ = with_onnxruntime(model)
-    paths = collect_images(args.images)
-    if not paths:
-        print("tf2torch: error: no images found", file=sys.stderr)
-        return 2
-    results = predict_files(model, paths, top=args.top, batch_size=args.batch_size)
-    if args.annotate:
-        _annotate(results, args.annotate)
-    if args.output:
-        return write_local(args, results)
-    if args.json:
-        emit_json([r.to_dict() for r in results])
-    else:
-        print(render_results(results))
-    failed = sum(r.error is not None for r in results)
-    if failed:
-        print(f"tf2torch: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
-    return 1 if failed == len(results) else 0
-
-
-def _annotate(results: list, folder: Path) -> None:
-    from tf2torch.packages.codecs import annotate
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for result in results:
-        if result.error is None:
-            annotate(Path(result.path), result.predictions, folder / (Path(result.path).stem + ".png"))
-
-
 # --- export ---------------------------------------------------------------------------------
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -369,11 +324,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("verify", "compare a conversion with the original on zeros, random and real inputs",
             "Exit status 0 when every output is within tolerance (1e-4 on logits, 1e-5 on "
             "probabilities), 1 otherwise.", _verify_args, _verify),
-    Command("predict", "classify images with a packaged model",
-            "Top-k classes per image, as a table, --json or a results file (--output). "
-            "Unreadable files are reported and skipped; exit status 1 only when no image "
-            "could be read.\n\n" + ENGINE_HELP, _predict_args,
-            _predict),
+    Command("predict", predict_command.HELP, predict_command.DESCRIPTION,
+            predict_command.predict_args, predict_command.predict),
     Command("export", "export a package to ONNX and/or torch.export, checked after writing",
             "The export is run (onnxruntime / torch) on zeros and a seeded random batch and "
             "compared with the PyTorch module; above 1e-4 nothing is written.", _export_args,
@@ -384,6 +336,8 @@ COMMANDS: tuple[Command, ...] = (
             "card).", _show_args, _show),
     Command("remove", "delete a package from the repository", "Deletes the package folder.",
             _remove_args, _remove),
+    Command("compile", compile_command.HELP, compile_command.DESCRIPTION,
+            compile_command.compile_args, compile_command.compile_command),
     Command("serve", web_commands.SERVE_HELP, web_commands.SERVE_DESCRIPTION,
             web_commands.serve_args, web_commands.serve),
     Command("site", web_commands.SITE_HELP, web_commands.SITE_DESCRIPTION,

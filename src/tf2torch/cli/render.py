@@ -29,3 +29,17 @@ def config_text(card: Any) -> str:
         return (f"(multiplier {config['depth_multiplier']:g}, {config['input_size']}×"
                 f"{config['input_size']}, {config['num_classes']} classes)")
     return ""
+
+
+def profile_table(profile: dict) -> str:
+    """`convert --profile`: seconds per phase (the reference's own, in its process, indented
+    under the phase that waited for them) and peak memory of each process."""
+    lines = ["where the time went:"]
+    for phase, seconds in profile.get("phases_s", {}).items():
+        indent = "    " if ":" in phase else "  "
+        lines.append(f"{indent}{phase:<58} {seconds:7.2f} s")
+    lines.append(f"  {'total (this call)':<58} {profile.get('total_s', 0):7.2f} s")
+    lines.append(f"peak memory: this process {profile.get('peak_rss_mib', 0):.0f} MiB"
+                 + (f", TensorFlow worker {profile['reference_peak_rss_mib']:.0f} MiB"
+                    if profile.get("reference_peak_rss_mib") else ""))
+    return "\n".join(lines)

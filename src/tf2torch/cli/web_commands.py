@@ -7,7 +7,6 @@ only when one of these runs, so `tf2torch --help` stays light.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -77,12 +76,9 @@ def serve_args(p: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     _need_web_extra()
-    # A server shares its cores with its own request threads (and often with other work);
-    # PyTorch's OpenMP threads spinning between layers starve them. Passive waiting made a
-    # batch-1 forward 43-75 ms instead of 1.0-1.3 s on a busy 2-core machine (BENCHMARKS.md).
-    # libgomp reads this once, when torch loads: now, unless the user chose otherwise.
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # threads and OpenMP's waiting follow the project's one rule (tf2torch.util.threads):
+    # `main` bounded the spinning before torch loaded; each model divides the free CPUs
+    # among the --concurrency requests computed at once
     from tf2torch.packages import repository
     from tf2torch.web.app import Settings
     from tf2torch.web.server import serve as run_server

@@ -30,6 +30,7 @@ class Conversion:
     inputs: list[tuple[str, tuple[int | None, ...], str]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     graph_conversion: Any = None  # the graph converter's own result (for --emit-code)
+    multiply_adds: int | None = None  # per sample, from shapes; None: only a run can tell
 
 
 def convert_zoo(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
@@ -58,7 +59,7 @@ def convert_zoo(source: SourceModel, input_size: int | None = None, use_ema: boo
         net=net, architecture=arch.name, config=config.to_dict(), source=source,
         input_shape=(3, config.input_size, config.input_size), layout="nchw", mapping=report,
         provenance={target: name for name, target in report.used.items()},
-        num_classes=config.num_classes,
+        num_classes=config.num_classes, multiply_adds=arch.multiply_adds(config),
     )
 
 
@@ -91,4 +92,5 @@ def convert_source(source: SourceModel, input_size: int | None = None, use_ema: 
         config={"graph": result.ir_json, "layout": layout}, source=source,
         input_shape=sample, layout=layout, provenance=dict(result.provenance),
         inputs=list(result.inputs), outputs=list(result.outputs), graph_conversion=result,
+        multiply_adds=result.multiply_adds,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tf2torch.errors import PackageError
+from tf2torch.verification.stored import FILE_NAME as STORED_OUTPUTS
 
 if TYPE_CHECKING:  # the report's module is heavier than what readers of this one need
     from tf2torch.verification.layerwise.report import LayerReport
@@ -42,7 +43,9 @@ PER_LAYER_REPORT = PackageFile("per_layer.json", "per-layer comparison (JSON)",
 PER_LAYER_PLOT = PackageFile("per_layer.png", "per-layer error plot (PNG)", "image/png")
 CODE = PackageFile("model.py", "standalone PyTorch code (--emit-code)", "text/x-python; charset=utf-8")
 ONNX = PackageFile("model.onnx", "ONNX export", "application/octet-stream")
-OPTIONAL_FILES = (PER_LAYER_REPORT, PER_LAYER_PLOT, CODE, ONNX)
+REFERENCE_OUTPUTS = PackageFile(STORED_OUTPUTS, "the original's outputs on the verification "
+                                "inputs (safetensors)", "application/octet-stream")
+OPTIONAL_FILES = (PER_LAYER_REPORT, PER_LAYER_PLOT, CODE, ONNX, REFERENCE_OUTPUTS)
 PACKAGE_FILES: dict[str, PackageFile] = {f.name: f for f in (*CORE_FILES, *OPTIONAL_FILES)}
 
 

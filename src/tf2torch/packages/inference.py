@@ -5,10 +5,9 @@ removes a full read and write of every activation, channels-last lets oneDNN run
 depthwise and 1×1 convolutions without layout reorders, and `configure_allocator` stops
 glibc from returning the large activation buffers to the kernel after every layer.
 
-One more knob lives outside the process: PyTorch's OpenMP threads spin while waiting, which
-on a machine busy with other work (more runnable threads than cores) made batch-1 latency
-several times worse here; `OMP_WAIT_POLICY=PASSIVE` in the environment *before* torch is
-imported avoids it (libgomp reads it once, at load).
+How many threads a forward pass uses, and how its idle threads wait, follows one rule for
+the whole project (`tf2torch.util.threads`): the form returned here sets the thread count
+before every call (`Governed`).
 """
 
 from __future__ import annotations
@@ -20,12 +19,14 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tf2torch.conversion.zoo.mobilenet_v2 import ConvBN
+from tf2torch.util.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,44 @@ class InferenceForm(nn.Module):
         return self.net(*inputs)
 
 
+class Governed(nn.Module):
+    """Sets the thread count its `governor` chooses, then runs `net`: outside any compiled
+    code, since the choice changes from call to call."""
+
+    def __init__(self, net: nn.Module, governor: ThreadGovernor) -> None:
+        super().__init__()
+        self.net = net
+        self.governor = governor
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        self.governor.apply()
+        return self.net(*inputs)
+
+
+DEFAULT_UNKNOWN_DIM = 224  # as verification uses for spatial sizes a file leaves open
+
+
+def input_shapes(card: Any) -> list[tuple[int, ...]]:
+    """One sample's shape per input, as the package's net takes them."""
+    graph = card.config.get("graph") or {}
+    if len(graph.get("inputs", [])) > 1:
+        nchw = card.config.get("layout", "nhwc") == "nchw"
+        shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in i["shape"]) for i in graph["inputs"]]
+        return [(s[-1], *s[:-1]) if nchw and len(s) == 3 else s for s in shapes]
+    return [tuple(card.input["shape"])]
+
+
 def inference_form(net: nn.Module, sample_shape: Sequence[int], channels_last: bool = True,
-                   compile: bool = False, input_layout: str = "nchw") -> nn.Module:
+                   compile: bool = False, input_layout: str = "nchw", governed: bool = True,
+                   threads: int | None = None, share: int = 1) -> nn.Module:
     """An eval-mode copy of `net` for inference; `net` itself is left untouched.
 
     `sample_shape` is one input's shape (C, H, W) or a batch's, in `input_layout` ("nchw",
     or "nhwc" for graph-converted nets keeping the source interface); it is run once so a compiled
     form is traced (and a broken one fails) here rather than at the first user call.
+    `governed` wraps the result in `Governed`, choosing the thread count before each call
+    by `tf2torch.util.threads` (`threads`: the user's own choice; `share`: forward passes
+    run at once); `governed=False` returns the bare form (for export and compilation).
     """
     folded = fold_batchnorm(copy.deepcopy(net).eval())
     if channels_last:
@@ -75,9 +107,12 @@ def inference_form(net: nn.Module, sample_shape: Sequence[int], channels_last: b
         # prepacked conv weights; ResNet50 at batch 1 went from 75 to 53 ms with it here
         # (only under no_grad/inference_mode; with grad enabled the frozen graph is not used)
         form = torch.compile(form, dynamic=False, options={"freezing": True})
+    if governed:
+        form = Governed(form, ThreadGovernor(threads, share))
     shape = tuple(sample_shape) if len(sample_shape) == 4 else (1, *sample_shape)
-    with torch.inference_mode():
-        form(torch.zeros(shape))
+    if compile or governed:  # oneDNN's first-call set-up (and compilation) happen now
+        with torch.inference_mode():
+            form(torch.zeros(shape))
     return form
 
 

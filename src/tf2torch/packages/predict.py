@@ -6,9 +6,11 @@ A file that cannot be decoded is reported and skipped; the rest are still classi
 from __future__ import annotations
 
 import glob
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Full, Queue
 
 import numpy as np
 import torch
@@ -16,7 +18,7 @@ import torch
 from tf2torch.errors import SourceError, Tf2TorchError
 from tf2torch.packages.codecs import Prediction, load_rgb
 from tf2torch.packages.package import LoadedModel
-from tf2torch.util.progress import progress
+from tf2torch.util.progress import counter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -64,30 +66,71 @@ def torch_backend(model: LoadedModel) -> Backend:
 
 
 def predict_files(model: LoadedModel, paths: Sequence[Path], top: int = 5,
-                  batch_size: int = 16, backend: Backend | None = None) -> list[ImageResult]:
-    """Top-k for every path, in order; undecodable files carry an error instead."""
+                  batch_size: int = 16, backend: Backend | None = None,
+                  prefetch: int = 2) -> list[ImageResult]:
+    """Top-k for every path, in order; undecodable files carry an error instead.
+
+    Decoding streams: a thread of its own reads, decodes and encodes the next batches (at
+    most `prefetch` ahead, so a large folder never sits in memory) while this thread runs
+    the model on the current one; Pillow and the encoder's resampling release the GIL, so
+    the two overlap. The progress bar counts images, and shows images per second.
+    """
     if model.encoder is None or model.decoder is None:
         raise Tf2TorchError(f"{model.path}: the package has no encoder/decoder; it cannot classify")
     run = backend or torch_backend(model)
     results = [ImageResult(str(p)) for p in paths]
-    for chunk in progress(list(_batches(results, batch_size)), "classifying"):
-        encoded = []
-        for result in chunk:
-            try:
-                encoded.append((result, model.encoder.encode_rgb(load_rgb(Path(result.path)))))
-            except (SourceError, OSError) as exc:
-                result.error = str(exc)
-        if not encoded:
-            continue
-        batch = torch.stack([tensor for _, tensor in encoded]).numpy()
-        for (result, _), preds in zip(encoded, model.decoder(run(batch), top=top), strict=True):
-            result.predictions = preds
+    bar = counter("classifying", len(results), "img")
+    for chunk, batch in _decoded_batches(model, results, batch_size, prefetch):
+        if batch is not None:
+            done = [r for r in chunk if r.error is None]
+            for result, preds in zip(done, model.decoder(run(batch), top=top), strict=True):
+                result.predictions = preds
+        bar.update(len(chunk))
+    bar.close()
     return results
 
 
-def _batches(items: list[ImageResult], size: int) -> Iterator[list[ImageResult]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _decoded_batches(model: LoadedModel, results: list[ImageResult], size: int,
+                     prefetch: int) -> Iterator[tuple[list[ImageResult], np.ndarray | None]]:
+    """(chunk, its encoded batch or None when nothing in it decoded), decoded ahead in a
+    thread; an error in that thread is raised here."""
+    queue: Queue = Queue(maxsize=max(1, prefetch))
+    stop = threading.Event()
+
+    def put(item: tuple) -> None:
+        while not stop.is_set():  # the consumer may have stopped listening
+            try:
+                return queue.put(item, timeout=0.1)
+            except Full:
+                continue
+
+    def decode() -> None:
+        try:
+            for start in range(0, len(results), size):
+                chunk, encoded = results[start:start + size], []
+                for result in chunk:
+                    try:
+                        encoded.append(model.encoder.encode_rgb(load_rgb(Path(result.path))))
+                    except (SourceError, OSError) as exc:
+                        result.error = str(exc)
+                put((chunk, torch.stack(encoded).numpy() if encoded else None, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((None, None, exc))
+        put((None, None, None))
+
+    thread = threading.Thread(target=decode, name="tf2torch-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, batch, error = queue.get()
+            if error is not None:
+                raise error
+            if chunk is None:
+                return
+            yield chunk, batch
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def render_results(results: Sequence[ImageResult]) -> str:

@@ -17,3 +17,9 @@ def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterato
         items, desc=desc, total=total, disable=not sys.stderr.isatty(), leave=False,
         file=sys.stderr,
     )
+
+
+def counter(desc: str, total: int, unit: str) -> tqdm:
+    """A bar advanced by hand (`.update(n)`, `.close()`), with its rate in `unit`s per second."""
+    return tqdm(desc=desc, total=total, unit=unit, disable=not sys.stderr.isatty(),
+                leave=False, file=sys.stderr, smoothing=0.1)

@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from tf2torch.conversion.convert import Conversion
-from tf2torch.errors import SourceError, UnsupportedError
+from tf2torch.errors import SourceError, UnsupportedError, VerificationError
 from tf2torch.references import tensorflow as references
+from tf2torch.references.tensorflow_worker import TensorFlowWorker
 from tf2torch.sources import SourceModel
 from tf2torch.util.progress import progress
+from tf2torch.util.threads import ThreadGovernor
 from tf2torch.verification.report import (
     CLASSIFIER_TOLERANCES,
     GRAPH_TOLERANCE,
@@ -26,14 +28,18 @@ from tf2torch.verification.report import (
     compare_runs,
     standard_inputs,
 )
+from tf2torch.verification.stored import FILE_NAME as STORED_OUTPUTS
+from tf2torch.verification.stored import StoredCase, load_cases, spreads_of, verify_stored
 
 DEFAULT_UNKNOWN_DIM = 224  # for graph inputs whose spatial size the file leaves open
 
 
 def zoo_runner(net: nn.Module) -> references.RunFn:
     """NHWC batch → logits and probabilities from a zoo net (NCHW inside)."""
+    governor = ThreadGovernor()  # a busy machine must not stall our own runs
 
     def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        governor.apply()
         with torch.inference_mode():
             logits = net(torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))))
         return {"logits": logits.numpy(), "probabilities": torch.softmax(logits, -1).numpy()}
@@ -41,13 +47,15 @@ def zoo_runner(net: nn.Module) -> references.RunFn:
     return run
 
 
-def find_reference(source: SourceModel) -> references.Reference:
+def find_reference(source: SourceModel, worker: TensorFlowWorker | None = None,
+                   ) -> references.Reference:
     """The best reference a checkpoint offers: a live run of the frozen graph (logits and
-    probabilities) or of the .tflite (probabilities), else stored outputs."""
+    probabilities; in `worker` when one is given) or of the .tflite (probabilities), else
+    stored outputs."""
     for kind in ("frozen_pb", "tflite", "tests_h5"):
         path = source.runnable.get(kind)
         if path is not None:
-            return reference_from_file(path)
+            return reference_from_file(path, worker)
     raise SourceError(
         f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
         "tests.h5), or convert a release archive that contains one"
@@ -151,16 +159,35 @@ def zero_batch(conversion: Conversion) -> list[torch.Tensor]:
 
 def graph_runner(conversion: Conversion) -> references.RunFn:
     """Source-layout arrays in and out; an "nchw" net gets and gives image tensors NCHW."""
-    nchw = conversion.layout == "nchw"
+    return port_runner(conversion.net, "graph", conversion.layout, conversion.outputs)
+
+
+def port_runner(net: nn.Module, kind: str, layout: str = "nchw",
+                outputs: list[str] | None = None) -> references.RunFn:
+    """A port as verification runs it: a list of source-layout (channels-last) arrays, one
+    per input, in; named outputs out. `kind` "zoo": one NHWC image batch → logits and
+    probabilities; "graph": the net's outputs by `outputs`' names, an "nchw" net's image
+    tensors moved back to channels-last."""
+    if kind == "zoo":
+        run_zoo = zoo_runner(net)
+        return lambda arrays: run_zoo(arrays[0])
+    nchw = layout == "nchw"
+
+    def to_net(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if nchw and a.ndim >= 3
+                                                     else a))
 
     def from_net(t: torch.Tensor) -> np.ndarray:
         return np.moveaxis(t.numpy(), 1, -1) if nchw and t.dim() >= 3 else t.numpy()
 
+    governor = ThreadGovernor()
+
     def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        governor.apply()
         with torch.inference_mode():
-            out = conversion.net(*[_to_net(conversion, a) for a in arrays])
+            out = net(*[to_net(a) for a in arrays])
         outs = out if isinstance(out, tuple | list) else (out,)
-        return {name: from_net(o) for name, o in zip(conversion.outputs, outs, strict=True)}
+        return {name: from_net(o) for name, o in zip(outputs or [], outs, strict=True)}
 
     return run
 
@@ -193,11 +220,57 @@ def verify_graph(conversion: Conversion, reference: GraphReference,
     return report
 
 
-def reference_from_file(path: str | Path) -> references.Reference:
-    """A reference file for the zoo path: a `.tflite` or frozen `.pb` to run, or `tests.h5`."""
+def reference_from_file(path: str | Path, worker: TensorFlowWorker | None = None,
+                        ) -> references.Reference:
+    """A reference file for the zoo path: a `.tflite` or frozen `.pb` to run (a `.pb` in
+    `worker`'s process when one is given), or `tests.h5`."""
     path = Path(path)
     if path.suffix == ".tflite":
         return references.tflite_reference(path)
     if path.suffix == ".pb":
+        if worker is not None:
+            return worker.frozen_graph(path)
         return references.frozen_graph_reference(path)
     return references.stored_reference(path)
+
+
+# --- another form of a package's net (compiled, ...) -----------------------------------------
+
+def check_port(model: Any, candidate: nn.Module) -> tuple[dict, str]:
+    """Verify `candidate`, another form of a package's net (`model`: a loaded package),
+    against the original's outputs the package recorded at conversion; for a package
+    converted without verification, against the package's own module on zeros and a seeded
+    random batch. Raises `VerificationError` when it disagrees; returns the report as a
+    dict and what it was checked against."""
+    card = model.card
+    graph = card.config.get("graph")
+    kind = "graph" if graph else "zoo"
+    layout = card.config.get("layout", "nhwc") if graph else "nchw"
+    outputs = list(graph["output_names"]) if graph else None
+    stored = model.path / STORED_OUTPUTS
+    if stored.is_file():
+        cases, kind, reference = load_cases(stored)
+        against = f"the original's outputs recorded at conversion ({reference})"
+    else:
+        eager = port_runner(model.net, kind, layout, outputs)
+        cases = [StoredCase(name, tuple(arrays), dict(eager(arrays)))
+                 for name, arrays in _source_inputs(card, graph).items()]
+        reference = against = ("the package's own module (no outputs of the original were "
+                               "recorded: converted without verification)")
+    report = verify_stored(port_runner(candidate, kind, layout, outputs), cases, kind,
+                           reference, spreads_of(card.verification))
+    if not report.passed:
+        raise VerificationError(f"{model.path}: the compiled form disagrees with {against}:\n"
+                                + report.table())
+    return report.to_dict(), against
+
+
+def _source_inputs(card: Any, graph: dict | None) -> dict[str, list[np.ndarray]]:
+    """Zeros and a seeded random batch per input, channels-last as the source takes them."""
+    if graph:
+        shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in i["shape"]) for i in graph["inputs"]]
+    else:
+        channels, height, width = card.input["shape"]
+        shapes = [(height, width, channels)]
+    per_input = [standard_inputs(s) for s in shapes]
+    return {case: [inputs[case] for inputs in per_input] for case in ("zeros", "random")}

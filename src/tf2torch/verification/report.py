@@ -118,6 +118,10 @@ class VerificationReport:
     def passed(self) -> bool:
         return bool(self.comparisons) and all(c.passed for c in self.comparisons)
 
+    def case_names(self) -> list[str]:
+        """The input cases, in the order they ran."""
+        return list(dict.fromkeys(c.case for c in self.comparisons))
+
     def worst(self, output: str) -> float:
         return max((c.max_abs for c in self.comparisons if c.output == output), default=0.0)
 

@@ -67,7 +67,8 @@ class State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.catalog = Catalog(settings.home)
-        self.models = ModelCache(settings.cache_size, fast=settings.fast)
+        self.models = ModelCache(settings.cache_size, fast=settings.fast,
+                                 share=max(1, settings.concurrency))
         self.results = ResultStore()
         # A few threads of our own, not the shared pool: every thread that calls into torch
         # gets its own OpenMP team and oneDNN scratchpads, so the set must stay small and fixed

@@ -30,9 +30,10 @@ ANNOTATED_MAX_SIDE = 640  # the annotated copy is for a page, not the original's
 class ModelCache:
     """At most `size` loaded models, keyed by package name and the files' fingerprint."""
 
-    def __init__(self, size: int = 4, fast: bool = True) -> None:
+    def __init__(self, size: int = 4, fast: bool = True, share: int = 1) -> None:
         self.size = max(1, size)
         self.fast = fast
+        self.share = share  # forward passes run at once: each gets its part of the free CPUs
         self._models: OrderedDict[str, tuple[tuple[int, ...], LoadedModel]] = OrderedDict()
         self._lock = threading.Lock()
         self.loads = 0  # how many times a package was read from disk (tests watch it)
@@ -53,11 +54,10 @@ class ModelCache:
     def _load(self, entry: Entry) -> LoadedModel:
         model = load_package(entry.folder)
         self.loads += 1
-        if self.fast:  # BN folded, channels-last: the same numbers, faster (BENCHMARKS.md)
-            from tf2torch.packages.inference import inference_form
+        if self.fast:  # compiled, or BN folded and channels-last: the same numbers, faster
+            from tf2torch.packages.compiled import fast_form
 
-            model.net = inference_form(model.net, model.card.input["shape"],
-                                       input_layout=model.card.input.get("layout", "nchw"))
+            model.net, model.form = fast_form(model, share=self.share)
         graph = model.card.config.get("graph") or {}
         if len(graph.get("inputs", [None])) == 1:  # one forward now: oneDNN's first-call set-up
             with torch.inference_mode():           # is not billed to the first visitor

@@ -47,6 +47,7 @@ class GraphConversion:
     report: ConversionReport
     layout: str = "nhwc"
     modules: dict[str, ModuleSpec] = field(default_factory=dict)  # submodule path → spec
+    multiply_adds: int | None = None  # per sample, where every input size is known
 
 
 def convert_graph(
@@ -79,6 +80,7 @@ def convert_graph(
         report=report,
         layout=layout,
         modules=lowered.specs,
+        multiply_adds=lowered.multiply_adds,
     )
 
 

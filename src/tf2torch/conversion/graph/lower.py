@@ -25,6 +25,7 @@ from torch import fx, nn
 from tf2torch.conversion.graph import modules
 from tf2torch.conversion.graph.registry import ANY, CF, SOURCE, LowerContext, Lowered, ModuleSpec, Registry
 from tf2torch.conversion.graph.transforms import TRANSFORMS
+from tf2torch.conversion.macs import MacCounter
 from tf2torch.errors import MappingError, UnsupportedError
 from tf2torch.sources.ir import Graph, Node
 
@@ -50,6 +51,7 @@ class LoweredGraph:
     specs: dict[str, ModuleSpec]  # torch submodule path → how to rebuild it
     ignored: dict[str, str]  # source tensor → why unused
     permutes: int
+    multiply_adds: int | None  # per sample, from the meta shapes; None if sizes are open
 
 
 def check_supported(graph: Graph, registry: Registry) -> None:
@@ -95,6 +97,7 @@ class _Lowerer:
         self.built: dict[str, tuple[Lowered, str, nn.Module]] = {}
         self.used_names: set[str] = set()
         self.permutes = 0
+        self.multiply_adds = 0
         self.static = all(d is not None for i in graph.inputs for d in i.shape)
 
     # ---- tensors and layouts -------------------------------------------------------------
@@ -176,7 +179,9 @@ class _Lowerer:
         lowered, path, module = self.module_for(node, inputs)
         layout = lowered.layout if lowered.layout != ANY else self.common_layout(inputs)
         args = [self.in_layout(v, layout) for v in inputs]
-        out = _infer_meta(module, [a.meta for a in args])
+        with MacCounter().watch(module) as macs:  # the shapes are known here: count now
+            out = _infer_meta(module, [a.meta for a in args])
+        self.multiply_adds += macs.total
         call = self.fx.create_node("call_module", path, tuple(a.node for a in args),
                                    name=identifier(node.name))
         outs = out if isinstance(out, tuple | list) else (out,)
@@ -244,7 +249,8 @@ def lower(
     net.eval()
     module_names = {key: path for key, (_, path, _) in lowerer.built.items()}
     specs = {path: lowered.spec for lowered, path, _ in lowerer.built.values()}
-    return LoweredGraph(net, provenance, module_names, specs, ignored, lowerer.permutes)
+    return LoweredGraph(net, provenance, module_names, specs, ignored, lowerer.permutes,
+                        lowerer.multiply_adds if lowerer.static else None)
 
 
 def _fill(

@@ -27,6 +27,7 @@ class ZooArchitecture:
     rules: tuple[Rule, ...]
     ignores: tuple[Ignore, ...]
     parse_release_name: Callable[[str], tuple[float, int] | None]
+    multiply_adds: Callable[[Any], int]  # one image's, from the config alone
 
 
 ARCHITECTURES: dict[str, ZooArchitecture] = {
@@ -39,6 +40,7 @@ ARCHITECTURES: dict[str, ZooArchitecture] = {
         rules=mobilenet_v2.RULES,
         ignores=mobilenet_v2.IGNORES,
         parse_release_name=mobilenet_v2.parse_release_name,
+        multiply_adds=mobilenet_v2.multiply_adds,
     ),
 }
 

@@ -195,6 +195,21 @@ class MobileNetV2(nn.Module):
         return self.Logits(self.features(x))
 
 
+def multiply_adds(config: MobileNetV2Config) -> int:
+    """One image's multiply-adds, from the table and the input size (no forward pass)."""
+    size = conv_out_size(config.input_size, 2)
+    total = size * size * config.stem_width * 3 * 9
+    cin = config.stem_width
+    widths = dict(zip(STAGES, config.stage_widths(), strict=True))
+    for _, stage, stride in block_scopes():
+        hidden = cin * stage.expansion
+        expand = size * size * cin * hidden if stage.expansion != 1 else 0
+        size = conv_out_size(size, stride)
+        total += expand + size * size * hidden * (9 + widths[stage])  # depthwise + project
+        cin = widths[stage]
+    return total + size * size * cin * config.last_width + config.last_width * config.num_classes
+
+
 # --- weight mapping: slim variable names → module parameters -------------------------------
 
 _BN = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",

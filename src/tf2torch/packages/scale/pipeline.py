@@ -32,7 +32,7 @@ from tf2torch.packages.predict import ImageResult, collect_images
 from tf2torch.packages.scale.cluster import actor_cpus, import_ray, ray_cluster
 from tf2torch.packages.scale.output import check_output, result_writer
 from tf2torch.packages.scale.rows import COLUMNS, row_result
-from tf2torch.packages.scale.workers import BACKENDS
+from tf2torch.packages.scale.workers import BACKENDS, ROUTE_COLUMN
 
 # Rows per block, in batches: enough work per task to hide scheduling, small enough to
 # spread over the cluster and to retry cheaply.
@@ -54,6 +54,7 @@ class DatasetPrediction:
     cluster_start_seconds: float  # starting the local Ray (0 when one was running or joined)
     actors: Concurrency
     cpus_per_actor: float
+    package_routes: list[str] = field(default_factory=list)  # how the actors got the package
     results: list[ImageResult] | None = field(default=None, repr=False)
 
     @property
@@ -65,7 +66,8 @@ class DatasetPrediction:
                 "images": self.images, "errors": self.errors, "seconds": round(self.seconds, 3),
                 "images_per_second": round(self.images_per_second, 2),
                 "cluster_start_seconds": round(self.cluster_start_seconds, 3),
-                "actors": self.actors, "cpus_per_actor": self.cpus_per_actor}
+                "actors": self.actors, "cpus_per_actor": self.cpus_per_actor,
+                "package_routes": self.package_routes}
 
 
 def predict_dataset(
@@ -120,7 +122,7 @@ def predict_dataset(
                 errors = sink.errors
         seconds = time.perf_counter() - begin
     return DatasetPrediction(None if output is None else Path(output), len(paths), errors,
-                             seconds, started, concurrency, cpus, results)
+                             seconds, started, concurrency, cpus, sorted(done.routes), results)
 
 
 def _build(ray: Any, package: Path, card: Card, paths: Sequence[Path], *, top: int,
@@ -165,9 +167,11 @@ class _Progress:
 
     def __init__(self, total: int, callback: Callable[[int, int], None] | None) -> None:
         self.total, self.rows, self.callback = total, 0, callback
+        self.routes: set[str] = set()
 
     def __call__(self, table: Any) -> Any:
         self.rows += table.num_rows
+        self.routes.update(table.column(ROUTE_COLUMN).to_pylist())
         if self.callback:
             self.callback(self.rows, self.total)
         return table.select(list(COLUMNS))

@@ -21,6 +21,7 @@ from tf2torch.packages.scale.rows import arrow_schema, prediction_row
 from tf2torch.packages.scale.shipping import Shipment, receive
 
 BACKENDS = ("torch", "torch-fast")
+ROUTE_COLUMN = "package_route"  # dropped on the driver before rows are written
 
 
 def encode_images(batch: dict[str, np.ndarray], encoder: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -57,10 +58,12 @@ class PackagePredictor:
             model.net = inference_form(model.net, model.card.input["shape"],
                                        input_layout=model.card.input.get("layout", "nchw"))
         self.net, self.decoder, self.top = model.net.to(self.device), model.decoder, top
-        # Ray forwards a worker's stderr to the driver: one line per actor says how it got
-        # the package.
+        # How this actor got the package travels with its rows (Ray forwards worker stderr
+        # to the driver only eventually, so the line below is for people, the column for
+        # the summary).
+        self.route = route
         print(f"tf2torch: {model.card.name} loaded from the {route} on {os.uname().nodename} "
-              f"({self.device})", file=sys.stderr)
+              f"({self.device})", file=sys.stderr, flush=True)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
@@ -76,4 +79,5 @@ class PackagePredictor:
                 predictions[i] = top
         rows = [prediction_row(str(path), predictions[i], errors[i] or None)
                 for i, path in enumerate(batch["path"])]
-        return pa.Table.from_pylist(rows, schema=arrow_schema())
+        table = pa.Table.from_pylist(rows, schema=arrow_schema())
+        return table.append_column(ROUTE_COLUMN, pa.array([self.route] * table.num_rows))

@@ -1,0 +1,115 @@
+"""`tf2torch convert RELEASE.tgz` with its verification, and `convert(..., verify=False)`
+in process (issue 13, point 3).
+
+    .venv/bin/python benchmarks/convert_verified.py RELEASE.tgz [--rounds 3] [--before PYTHON]
+
+Per round, interleaved: (a) the command a README reader runs, `tf2torch convert
+RELEASE.tgz` (verified against the release's frozen graph), in a fresh process: wall time
+from start to exit, this process's peak memory and its TensorFlow worker's, and the phases
+of `--profile`; (b) with `--before PYTHON`, the same command run by another checkout's
+Python (the code before this change) for comparison; (c) `tf2torch.convert(CKPT, OUT,
+verify=False)` in a fresh process after `import tf2torch, torch`: its first call and a
+second one. Medians with the spread; prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+IN_PROCESS = """
+import json, sys, time, shutil
+import tf2torch, torch
+from tf2torch.api import convert
+times = []
+for i in range(2):
+    shutil.rmtree(sys.argv[2], ignore_errors=True)
+    start = time.perf_counter()
+    convert(sys.argv[1], sys.argv[2], verify=False)
+    times.append(time.perf_counter() - start)
+print(json.dumps(times))
+"""
+
+
+def run_cli(python: str, archive: Path, home: Path) -> dict:
+    """Wall time and peak RSS of one `tf2torch convert` process (and its profile, if any)."""
+    env = {**os.environ, "TF2TORCH_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(Path(python).parent / "tf2torch"), "convert", str(archive),
+                             "--overwrite", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
+    report = json.loads(out[out.index("{"):])
+    assert report["verification"]["passed"]
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024,
+            "profile": report.get("profile")}
+
+
+def run_in_process(prefix: Path, out: Path) -> list[float]:
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, str(prefix), str(out)],
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float], unit: str, digits: int = 2) -> str:
+    return (f"{statistics.median(values):.{digits}f} {unit} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", help="another checkout's python, for the code before")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        with tarfile.open(args.archive) as tar:
+            tar.extractall(scratch / "release", filter="data")
+        prefix = next((scratch / "release").rglob("*.ckpt.index")).with_suffix("")
+        load_before = os.getloadavg()[0]
+        now, before, in_process = [], [], []
+        for _ in range(args.rounds):
+            now.append(run_cli(sys.executable, args.archive, scratch / "home"))
+            if args.before:
+                before.append(run_cli(args.before, args.archive, scratch / "home-before"))
+            in_process.append(run_in_process(prefix, scratch / "pkg"))
+            print(now[-1]["wall_s"], before[-1]["wall_s"] if before else "", in_process[-1],
+                  file=sys.stderr)
+    print(f"### convert, {time.strftime('%Y-%m-%d %H:%M')}, load average {load_before:.1f} "
+          f"before, {os.getloadavg()[0]:.1f} after; {args.rounds} rounds\n")
+    print("| route | wall | peak memory |\n|---|---:|---:|")
+    worker = [r["profile"].get("reference_peak_rss_mib") or 0 for r in now]
+    print(f"| `tf2torch convert {args.archive.name}` (verified), fresh process | "
+          f"{spread([r['wall_s'] for r in now], 's', 1)} | "
+          f"{spread([r['peak_mib'] for r in now], 'MiB', 0)} + TensorFlow worker "
+          f"{spread(worker, 'MiB', 0)} |")
+    if before:
+        print(f"| the same, before this change | {spread([r['wall_s'] for r in before], 's', 1)}"
+              f" | {spread([r['peak_mib'] for r in before], 'MiB', 0)} |")
+    print(f"| `convert(ckpt, out, verify=False)`, first call in a fresh process | "
+          f"{spread([t[0] for t in in_process], 's')} | |")
+    print(f"| the same, second call | {spread([t[1] for t in in_process], 's')} | |")
+    print("\nphases of the verified route (median s):\n")
+    phases = {k for r in now for k in r["profile"]["phases_s"]}
+    for phase in sorted(phases, key=list(now[0]["profile"]["phases_s"]).index):
+        values = [r["profile"]["phases_s"].get(phase, 0.0) for r in now]
+        print(f"- {phase}: {statistics.median(values):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

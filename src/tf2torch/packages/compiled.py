@@ -1,0 +1,305 @@
+"""Ahead-of-time compiled forms kept in a package: built here, trusted only here.
+
+`tf2torch compile NAME` (or `convert --compile`) exports the inference form (BatchNorm
+folded, channels-last) with `torch.export`, compiles it with AOTInductor — weights frozen
+into the program so Inductor folds them and hands oneDNN prepacked convolutions, thread
+count read at run time — and stores the result in the package under `compiled/`:
+
+    compiled/<key>.pt2    the AOTInductor package (a shared library and its constants)
+    compiled/<key>.json   what it was built from and for, its proof, and its seal
+
+`key` names what the library depends on: torch's version, the machine and the CPU's vector
+instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
+compiles nothing. A compiled form is used only when all of these hold, and is otherwise
+ignored with a note saying why (the package then runs its eager inference form):
+
+- it was built for this torch, machine and instruction set;
+- it was built from the weights the package holds now (their sha256, as the card records);
+- its seal checks: an HMAC of the file's sha256 under a key that only this user's tf2torch
+  home holds (`compile.key`). A shared library runs native code when loaded, so one that
+  came with a package from elsewhere, or was changed after it was built, is never loaded.
+
+Before anything is stored, the compiled form is verified like any port: against the
+original's own outputs (`reference_outputs.safetensors`, recorded by `convert`), or, for a
+package converted without verification, against the package's eager module (said so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import platform
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+from tf2torch.errors import PackageError
+from tf2torch.packages.inference import (
+    Governed,
+    configure_allocator,
+    inference_form,
+    input_shapes,
+)
+from tf2torch.packages.package import LoadedModel, sha256_file
+from tf2torch.packages.repository import home
+from tf2torch.util.threads import ThreadGovernor
+
+log = logging.getLogger(__name__)
+
+COMPILED_DIR = "compiled"
+KEY_FILE = "compile.key"
+MAX_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a compiled library depends on."""
+
+    torch: str
+    machine: str
+    isa: str
+
+    @property
+    def key(self) -> str:
+        return f"torch-{self.torch}-{self.machine}-{self.isa}".replace("+", "_").lower()
+
+
+def this_machine() -> Target:
+    return Target(torch.__version__, platform.machine(),
+                  torch.backends.cpu.get_cpu_capability().lower())
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """`compiled/<key>.json`: the build, its inputs and proof, and its seal."""
+
+    target: Target
+    weights_sha256: str
+    artifact_sha256: str
+    seal: str
+    input_shapes: list[list[int]]
+    batch: tuple[int, int]
+    checked_against: str
+    verification: dict | None
+    compile_seconds: float
+    created: str
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "target": asdict(self.target)}, indent=2)
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{**data, "target": Target(**data["target"]),
+                          "batch": tuple(data["batch"])})
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise PackageError(f"{path}: unreadable compiled-form manifest ({exc})") from exc
+
+
+def _seal_key(create: bool) -> bytes | None:
+    path = home() / KEY_FILE
+    if path.is_file():
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except ValueError:  # not a key this code wrote: trust nothing sealed with it
+            if create:
+                raise PackageError(f"{path}: not a compile key; remove it to make a new "
+                                   "one") from None
+            return None
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # this user's alone
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return _seal_key(create=False)
+
+
+def _seal(key: bytes, artifact_sha: str, weights_sha: str, target: Target) -> str:
+    message = f"{artifact_sha}:{weights_sha}:{target.key}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+# --- building ---------------------------------------------------------------------------
+
+def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, str]],
+          ) -> tuple[Manifest, Path]:
+    """Compile `model`'s inference form and store it in the package, if `check` passes.
+
+    `check` runs a candidate module through verification and returns (report dict, what it
+    was checked against); it raises when the compiled form disagrees, and nothing is stored.
+    """
+    target = this_machine()
+    shapes = input_shapes(model.card)
+    form = inference_form(model.net, shapes[0], governed=False,
+                          input_layout=model.card.input.get("layout", "nchw"))
+    started = time.perf_counter()
+    folder = model.path / COMPILED_DIR
+    folder.mkdir(exist_ok=True)
+    fd, scratch = tempfile.mkstemp(prefix=f".{target.key}.partial-", suffix=".pt2", dir=folder)
+    os.close(fd)
+    try:
+        batch = _compile(form, shapes, Path(scratch))
+        seconds = time.perf_counter() - started
+        runner = _load_library(Path(scratch).read_bytes())
+        report, against = check(CompiledNet(runner, None, batch))
+        artifact_sha = sha256_file(Path(scratch))
+        key = _seal_key(create=True)
+        manifest = Manifest(target, model.card.weights_sha256, artifact_sha,
+                            _seal(key, artifact_sha, model.card.weights_sha256, target),
+                            [list(s) for s in shapes], batch, against, report,
+                            round(seconds, 1), time.strftime("%Y-%m-%d"))
+        os.replace(scratch, folder / f"{target.key}.pt2")
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise
+    manifest_path = folder / f"{target.key}.json"
+    manifest_path.write_text(manifest.to_json(), encoding="utf-8")
+    return manifest, folder / f"{target.key}.pt2"
+
+
+def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path) -> tuple[int, int]:
+    """AOTInductor with frozen weights; any batch size where the network allows it, else
+    the card's own batch of one. Returns the batch range the library takes."""
+    options = {"freezing": True, "cpp.dynamic_threads": True}
+    examples = tuple(torch.zeros(2, *s) for s in shapes)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with torch.no_grad():
+        try:
+            program = torch.export.export(form, examples,
+                                          dynamic_shapes=(tuple({0: batch} for _ in shapes),))
+            span = (1, MAX_BATCH)
+        except Exception as exc:  # a reshape to a fixed batch, say: compile for one image
+            log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
+            program = torch.export.export(form, tuple(torch.zeros(1, *s) for s in shapes))
+            span = (1, 1)
+    from torch._inductor import aoti_compile_and_package
+
+    aoti_compile_and_package(program, package_path=str(path), inductor_configs=options)
+    return span
+
+
+# --- loading ----------------------------------------------------------------------------
+
+def fast_form(model: LoadedModel, compile: bool = False, threads: int | None = None,
+              share: int = 1) -> tuple[nn.Module, str]:
+    """The fastest verified form of `model.net` at hand, and a line saying which it is.
+
+    The package's compiled form when one fits this machine (`find`), else the eager
+    inference form — through `torch.compile` in this process when `compile` is set (tens of
+    seconds). Either way the thread count follows `tf2torch.util.threads`.
+    """
+    configure_allocator()
+    found = find(model)
+    if found.note:
+        log.warning("%s: %s", model.card.name, found.note)
+    layout = model.card.input.get("layout", "nchw")
+    shape = input_shapes(model.card)[0]
+    governor = ThreadGovernor(threads, share)
+    if found.runner is not None:
+        def eager() -> nn.Module:
+            return inference_form(model.net, shape, input_layout=layout, governed=False)
+
+        net = CompiledNet(found.runner, eager, found.manifest.batch)
+        return Governed(net, governor), f"compiled ({found.manifest.target.key})"
+    form = inference_form(model.net, shape, compile=compile, input_layout=layout,
+                          threads=threads, share=share)
+    what = "inference form, torch.compile" if compile else "inference form (eager)"
+    return form, what + (f"; {found.note}" if found.note else "")
+
+
+class CompiledNet(nn.Module):
+    """A compiled library behind the `nn.Module` call; batches outside its range go to the
+    eager inference form `fallback()` builds (on first need), or fail where there is none."""
+
+    def __init__(self, runner: Any, fallback: Callable[[], nn.Module] | None,
+                 batch: tuple[int, int]) -> None:
+        super().__init__()
+        self._runner = runner
+        self._fallback = fallback
+        self._eager: nn.Module | None = None
+        self.batch = tuple(batch)
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        n = inputs[0].shape[0]
+        if self.batch[0] <= n <= self.batch[1]:
+            return self._runner(*inputs)
+        if self._fallback is None:
+            raise PackageError(f"the compiled form takes batches of {self.batch[0]}-"
+                               f"{self.batch[1]}, not {n}")
+        if self._eager is None:
+            self._eager = self._fallback()
+        return self._eager(*inputs)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A usable compiled form (`runner` set), or why there is none (`note`)."""
+
+    runner: Any = None
+    manifest: Manifest | None = None
+    note: str | None = None
+
+
+def find(model: LoadedModel) -> Lookup:
+    """The compiled form built for this machine from these weights, by this user, or a note."""
+    folder = model.path / COMPILED_DIR
+    target = this_machine()
+    manifest_path, library = folder / f"{target.key}.json", folder / f"{target.key}.pt2"
+    if not manifest_path.is_file() or not library.is_file():
+        others = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+        if not others:
+            return Lookup(note=None)
+        return Lookup(note=f"compiled form ignored: built for {', '.join(others)}, this "
+                      f"machine is {target.key} (tf2torch compile {model.card.name})")
+    try:
+        manifest = Manifest.read(manifest_path)
+    except PackageError as exc:
+        return Lookup(note=f"compiled form ignored: {exc}")
+    if manifest.weights_sha256 != model.card.weights_sha256:
+        return Lookup(note="compiled form ignored: built from other weights than the "
+                      f"package holds now (tf2torch compile {model.card.name})")
+    data = library.read_bytes()  # hashed and loaded from the same bytes: no swap in between
+    artifact_sha = hashlib.sha256(data).hexdigest()
+    key = _seal_key(create=False)
+    if artifact_sha != manifest.artifact_sha256 or key is None or not hmac.compare_digest(
+            manifest.seal, _seal(key, artifact_sha, manifest.weights_sha256, target)):
+        return Lookup(note="compiled form ignored: not built by this user's tf2torch on this "
+                      f"machine, or changed since; it is never loaded (tf2torch compile "
+                      f"{model.card.name} builds one here)")
+    return Lookup(runner=_load_library(data), manifest=manifest)
+
+
+def _load_library(data: bytes) -> Library:
+    """Load an AOTInductor package from bytes already checked, via a private copy."""
+    with tempfile.TemporaryDirectory(prefix="tf2torch-compiled-") as scratch:
+        path = Path(scratch) / "model.pt2"
+        path.write_bytes(data)
+        return Library(path)
+
+
+class Library:
+    """A loaded AOTInductor package, called like the module it was compiled from.
+
+    torch's own `aoti_load_package` imports Inductor and dynamo first (1.8 s here) and
+    re-reads the call spec on every call; the C++ loader needs neither.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+        self._out_spec = pytree.treespec_loads(self._loader.get_call_spec()[1])
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        return pytree.tree_unflatten(self._loader.boxed_run(list(inputs)), self._out_spec)

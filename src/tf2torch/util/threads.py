@@ -1,0 +1,182 @@
+"""How many threads a forward pass uses, and how idle OpenMP threads wait.
+
+One rule for the command line, the Python API (`load(..., inference=True)`) and the web app:
+
+1. `threads=N` (an argument) or `TF2TORCH_THREADS=N` (the environment) wins, in that order.
+2. Otherwise the thread count is the CPUs this process may use — its affinity mask, capped by
+   a cgroup CPU quota — less the CPUs other processes kept busy since the last look (the
+   machine's busy time from `/proc/stat` on those CPUs, minus this process's own CPU time),
+   divided among the forward passes this process runs at once (`share`), and at least 1.
+   It is looked at again between forward passes, at most once a second, so a neighbour that
+   starts or stops is followed within about a second. Where `/proc/stat` is not there
+   (macOS, Windows) the usable CPUs count.
+3. Idle OpenMP threads spin for a bounded time and then sleep (`GOMP_SPINCOUNT`, see
+   `SPIN_COUNT`) instead of libgomp's default of milliseconds: a thread spinning at a barrier
+   holds a core its own partner may be waiting for. libgomp reads this once, when torch is
+   loaded, so `prepare_openmp_environment` sets it only where torch is not imported yet and
+   the user set neither `OMP_WAIT_POLICY` nor `GOMP_SPINCOUNT`.
+
+Why (BENCHMARKS.md, "Steady under load"): oneDNN and Inductor's kernels split each layer
+statically between the threads and wait for the slowest. With one core taken by another
+process, the thread sharing that core gets half of it, and every layer waits for it; one
+thread on the free core is faster than two on one and a half.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tf2torch.errors import UsageError
+
+ENV_THREADS = "TF2TORCH_THREADS"
+# libgomp spins this many pause-loops before sleeping (its default is 300000, milliseconds);
+# ~10000 covers the gap between one layer and the next, and no more (BENCHMARKS.md).
+SPIN_COUNT = 10_000
+RECHECK_S = 1.0     # how often the free CPUs are looked at again, at most
+MIN_WINDOW_S = 0.05  # the shortest window a first look may be based on
+_USER_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_PROC_STAT = Path("/proc/stat")
+
+
+def prepare_openmp_environment() -> bool:
+    """Bound OpenMP's spinning (rule 3) if torch is not loaded yet; True when it was set."""
+    if "torch" in sys.modules or any(k in os.environ for k in _USER_WAIT_SETTINGS):
+        return False
+    os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    return True
+
+
+def requested_threads(threads: int | None = None) -> int | None:
+    """The user's own choice (rule 1): the argument, else `TF2TORCH_THREADS`, else None."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"threads must be a positive number, not {threads}")
+        return threads
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{ENV_THREADS}={value!r}: give a positive number of threads")
+    return int(value)
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs the scheduler may run this process on."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time a cgroup quota allows (v2 `cpu.max`, v1 `cfs_quota_us`), or None."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Wall time, the busy CPU-seconds of the watched CPUs, and this process's CPU-seconds."""
+
+    wall: float
+    busy: float | None
+    own: float
+
+
+def take_sample(cpus: list[int], stat: Path = _PROC_STAT) -> CpuSample:
+    wall, own = time.monotonic(), time.process_time()
+    try:
+        lines = stat.read_text().splitlines()
+    except OSError:
+        return CpuSample(wall, None, own)
+    wanted = {f"cpu{c}" for c in cpus}
+    ticks = 0
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            # user nice system idle iowait irq softirq steal: all but idle and iowait are taken
+            values = [int(v) for v in fields[1:9]]
+            ticks += sum(values) - values[3] - values[4]
+    return CpuSample(wall, ticks / os.sysconf("SC_CLK_TCK"), own)
+
+
+def busy_elsewhere(before: CpuSample, after: CpuSample) -> float | None:
+    """CPUs other processes kept busy between two samples (None where it cannot be told)."""
+    span = after.wall - before.wall
+    if before.busy is None or after.busy is None or span <= 0:
+        return None
+    others = (after.busy - before.busy) - (after.own - before.own)
+    return max(0.0, others / span)
+
+
+class ThreadGovernor:
+    """Chooses torch's intra-op thread count by the rule above and sets it before a forward.
+
+    `share` is how many forward passes this process runs at once (the web app's
+    concurrency): each gets its part of the free CPUs. Call `apply()` on the thread that runs
+    the forward, right before it; it costs a few microseconds, and a read of `/proc/stat`
+    once a second.
+    """
+
+    def __init__(self, threads: int | None = None, share: int = 1) -> None:
+        self.fixed = requested_threads(threads)
+        self.cpus = allowed_cpus()
+        quota = cpu_quota()
+        self.usable = max(1, min(len(self.cpus), math.floor(quota) if quota else len(self.cpus)))
+        self.share = max(1, share)
+        self._sample = take_sample(self.cpus)
+        self._choice: int | None = None
+        self.busy_elsewhere: float | None = None
+
+    def choose(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        now = time.monotonic()
+        if self._choice is not None and now - self._sample.wall < RECHECK_S:
+            return self._choice
+        if now - self._sample.wall < MIN_WINDOW_S:  # only on a first look right after start
+            time.sleep(MIN_WINDOW_S - (now - self._sample.wall))
+        current = take_sample(self.cpus)
+        self.busy_elsewhere = busy_elsewhere(self._sample, current)
+        self._sample = current
+        free = self.usable - (self.busy_elsewhere or 0.0)
+        self._choice = max(1, min(self.usable, int(free + 0.5)) // self.share)
+        return self._choice
+
+    def apply(self) -> int:
+        """Set the chosen count for this thread's forward passes; returns it."""
+        import torch
+
+        n = self.choose()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        return n
+
+    def describe(self) -> dict:
+        """What the rule saw and chose, for `--json` output and benchmark tables."""
+        return {"threads": self._choice if self.fixed is None else self.fixed,
+                "source": "TF2TORCH_THREADS/argument" if self.fixed is not None else "free CPUs",
+                "usable_cpus": self.usable, "busy_elsewhere": self.busy_elsewhere,
+                "share": self.share, "wait": wait_policy()}
+
+
+def wait_policy() -> str:
+    """How this process's OpenMP threads wait, as set in its environment."""
+    for key in _USER_WAIT_SETTINGS:
+        if key in os.environ:
+            return f"{key}={os.environ[key]}"
+    return "libgomp default (spin ~300000 loops)"

@@ -1,0 +1,142 @@
+"""Compiled forms in packages (`tf2torch compile`): verified against TensorFlow, sealed, and
+ignored, never loaded, wherever they do not belong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import tf2torch
+from tf2torch.cli import main
+from tf2torch.errors import VerificationError
+from tf2torch.packages import compiled
+
+
+@pytest.fixture(scope="module")
+def release(standin):
+    return standin(0.35, 96)
+
+
+@pytest.fixture(scope="module")
+def built(release, tmp_path_factory):
+    """The small stand-in converted (verified against its frozen graph) and compiled once;
+    the module's tests get copies, along with the tf2torch home that holds the seal's key."""
+    import os
+
+    home = tmp_path_factory.mktemp("home")
+    before = os.environ.get("TF2TORCH_HOME")
+    os.environ["TF2TORCH_HOME"] = str(home)
+    try:
+        out = tmp_path_factory.mktemp("pkg") / "mnv2"
+        tf2torch.convert(release.archive, out, compile=True)
+    finally:
+        os.environ["TF2TORCH_HOME"] = before or ""
+    return out, home
+
+
+@pytest.fixture
+def package(built, tmp_path, monkeypatch) -> Path:
+    out, home = built
+    monkeypatch.setenv("TF2TORCH_HOME", str(home))
+    copy = tmp_path / "mnv2"
+    shutil.copytree(out, copy)
+    return copy
+
+
+def tensorflow_logits(release) -> tuple[np.ndarray, np.ndarray]:
+    """TensorFlow's own inputs and logits, stored with the release (tests.h5)."""
+    with h5py.File(release.tests_h5) as f:
+        return f["RandomInput"][()].transpose(0, 3, 1, 2), f["LogitsForRandom"][()]
+
+
+def test_compiled_form_matches_tensorflow_and_loads_without_compiling(package, release):
+    manifest = json.loads(next((package / "compiled").glob("*.json")).read_text())
+    assert manifest["verification"]["passed"]
+    assert "frozen graph" in manifest["checked_against"]  # the original, not our own module
+    model = tf2torch.load(package, inference=True)
+    assert model.form.startswith("compiled"), model.form
+    x, expected = tensorflow_logits(release)
+    with torch.inference_mode():
+        for batch in (x[:1], x, np.concatenate([x] * 3)):  # any batch size
+            got = model.net(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+            reference = np.concatenate([expected] * 3)[:len(batch)]
+            assert np.abs(got - reference).max() < 1e-4
+
+
+def _flip_a_byte(package: Path) -> None:
+    library = next((package / "compiled").glob("*.pt2"))
+    data = bytearray(library.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    library.write_bytes(bytes(data))
+
+
+def _another_users_build(package: Path) -> None:
+    home = Path(__import__("os").environ["TF2TORCH_HOME"])
+    (home / compiled.KEY_FILE).write_text("00" * 32)
+
+
+def _other_weights(package: Path) -> None:
+    card = json.loads((package / "card.json").read_text())
+    manifest_path = next((package / "compiled").glob("*.json"))
+    manifest = json.loads(manifest_path.read_text())
+    manifest["weights_sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    assert card["weights_sha256"] != manifest["weights_sha256"]
+
+
+def _other_machine(package: Path) -> None:
+    for path in (package / "compiled").iterdir():
+        path.rename(path.with_name("torch-2.0.0-aarch64-neon" + path.suffix))
+
+
+@pytest.mark.parametrize("damage, note", [
+    (_flip_a_byte, "never loaded"), (_another_users_build, "never loaded"),
+    (_other_weights, "other weights"), (_other_machine, "built for torch-2.0.0-aarch64-neon"),
+])
+def test_a_compiled_form_that_does_not_belong_is_ignored(package, release, damage, note,
+                                                          caplog):
+    damage(package)
+    loaded = []
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(compiled, "_load_library", lambda data: loaded.append(data))
+    try:
+        model = tf2torch.load(package, inference=True)
+    finally:
+        monkey.undo()
+    assert loaded == []  # its bytes never reach the loader
+    assert model.form.startswith("inference form") and note in model.form
+    assert note in caplog.text
+    x, expected = tensorflow_logits(release)  # and the eager form still gives TF's numbers
+    with torch.inference_mode():
+        assert np.abs(model.net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+                      - expected).max() < 1e-4
+
+
+def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package, capsys,
+                                                                        monkeypatch, tmp_path):
+    """The stored original outputs are moved off: the compiled form must fail against them.
+    (The library built before is reused rather than compiled again; the check is the same.)"""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    library = shutil.copy(next((package / "compiled").glob("*.pt2")), tmp_path / "lib.pt2")
+    monkeypatch.setattr(compiled, "_compile",
+                        lambda form, shapes, path: (shutil.copy(library, path), (1, 1024))[1])
+    shutil.rmtree(package / "compiled")
+    stored = package / "reference_outputs.safetensors"
+    with safe_open(str(stored), "np") as f:
+        meta = f.metadata()
+    tensors = load_file(str(stored))
+    tensors["1/output/logits"] = tensors["1/output/logits"] + 1e-3
+    save_file(tensors, str(stored), metadata=meta)
+    with pytest.raises(VerificationError, match="disagrees with the original's outputs"):
+        tf2torch.api.compile_package(package)
+    assert not any((package / "compiled").glob("*.pt2"))
+    assert main(["compile", str(package)]) == 1
+    assert "the compiled form disagrees" in capsys.readouterr().err

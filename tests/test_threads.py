@@ -1,0 +1,101 @@
+"""The thread rule (`tf2torch.util.threads`): what it reads, what it chooses, and that the
+numbers stay TensorFlow's whatever it chooses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import tf2torch
+from tf2torch.errors import UsageError
+from tf2torch.util import threads
+from tf2torch.util.threads import CpuSample, ThreadGovernor, busy_elsewhere, cpu_quota
+
+
+def test_the_users_choice_wins(monkeypatch) -> None:
+    monkeypatch.setenv("TF2TORCH_THREADS", "3")
+    assert threads.requested_threads() == 3 and threads.requested_threads(1) == 1
+    monkeypatch.setenv("TF2TORCH_THREADS", "two")
+    with pytest.raises(UsageError, match="TF2TORCH_THREADS='two'"):
+        threads.requested_threads()
+    with pytest.raises(UsageError, match="positive"):
+        threads.requested_threads(0)
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "150000 100000\n"}, 1.5), ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, 3.0),
+    ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, None), ({}, None),
+])
+def test_cgroup_quota(tmp_path: Path, files: dict, expected) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_quota(tmp_path) == expected
+
+
+def test_busy_time_of_others_is_the_machines_less_our_own(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    line = "cpu{} {} 0 0 {} 0 0 0 0 0 0\n"
+    stat.write_text("cpu 0 0 0 0\n" + line.format(0, 100, 50) + line.format(1, 100, 50))
+    before = threads.take_sample([0, 1], stat)
+    stat.write_text(line.format(0, 200, 50) + line.format(1, 130, 120))  # +130 ticks busy
+    after = threads.take_sample([0, 1], stat)
+    ticks = 130 / os.sysconf("SC_CLK_TCK")
+    later = CpuSample(before.wall + 1.0, before.busy + ticks, before.own + 0.3)
+    assert after.busy - before.busy == pytest.approx(ticks)
+    assert busy_elsewhere(before, later) == pytest.approx(ticks - 0.3)
+    assert busy_elsewhere(CpuSample(0, None, 0), later) is None
+
+
+def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(monkeypatch) -> None:
+    """Two usable CPUs; another process keeps one busy, then stops."""
+    clock = {"wall": 100.0, "busy": 0.0}
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1])
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(threads, "take_sample",
+                        lambda cpus: CpuSample(clock["wall"], clock["busy"], 0.0))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    governor = ThreadGovernor()
+    clock.update(wall=101.5, busy=1.5)  # one CPU busy elsewhere for 1.5 s
+    assert governor.choose() == 1
+    clock.update(wall=101.7, busy=1.9)  # within a second: the choice stands
+    assert governor.choose() == 1
+    clock.update(wall=103.0, busy=2.0)  # the neighbour stopped
+    assert governor.choose() == 2
+    assert ThreadGovernor(share=2).usable == 2
+    clock.update(wall=105.0, busy=2.0)
+    shared = ThreadGovernor(share=2)
+    clock.update(wall=106.0)
+    assert shared.choose() == 1  # two forward passes at once: one CPU each
+
+
+def test_importing_tf2torch_first_bounds_openmp_spinning_unless_the_user_chose() -> None:
+    code = "import os, tf2torch, torch; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == str(threads.SPIN_COUNT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "PASSIVE"})
+    assert out.stdout.strip() == "None"
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_any_thread_count_gives_tensorflows_logits(standin, tmp_path, count) -> None:
+    release = standin(0.35, 96)
+    tf2torch.convert(release.archive, tmp_path / "pkg")
+    model = tf2torch.load(tmp_path / "pkg", inference=True, threads=count)
+    with h5py.File(release.tests_h5) as f:
+        x, expected = f["RandomInput"][()].transpose(0, 3, 1, 2), f["LogitsForRandom"][()]
+    with torch.inference_mode():
+        got = model.net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert torch.get_num_threads() == count
+    assert np.abs(got - expected).max() < 1e-4
