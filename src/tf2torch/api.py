@@ -54,7 +54,8 @@ def default_name(source: SourceModel) -> str:
     if source.meta.get("release"):
         return str(source.meta["release"])
     stem = source.path.name
-    for suffix in (".tgz", ".tar.gz", ".keras", ".h5", ".tflite", ".ckpt", ".index"):
+    for suffix in (".tgz", ".tar.gz", ".keras", ".h5", ".tflite", ".pb", ".meta", ".ckpt",
+                   ".index"):
         stem = stem.removesuffix(suffix)
     return stem or "model"
 
@@ -64,7 +65,7 @@ def convert(
     input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
     layout: str = "nhwc", license: str = "unknown", preprocess: str = "auto",
-    labels: str | None = None,
+    labels: str | None = None, signature: str | None = None,
 ) -> ConvertResult:
     """Convert `source`, verify it against the original, and write a package.
 
@@ -72,10 +73,10 @@ def convert(
     under `name` (default: derived from the source). `verify=None` verifies when a reference
     is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
     `preprocess`/`labels` describe the encoder/decoder of graph-converted models (see
-    `codecs_for`); zoo models carry their own. Nothing is written when conversion or
-    verification fails.
+    `codecs_for`); zoo models carry their own. `signature` picks a SavedModel's signature
+    (default: serving_default). Nothing is written when conversion or verification fails.
     """
-    model = open_source(source)
+    model = open_source(source, signature=signature)
     conversion = convert_source(model, input_size=input_size, use_ema=use_ema, layout=layout)
     encoder, decoder = codecs_for(conversion, preprocess, labels)
     report = _verify(conversion, reference, _encode_images(encoder, images), verify)
@@ -158,9 +159,16 @@ def _source_fields(model: SourceModel) -> dict[str, Any]:
 
 
 def _source_files(model: SourceModel) -> list[Path]:
-    """The bytes that identify the source: the archive, the file, or the checkpoint's files."""
+    """The bytes that identify the source: the archive, the file, a SavedModel folder's
+    files, or the checkpoint's files (with a meta graph, both)."""
     if model.meta.get("archive"):
         return [Path(model.meta["archive"])]
+    if model.path.is_dir():
+        return sorted(p for p in model.path.rglob("*") if p.is_file())
+    if model.path.suffix == ".meta":
+        prefix = model.path.with_suffix("")
+        return [model.path, *sorted(prefix.parent.glob(prefix.name + ".index")),
+                *sorted(prefix.parent.glob(prefix.name + ".data-*"))]
     if model.path.is_file():
         return [model.path]
     prefix = model.path
@@ -191,9 +199,10 @@ def load(name_or_path: str | Path, inference: bool = False, compile: bool = Fals
 def verify(
     source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
+    signature: str | None = None,
 ) -> VerificationReport:
     """Verify a converted package (or a fresh conversion of `source`) against the original."""
-    model = open_source(source)
+    model = open_source(source, signature=signature)
     conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
     if package is not None:
         conversion.net = load(package).net
@@ -206,8 +215,10 @@ def verify(
 def verify_layers(
     source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
+    signature: str | None = None,
 ) -> Any:
     """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`."""
     from tf2torch.verification.layerwise.entry import verify_layers as run
 
-    return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+    return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed,
+               signature=signature)

@@ -54,7 +54,8 @@ def _prefix_in_folder(folder: Path) -> Path:
     if len(indexes) != 1:
         found = ", ".join(p.name for p in indexes) or "none"
         raise SourceError(
-            f"{folder}: expected a 'checkpoint' file or exactly one *.index, found {found}"
+            f"{folder}: not a SavedModel (no saved_model.pb) and not a checkpoint folder "
+            f"(expected a 'checkpoint' file or exactly one *.index, found {found})"
         )
     return indexes[0].with_suffix("")
 
