@@ -314,8 +314,22 @@ def _fused_batch_norm(node: TfNode, ins: list[Facts]) -> list[Shape]:
     return [ins[0].shape, *([channels] * 5)]
 
 
-_UNARY = ["Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Erf", "Erfc", "Exp", "Expm1", "Log", "Log1p", "Neg", "Abs", "Sqrt", "Rsqrt", "Square", "Reciprocal", "Inv", "Floor", "Ceil", "Round", "Rint", "Sign", "Sin", "Cos", "Tan", "LeakyRelu", "Cast", "Identity", "StopGradient", "Snapshot", "PreventGradient", "CheckNumerics", "EnsureShape", "Softmax", "LogSoftmax", "ZerosLike", "OnesLike", "Relu6", "IsNan", "IsInf", "IsFinite", "LogicalNot", "Gelu", "ReadVariableOp", "PlaceholderWithDefault", "BiasAdd", "Atan", "Asin", "Acos", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Digamma", "Lgamma", "Softsign", "MirrorPadGrad", "Invert", "ClipByValue"]
-_BINARY = ["Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "FloorDiv", "FloorMod", "TruncateDiv", "TruncateMod", "Maximum", "Minimum", "Pow", "SquaredDifference", "Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr", "Select", "SelectV2", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "LeftShift", "RightShift", "Atan2", "Xdivy", "Xlogy", "MulNoNan", "AddN"]
+_UNARY = (
+    "Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Erf", "Erfc", "Exp",
+    "Expm1", "Log", "Log1p", "Neg", "Abs", "Sqrt", "Rsqrt", "Square", "Reciprocal", "Inv", "Floor",
+    "Ceil", "Round", "Rint", "Sign", "Sin", "Cos", "Tan", "LeakyRelu", "Cast", "Identity",
+    "StopGradient", "Snapshot", "PreventGradient", "CheckNumerics", "EnsureShape", "Softmax",
+    "LogSoftmax", "ZerosLike", "OnesLike", "IsNan", "IsInf", "IsFinite", "LogicalNot", "Gelu",
+    "ReadVariableOp", "PlaceholderWithDefault", "BiasAdd", "Atan", "Asin", "Acos", "Sinh", "Cosh",
+    "Asinh", "Acosh", "Atanh", "Digamma", "Lgamma", "MirrorPadGrad", "Invert", "ClipByValue"
+)
+_BINARY = (
+    "Add", "AddV2", "Sub", "Mul", "RealDiv", "Div", "DivNoNan", "FloorDiv", "FloorMod", "TruncateDiv",
+    "TruncateMod", "Maximum", "Minimum", "Pow", "SquaredDifference", "Equal", "NotEqual", "Less",
+    "LessEqual", "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr", "Select", "SelectV2",
+    "BitwiseAnd", "BitwiseOr", "BitwiseXor", "LeftShift", "RightShift", "Atan2", "Xdivy", "Xlogy",
+    "MulNoNan", "AddN"
+)
 
 SHAPE_RULES: dict[str, Callable[[TfNode, list[Facts]], list[Shape]]] = {
     **dict.fromkeys(_UNARY, _same),
