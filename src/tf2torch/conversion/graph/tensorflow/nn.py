@@ -15,6 +15,7 @@ from tf2torch.conversion.graph.tensorflow.common import (
     role,
     tf_spec,
     tflite_spec,
+    value,
     weight,
 )
 from tf2torch.sources.ir import Node
@@ -84,8 +85,8 @@ def convert_conv_transpose(node: Node, ctx: LowerContext) -> Lowered:
         raise ValueError("dilated transposed convolutions are not converted")
     filt = weight(node, 1, "filter")
     kh, kw, out_ch, in_ch = ctx.weight_shape(filt)
-    size = ints(node, 0)[1:3] if None not in node.attrs["values"]["0"][1:3] else None
-    if size is None:
+    size = value(node, 0)[1:3]
+    if None in size:
         raise ValueError("the output size must be static")
     strides = node.attrs["strides"]
     module = tflite_spec("TransposeConv2d", in_channels=in_ch, out_channels=out_ch,
