@@ -166,9 +166,10 @@ def tf1_graph() -> Path:
                                  [1, 2, 2, 1], "VALID", dilations=[1, 1, 1, 1])
                 y = tf.nn.relu(tf.nn.bias_add(y, variable("biases", rng.uniform(-.2, .2, 16))))
             y = tf.nn.max_pool2d(y, 2, 2, "SAME", name="pool2")
-            flat = v1.layers.flatten(y)
+            features = int(np.prod(y.shape[1:]))
+            flat = tf.reshape(y, [tf.shape(y)[0], features], name="flatten")  # batch left open
             with v1.variable_scope("logits"):
-                w = variable("weights", rng.normal(0, 0.1, (flat.shape[-1], 10)))
+                w = variable("weights", rng.normal(0, 0.1, (features, 10)))
                 logits = tf.nn.bias_add(tf.matmul(flat, w), variable("biases",
                                                                        rng.uniform(-1, 1, 10)))
             tf.nn.softmax(logits, name="probabilities")
@@ -197,7 +198,7 @@ def compare_with_tensorflow(path: Path, low: float = -1.0, high: float = 1.0, se
              "random": [rng.uniform(low, high, (2, *s)).astype(np.float32) for s in shapes]}
     if not zeros:
         del cases["zeros"]
-    reference = graph_reference(source)
+    reference = graph_reference(conversion.source)  # a checkpoint may convert via its .meta
     return compare_runs(graph_runner(conversion), reference.run, cases,
                         {"*": GRAPH_TOLERANCE}, reference=reference.description)
 

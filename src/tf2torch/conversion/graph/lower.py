@@ -64,9 +64,8 @@ def check_supported(graph: Graph, registry: Registry) -> None:
     for op, names in sorted(missing.items()):
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         parts.append(f"{op} ×{len(names)} ({shown})")
-    raise UnsupportedError(
-        f"{graph.name}: unsupported {graph.format} layer classes: " + "; ".join(parts)
-    )
+    kind = "layer classes" if graph.format == "keras" else "ops"
+    raise UnsupportedError(f"{graph.name}: unsupported {graph.format} {kind}: " + "; ".join(parts))
 
 
 OUTPUT_LAYOUT = "tf2torch_layout"  # fx node meta key: SOURCE or CF

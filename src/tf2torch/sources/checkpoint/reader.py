@@ -125,10 +125,14 @@ def read_checkpoint(path: str | Path) -> SourceModel:
     prefix = _resolve_prefix(Path(path))
     store, num_shards = read_bundle(prefix)
     meta: dict[str, object] = {"num_shards": num_shards, **_release_from(prefix)}
+    runnable = find_runnables(prefix.parent, _stem(prefix))
+    meta_graph = prefix.with_name(prefix.name + ".meta")
+    if meta_graph.is_file():  # the TF1 graph the checkpoint was saved from
+        runnable["meta_graph"] = meta_graph
     return SourceModel(
         format=FORMAT,
         path=prefix,
         tensors=store,
         meta=meta,
-        runnable=find_runnables(prefix.parent, _stem(prefix)),
+        runnable=runnable,
     )

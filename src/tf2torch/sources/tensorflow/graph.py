@@ -29,9 +29,11 @@ FORMAT = "tensorflow"
 _WRAPPER = re.compile(r"^(Stateful)?PartitionedCall(_\d+)?$")
 _FLOAT = {1, 2, 14, 19}
 # Ops with several outputs: how many (the converters return exactly that many).
+# Other ops: as many as are read (an unsupported op is then listed, not refused here).
 _OUTPUT_COUNT = {
     "Split": lambda n: n.attr("num_split"), "SplitV": lambda n: n.attr("num_split"),
     "Unpack": lambda n: n.attr("num"), "TopKV2": lambda n: 2,
+    **dict.fromkeys(("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"), lambda n: 1),
 }
 
 
@@ -98,7 +100,7 @@ class _Builder:
             else:
                 operands.append("v")
                 values[str(pos)] = _plain(value)
-        count = _OUTPUT_COUNT.get(tf_node.op, lambda n: 1)(tf_node) or 1
+        count = _OUTPUT_COUNT.get(tf_node.op, lambda n: n.outputs)(tf_node) or 1
         if tf_node.outputs > count:
             raise UnsupportedError(f"{tf_node.name} ({tf_node.op}): output "
                                    f"{tf_node.outputs - 1} is read, which is not converted")

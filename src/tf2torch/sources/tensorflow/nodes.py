@@ -74,6 +74,7 @@ class Inliner:
         self.nodes: dict[str, TfNode] = {}
         self.alias: dict[Ref, Ref] = {}
         self.calls: dict[str, TfNode] = {}  # call nodes as written (before inlining)
+        self.flat_results: list = []  # the results of the call inlined under its own names
         self.depth = 0
 
     # --- top level ---------------------------------------------------------------------
@@ -120,8 +121,11 @@ class Inliner:
              prefix: str | None = None) -> None:
         callee = attrs.get("f") if op in CALL_OPS else (op if op in self.functions else None)
         if callee is not None:
-            self.calls[name] = TfNode(name, op, list(inputs), attrs)
+            self.calls.setdefault(name, TfNode(name, op, list(inputs), attrs))  # outer first
             results = self.inline_function(callee, inputs, name + "/" if prefix is None else prefix)
+            if prefix == "":  # its body may use its name: its results are kept apart
+                self.flat_results = results
+                return
             for i, ref in enumerate(results):
                 self.alias[(name, i)] = ref
             self.nodes[name] = TfNode(name, "__call__", [], {"results": len(results)})

@@ -124,10 +124,11 @@ def _finish(path: Path, parsed: TfGraphFile, signature: str | None,
     calls = {ref[0] for ref, _ in outputs if main[ref[0]].attr("f")}
     inliner = Inliner(parsed.graph_def.library, source)
     needed = {n.name for n in topological(main, [ref[0] for ref, _ in outputs])}
-    inliner.add_graph([nd for nd in parsed.graph_def.node if nd.name in needed],
-                      flat_call=next(iter(calls)) if len(calls) == 1 else None)
+    flat = next(iter(calls)) if len(calls) == 1 else None
+    inliner.add_graph([nd for nd in parsed.graph_def.node if nd.name in needed], flat_call=flat)
     nodes = inliner.finish()
-    outputs = [(inliner.resolve(ref), key) for ref, key in outputs]
+    outputs = [(inliner.resolve(inliner.flat_results[ref[1]] if ref[0] == flat else ref), key)
+               for ref, key in outputs]
     keys = _variable_keys(parsed, main, inliner, store, meta_graph, path)
     live = {n.name for n in topological(nodes, [ref[0] for ref, _ in outputs])}
     live_variables = {name: key for name, key in keys.items() if name in live}

@@ -63,8 +63,8 @@ def saver_keys(nodes: Mapping[str, TfNode]) -> dict[str, tuple[str, str]]:
     for node in nodes.values():
         if node.op not in ("Assign", "AssignVariableOp") or len(node.inputs) < 2:
             continue
-        (variable, _), (producer, index) = node.inputs[0], node.inputs[1]
-        producer = _through_identities(nodes, producer)
+        (variable, _), (producer, index) = node.inputs[0], _through_identities(
+            nodes, node.inputs[1])
         if producer not in restores or variable not in nodes:
             continue
         names_ref = restores[producer].inputs[1][0]
@@ -80,10 +80,10 @@ def saver_keys(nodes: Mapping[str, TfNode]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _through_identities(nodes: Mapping[str, TfNode], name: str) -> str:
-    while name in nodes and nodes[name].op == "Identity" and nodes[name].inputs:
-        name = nodes[name].inputs[0][0]
-    return name
+def _through_identities(nodes: Mapping[str, TfNode], ref: tuple[str, int]) -> tuple[str, int]:
+    while ref[0] in nodes and nodes[ref[0]].op == "Identity" and nodes[ref[0]].inputs:
+        ref = nodes[ref[0]].inputs[0]
+    return ref
 
 
 def variable_weights(keys: Mapping[str, tuple[str, str]], store: TensorStore | None,
