@@ -20,12 +20,13 @@ import torch  # noqa: F401 - torch before tensorflow in one process, always
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import fixture_cache  # noqa: E402
-from tests.keras_models import APPLICATIONS, App, randomize_statistics  # noqa: E402
-from tf2torch.conversion.convert import convert_source  # noqa: E402
-from tf2torch.sources import open_source  # noqa: E402
-from tf2torch.verification.checks import graph_reference, graph_runner  # noqa: E402
-from tf2torch.verification.report import GRAPH_TOLERANCE, VerificationReport, compare_runs  # noqa: E402
+from tests.conftest import fixture_cache
+from tests.keras_models import APPLICATIONS, App, randomize_statistics
+
+from tf2torch.conversion.convert import convert_source
+from tf2torch.sources import open_source
+from tf2torch.verification.checks import graph_reference, graph_runner
+from tf2torch.verification.report import GRAPH_TOLERANCE, VerificationReport, compare_runs
 
 
 def cached(name: str, build: Callable[[Path], None]) -> Path:

@@ -54,6 +54,12 @@ def _binary(name, const=False):
     return build
 
 
+def _reduce(name):
+    def build(tf, rng):
+        return lambda x: getattr(tf, f"reduce_{name}")(x, [1, 2], keepdims=name == "max")
+    return build
+
+
 def _strided(tf, rng):
     return lambda x: tf.concat([tf.reshape(x[:, 1:-1:2, ::-3, 2], [-1, 16]),
                                 tf.reshape(x[..., tf.newaxis, 1], [-1, 99])], -1)
@@ -110,8 +116,7 @@ CASES: list[OpCase] = [
         tf.less_equal(x, 0.5), tf.float32), TWO),
     OpCase("select_v1", lambda tf, rng: lambda x, y: tf.compat.v1.where(
         tf.greater(x, 0.0), x, y), TWO),
-    *[OpCase(f"reduce_{n}", (lambda n: lambda tf, rng: lambda x: getattr(tf, f"reduce_{n}")(
-        x, [1, 2], keepdims=n == "max"))(n)) for n in ("mean", "sum", "max", "min", "prod")],
+    *[OpCase(f"reduce_{n}", _reduce(n)) for n in ("mean", "sum", "max", "min", "prod")],
     OpCase("argmax", lambda tf, rng: lambda x: tf.cast(tf.argmax(x, -1), tf.float32)),
     OpCase("max_pool", lambda tf, rng: lambda x: tf.nn.max_pool2d(x, 3, 2, "SAME")),
     OpCase("avg_pool", lambda tf, rng: lambda x: tf.nn.avg_pool2d(x, 3, 2, "SAME")),

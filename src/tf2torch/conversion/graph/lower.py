@@ -161,7 +161,7 @@ class _Lowerer:
         "clip"): a scope never takes a module's name, nor a module a scope's."""
         parts = [identifier(p) for p in key.split("/")]
         parent, prefix = self.root, ""
-        for i, part in enumerate(parts[:-1]):
+        for i in range(len(parts) - 1):
             while f"{prefix}{parts[i]}" in self.used_names:
                 parts[i] += "_"
             if not hasattr(parent, parts[i]):
