@@ -60,7 +60,8 @@ def render_groups(model: SourceModel, groups: list[ScopeGroup]) -> str:
     return "\n".join(lines)
 
 
-_GRAPH_META = ("signatures", "signature", "op_counts", "variables", "variable_values")
+_GRAPH_META = ("signatures", "signature", "op_counts", "variables", "variable_values",
+               "variable_bytes")
 
 
 def render_graph_meta(meta: dict) -> list[str]:
@@ -75,7 +76,8 @@ def render_graph_meta(meta: dict) -> list[str]:
                     "?" if d is None else str(d) for d in t["shape"])
                 lines.append(f"    {kind[:-1]:6} {t['name']:32} {t['dtype']:8} {shape}")
     if "variables" in meta:
-        lines.append(f"variables: {meta['variables']} ({meta['variable_values']:,} values)")
+        lines.append(f"variables: {meta['variables']} ({meta['variable_values']:,} values, "
+                     f"{meta.get('variable_bytes', 0) / 2**20:.1f} MiB)")
     if meta.get("op_counts"):
         ops = ", ".join(f"{op} ×{n}" for op, n in sorted(meta["op_counts"].items(),
                                                           key=lambda kv: (-kv[1], kv[0])))

@@ -152,6 +152,8 @@ def _finish(path: Path, parsed: TfGraphFile, signature: str | None,
         "op_counts": graph.op_counts(),
         "variables": len(variables),
         "variable_values": sum(int(np.prod(v.shape, dtype=np.int64)) for v in variables.values()),
+        "variable_bytes": sum(int(np.prod(v.shape, dtype=np.int64)) * np.dtype(v.dtype).itemsize
+                              for v in variables.values()),
         **endpoints.release_of(path),
     }
     runnable = {{SAVED_MODEL: "saved_model", FROZEN_GRAPH: "frozen_pb",

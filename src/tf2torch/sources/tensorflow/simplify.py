@@ -28,6 +28,7 @@ PASS_THROUGH = {"Identity", "IdentityN", "Snapshot", "StopGradient", "PreventGra
 # it ends with the shape it started with (Keras 3 reshapes a bias and squeezes it back).
 _RESHAPES = {"Reshape", "Squeeze", "ExpandDims"}
 _EAGER_LIMIT = 4096  # constants up to this many elements are decoded at once
+_MEMO_LIMIT = 1 << 20  # derived weights up to this many elements are computed once
 _BOOL, _INT32, _INT64 = 10, 3, 9
 
 
@@ -151,9 +152,16 @@ def _fold_lazy(node: TfNode, ins: list[Facts], shapes: list[Shape],
         return None
     loaders = [f.value.load if isinstance(f.value, Lazy) else (lambda v=f.value: v) for f in ins]
 
+    memo: list[list[np.ndarray]] = []
+
     def compute() -> list[np.ndarray]:
+        """Once: a derived weight is often read by two consumers (BatchNorm's scale)."""
+        if memo:
+            return memo[0]
         result = evaluate(node, [load() for load in loaders])
         assert result is not None
+        if sum(v.size for v in result) <= _MEMO_LIMIT:
+            memo.append(result)
         return result
 
     if any(s is None or None in s for s in shapes):  # no rule: compute now to learn it

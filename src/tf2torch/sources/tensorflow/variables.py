@@ -41,6 +41,7 @@ def object_graph_keys(store: TensorStore, saved_objects: Any, call: TfNode,
                           f"({OBJECT_GRAPH_KEY}); cannot tell which tensor is which variable")
     graph = parse("tensorflow.TrackableObjectGraph", store[OBJECT_GRAPH_KEY].item(), path)
     captured = call.inputs[len(call.inputs) - len(bound):]
+    paths = _object_paths(saved_objects)
     found: dict[str, tuple[str, str]] = {}
     for (node_name, _), node_id in zip(captured, bound, strict=True):
         if node_id >= len(graph.nodes):
@@ -52,8 +53,27 @@ def object_graph_keys(store: TensorStore, saved_objects: Any, call: TfNode,
         saved = saved_objects.nodes[node_id] if node_id < len(saved_objects.nodes) else None
         name = saved.variable.name if saved is not None and saved.HasField("variable") \
             else node_name
-        found[node_name] = (keys[0], name)
-    return found
+        found[node_name] = (keys[0], name, paths.get(node_id, node_name))
+    counts: dict[str, int] = {}
+    for _, name, _ in found.values():
+        counts[name] = counts.get(name, 0) + 1
+    # a variable's own name where it is unique (Keras: "conv2d/kernel"), else its path in
+    # the object graph (a tf.Module's unnamed variables: "dense", "offset")
+    return {node: (key, name if counts[name] == 1 else object_path)
+            for node, (key, name, object_path) in found.items()}
+
+
+def _object_paths(saved_objects: Any) -> dict[int, str]:
+    """Object graph node id → its first path from the root ("encoder/dense/kernel")."""
+    paths: dict[int, str] = {0: ""}
+    queue = [0]
+    while queue:
+        node_id = queue.pop(0)
+        for child in saved_objects.nodes[node_id].children:
+            if child.node_id not in paths:
+                paths[child.node_id] = f"{paths[node_id]}/{child.local_name}".lstrip("/")
+                queue.append(child.node_id)
+    return paths
 
 
 def saver_keys(nodes: Mapping[str, TfNode]) -> dict[str, tuple[str, str]]:

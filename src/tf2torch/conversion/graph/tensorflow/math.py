@@ -65,7 +65,7 @@ def _binary(op: str):
         stored = role(node, other)
         if stored is None and _size(value(node, other)) == 1:
             return Lowered(tf_spec("Binary", op=op, scalar=scalar(node, other),
-                                   const_first=other == 0), ANY)
+                                   const_first=other == 0, same_shape=True), ANY)
         if stored is None:  # a small integer array: literal, as a constant buffer
             data = value(node, other)
             shape = tuple(node.attrs["input_shapes"][other])
@@ -77,11 +77,20 @@ def _binary(op: str):
         if layout == CF and view is None:
             layout = SOURCE
         module = tf_spec("Binary", op=op, const_shape=shape, const_first=other == 0,
-                         const_view=view)
+                         const_view=view, same_shape=_fits(shape, ctx.input_shapes[0]))
         return Lowered(module, layout, (binding,))
 
     convert.__name__ = f"convert_{op}"
     return convert
+
+
+def _fits(const: tuple, shape: tuple) -> bool:
+    """Whether a constant of shape `const` broadcasts into the input (batch excluded)
+    without growing it."""
+    full = (1, *shape)
+    if len(const) > len(full):
+        return False
+    return all(d == 1 or d == full[len(full) - len(const) + i] for i, d in enumerate(const))
 
 
 def _size(v) -> int:

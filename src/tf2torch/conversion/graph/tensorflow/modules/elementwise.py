@@ -101,15 +101,23 @@ BINARY = {
 }
 
 
+COMPARISONS = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+               "logical_and", "logical_or"}
+
+
 class Binary(nn.Module):
     """`a op b` where one operand may be a stored constant (buffer `constant`, kept in its
     file shape; `const_view` = shape padded to the input's rank, then a permutation, puts it
     in the layout the module runs in) or a literal scalar."""
 
     def __init__(self, op: str, const_shape: tuple | None = None, const_first: bool = False,
-                 const_view: tuple | None = None, scalar: float | None = None) -> None:
+                 const_view: tuple | None = None, scalar: float | None = None,
+                 same_shape: bool = False) -> None:
         super().__init__()
         self.op, self.const_first, self.const_view, self.scalar = op, const_first, const_view, scalar
+        if op not in COMPARISONS:  # the output's shape is known without running (lower.py)
+            two_inputs = const_shape is None and scalar is None
+            self.shape_rule = "broadcast" if two_inputs else "same" if same_shape else None
         if const_shape is not None:
             self.register_buffer("constant", torch.empty(tuple(const_shape)))
         else:
