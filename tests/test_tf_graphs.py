@@ -177,7 +177,7 @@ def test_saved_model_without_variables(tmp_path, capsys):
 
     copy = _copy_saved_model(tmp_path)
     shutil.rmtree(copy / "variables")
-    _refused(capsys, tmp_path, copy, "is missing from no variables bundle")
+    _refused(capsys, tmp_path, copy, "no variables bundle (variables/variables.index")
 
 
 def test_saved_model_whose_bundle_fails_its_crc(tmp_path, capsys):

@@ -20,7 +20,7 @@ from tf2torch.sources.checkpoint.bundle import read_bundle
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 from tf2torch.sources.tensorflow import endpoints
 from tf2torch.sources.tensorflow.graph import build_graph
-from tf2torch.sources.tensorflow.nodes import Inliner, Ref, plain_nodes, topological
+from tf2torch.sources.tensorflow.nodes import Inliner, plain_nodes, topological
 from tf2torch.sources.tensorflow.protos import parse
 from tf2torch.sources.tensorflow.simplify import Lazy, simplify
 from tf2torch.sources.tensorflow.variables import (
@@ -183,4 +183,4 @@ def _store(variables: dict[str, Lazy], weights: dict[str, Lazy]) -> TensorStore:
     return store
 
 
-__all__ = ["FROZEN_GRAPH", "META_GRAPH", "SAVED_MODEL", "Ref", "TfGraphFile", "read_tensorflow"]
+__all__ = ["FROZEN_GRAPH", "META_GRAPH", "SAVED_MODEL", "TfGraphFile", "is_saved_model", "read_tensorflow"]

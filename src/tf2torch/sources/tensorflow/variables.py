@@ -112,10 +112,12 @@ def variable_weights(keys: Mapping[str, tuple[str, str]], store: TensorStore | N
     weights: dict[str, Lazy] = {}
     used: dict[str, str] = {}
     for node_name, (key, name) in keys.items():
-        if store is None or key not in store:
-            where = "no variables bundle" if store is None else "the variables bundle"
+        if store is None:
+            raise SourceError(f"{path}: no variables bundle (variables/variables.index or the "
+                              f"checkpoint beside the graph), which variable {name!r} needs")
+        if key not in store:
             raise SourceError(f"{path}: variable {name!r} (checkpoint key {key!r}) is missing "
-                              f"from {where}")
+                              "from the variables bundle")
         info = store.info(key)
         unique = name
         while used.get(unique, key) != key:
