@@ -68,6 +68,7 @@ def _assert_release(model, archive: Path, dest: Path) -> None:
     assert model.runnable == {
         "tflite": dest / f"{RELEASE}.tflite",
         "frozen_pb": dest / f"{RELEASE}_frozen.pb",
+        "meta_graph": dest / f"{RELEASE}.ckpt.meta",  # the graph path's way in, if no zoo fits
     }
     for name, value in _weights().items():
         np.testing.assert_array_equal(model.tensors[name], value)

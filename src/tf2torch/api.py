@@ -62,7 +62,8 @@ def default_name(source: SourceModel) -> str:
     if source.meta.get("release"):
         return str(source.meta["release"])
     stem = source.path.name
-    for suffix in (".tgz", ".tar.gz", ".keras", ".h5", ".tflite", ".ckpt", ".index"):
+    for suffix in (".tgz", ".tar.gz", ".keras", ".h5", ".tflite", ".pb", ".meta", ".ckpt",
+                   ".index"):
         stem = stem.removesuffix(suffix)
     return stem or "model"
 
@@ -72,7 +73,7 @@ def convert(
     input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
     layout: str = "nhwc", license: str = "unknown", preprocess: str = "auto",
-    labels: str | None = None, compile: bool = False,
+    labels: str | None = None, signature: str | None = None, compile: bool = False,
     reference_worker: TensorFlowWorker | None = None,
 ) -> ConvertResult:
     """Convert `source`, verify it against the original, and write a package.
@@ -81,7 +82,8 @@ def convert(
     under `name` (default: derived from the source). `verify=None` verifies when a reference
     is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
     `preprocess`/`labels` describe the encoder/decoder of graph-converted models (see
-    `codecs_for`); zoo models carry their own. Nothing is written when conversion or
+    `codecs_for`); zoo models carry their own. `signature` picks a SavedModel's signature
+    (default: serving_default). Nothing is written when conversion or
     verification fails. The original's outputs are kept in the package, so later forms of
     the port can be verified against them; `compile` builds and verifies the package's
     compiled form right away (`compile_package`). A release's frozen graph runs in a
@@ -94,7 +96,7 @@ def convert(
         worker = TensorFlowWorker()  # imports TensorFlow while this process reads and converts
     try:
         with timings.phase("read the source"):
-            model = open_source(source)
+            model = open_source(source, signature=signature)
         with timings.phase("convert"):
             conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
                                         layout=layout)
@@ -219,9 +221,16 @@ def _source_fields(model: SourceModel) -> dict[str, Any]:
 
 
 def _source_files(model: SourceModel) -> list[Path]:
-    """The bytes that identify the source: the archive, the file, or the checkpoint's files."""
+    """The bytes that identify the source: the archive, the file, a SavedModel folder's
+    files, or the checkpoint's files (with a meta graph, both)."""
     if model.meta.get("archive"):
         return [Path(model.meta["archive"])]
+    if model.path.is_dir():
+        return sorted(p for p in model.path.rglob("*") if p.is_file())
+    if model.path.suffix == ".meta":
+        prefix = model.path.with_suffix("")
+        return [model.path, *sorted(prefix.parent.glob(prefix.name + ".index")),
+                *sorted(prefix.parent.glob(prefix.name + ".data-*"))]
     if model.path.is_file():
         return [model.path]
     prefix = model.path
@@ -267,12 +276,13 @@ def compile_package(name_or_path: str | Path) -> Any:
 def verify(
     source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
+    signature: str | None = None,
 ) -> VerificationReport:
     """Verify a converted package (or a fresh conversion of `source`) against the original.
     A release's frozen graph runs in a TensorFlow process started first, as in `convert`."""
     worker = TensorFlowWorker() if will_run_frozen_graph(source, reference, True) else None
     try:
-        model = open_source(source)
+        model = open_source(source, signature=signature)
         conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
         if package is not None:
             conversion.net = load(package).net
@@ -289,7 +299,7 @@ def verify(
 def verify_layers(
     source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
-    package: str | Path | None = None,
+    package: str | Path | None = None, signature: str | None = None,
 ) -> Any:
     """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`.
 
@@ -300,12 +310,13 @@ def verify_layers(
     from tf2torch.verification.layerwise.entry import verify_layers as run
 
     if package is None:
-        return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+        return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed,
+                   signature=signature)
     from tf2torch.packages.attachments import record_layer_report
 
     folder = repository.resolve(package)
     card = Card.read(folder / "card.json")
-    model = open_source(source)
+    model = open_source(source, signature=signature)
     digest = _source_fields(model)["sha256"]
     if digest != card.source.get("sha256"):
         raise Tf2TorchError(

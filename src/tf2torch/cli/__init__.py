@@ -14,6 +14,9 @@ examples:
   tf2torch inspect mobilenet_v2_1.4_224.tgz       tensors by scope, shapes, parameter counts
   tf2torch convert mobilenet_v2_1.4_224.tgz       convert + verify + publish to the repository
   tf2torch convert model.ckpt --input-size 160 -o ./mnv2   write the package to a folder
+  tf2torch inspect saved_model_dir/               signatures, ops, variables of a SavedModel
+  tf2torch convert saved_model_dir/ --signature serving_default --labels imagenet
+  tf2torch convert model_frozen.pb                a frozen GraphDef (also: model.ckpt.meta)
   tf2torch verify mobilenet_v2_1.4_224.tgz --images cat.jpg --json
   tf2torch list | show NAME | remove NAME         the local repository ($TF2TORCH_HOME)
   tf2torch predict mobilenet_v2_1.4_224 photos/ --top 3
@@ -40,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf2torch",
-        description="Convert pretrained TensorFlow models (TF-slim checkpoints and release "
-                    "archives, Keras .keras/.h5, .tflite) into verified PyTorch packages.",
+        description="Convert pretrained TensorFlow models (SavedModels, frozen GraphDefs, TF1 "
+                    "meta graphs, TF-slim checkpoints and release archives, Keras .keras/.h5, "
+                    ".tflite) into verified PyTorch packages.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())

@@ -32,10 +32,16 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
+def _signature_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signature", metavar="NAME", help="SavedModel / meta graph: the "
+                        "signature to use (default: serving_default; `inspect` lists them)")
+
+
 # --- convert --------------------------------------------------------------------------------
 
 def _convert_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="checkpoint prefix or folder, release .tgz, .keras, .h5, .tflite")
+    p.add_argument("source", help="SavedModel folder, frozen .pb, .meta, checkpoint prefix or "
+                   "folder, release .tgz, .keras, .h5, .tflite")
     p.add_argument("-o", "--out", type=Path, help="write the package to this folder instead of "
                    "publishing it in the repository")
     p.add_argument("--name", help="repository name (default: from the source, e.g. "
@@ -44,8 +50,8 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    "(default: from the release name, else 224)")
     p.add_argument("--no-ema", action="store_true", help="use raw weights even when the "
                    "checkpoint holds ExponentialMovingAverage shadows")
-    p.add_argument("--reference", type=Path, help="verify against this .tflite or tests.h5 "
-                   "(default: one found in the release)")
+    p.add_argument("--reference", type=Path, help="zoo path: verify against this .tflite or "
+                   "tests.h5 (default: one found in the release)")
     p.add_argument("--images", nargs="*", default=[], type=Path,
                    help="real images to add to the verification inputs")
     p.add_argument("--no-verify", action="store_true", help="skip verification")
@@ -66,6 +72,7 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emit-code", type=Path, metavar="FILE.py",
                    help="graph path: also write a readable standalone nn.Module source file "
                    "(a copy is kept in the package as model.py)")
+    _signature_flag(p)
     _json_flag(p)
 
 
@@ -82,7 +89,7 @@ def _convert(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema, reference=args.reference, images=args.images,
         verify=False if args.no_verify else None, overwrite=args.overwrite, layout=args.layout,
         license=args.license, preprocess=args.preprocess, labels=args.labels,
-        compile=args.compile, reference_worker=worker,
+        compile=args.compile, reference_worker=worker, signature=args.signature,
     )
     if args.profile:
         print(profile_table(result.profile), file=sys.stderr)
@@ -112,7 +119,8 @@ def _emit_code(result: object, path: Path) -> None:
     from tf2torch.errors import UnsupportedError
 
     if result.conversion.source.graph is None:  # type: ignore[attr-defined]
-        raise UnsupportedError("--emit-code applies to graph-converted models (Keras, TFLite)")
+        raise UnsupportedError("--emit-code applies to graph-converted models (Keras, TFLite, "
+                               "TensorFlow graphs)")
     weights = path.with_suffix(".safetensors")
     emit_code(result.conversion.graph_conversion, path, weights)  # type: ignore[attr-defined]
     from tf2torch.packages.attachments import CODE, attach_file
@@ -125,7 +133,8 @@ def _emit_code(result: object, path: Path) -> None:
 # --- verify ---------------------------------------------------------------------------------
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="the original: checkpoint, release .tgz, .keras, .h5, .tflite")
+    p.add_argument("source", help="the original: SavedModel, frozen .pb, .meta, checkpoint, "
+                   "release .tgz, .keras, .h5, .tflite")
     p.add_argument("--package", help="a converted package (name or folder) to check; default: "
                    "convert the source afresh. With --per-layer: record the report and its plot "
                    "in that package (per_layer.json/.png), for its pages")
@@ -143,6 +152,7 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
                    help=argparse.SUPPRESS)  # before --reference took every kind
     p.add_argument("--plot", type=Path, metavar="PNG",
                    help="--per-layer: write the error-per-layer plot (log scale) to this file")
+    _signature_flag(p)
     _json_flag(p)
 
 
@@ -153,7 +163,8 @@ def _verify(args: argparse.Namespace) -> int:
         return _verify_layers(args)
 
     report = verify(args.source, args.package, reference=args.reference, images=args.images,
-                    input_size=args.input_size, use_ema=not args.no_ema)
+                    input_size=args.input_size, use_ema=not args.no_ema,
+                    signature=args.signature)
     if args.output:
         args.output.write_text(report.to_json())
     if args.json:
@@ -167,7 +178,8 @@ def _verify_layers(args: argparse.Namespace) -> int:
     from tf2torch.api import verify_layers
 
     report = verify_layers(args.source, reference=args.reference, input_size=args.input_size,
-                           use_ema=not args.no_ema, package=args.package)
+                           use_ema=not args.no_ema, package=args.package,
+                           signature=args.signature)
     if args.plot:
         report.plot(args.plot)
     if args.output:
@@ -184,7 +196,9 @@ def _verify_layers(args: argparse.Namespace) -> int:
 # --- inspect --------------------------------------------------------------------------------
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="checkpoint, release .tgz, .keras, .h5 or .tflite")
+    p.add_argument("source", help="SavedModel, frozen .pb, .meta, checkpoint, release .tgz, "
+                   ".keras, .h5 or .tflite")
+    _signature_flag(p)
     _json_flag(p)
 
 
@@ -192,7 +206,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from tf2torch.cli.inspection import group_by_scope, render_groups
     from tf2torch.sources import open_source
 
-    model = open_source(args.source)
+    model = open_source(args.source, signature=args.signature)
     groups = group_by_scope(model.tensors.infos())
     if args.json:
         emit_json({"source": str(model.path), "format": model.format, "meta": model.meta,

@@ -78,9 +78,17 @@ def _release_size(arch: Any, source: SourceModel) -> int | None:
 
 def convert_source(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
                    layout: str = "nhwc") -> Conversion:
-    """Route a source to the zoo (checkpoints) or the graph converter (Keras, TFLite)."""
+    """Route a source to the zoo (checkpoints) or the graph converter (Keras, TFLite,
+    TensorFlow graphs). A checkpoint no zoo architecture fits, with its TF1 meta graph
+    beside it (`model.ckpt.meta`), goes the graph path through that meta graph."""
     if source.graph is None:
-        return convert_zoo(source, input_size, use_ema)
+        meta_graph = source.runnable.get("meta_graph")
+        shapes = {info.name: info.shape for info in source.tensors.infos()}
+        if meta_graph is None or find_architecture(shapes) is not None:
+            return convert_zoo(source, input_size, use_ema)
+        from tf2torch.sources.tensorflow.reader import read_tensorflow
+
+        source = read_tensorflow(meta_graph)
     from tf2torch.conversion.graph import convert_graph
 
     result = convert_graph(source, layout=layout)
@@ -88,7 +96,7 @@ def convert_source(source: SourceModel, input_size: int | None = None, use_ema: 
     if layout == "nchw" and len(sample) >= 2:
         sample = (sample[-1], *sample[:-1])
     return Conversion(
-        net=result.net, architecture=f"{source.format}-graph",
+        net=result.net, architecture=f"{source.graph.format}-graph",
         config={"graph": result.ir_json, "layout": layout}, source=source,
         input_shape=sample, layout=layout, provenance=dict(result.provenance),
         inputs=list(result.inputs), outputs=list(result.outputs), graph_conversion=result,

@@ -11,14 +11,22 @@ from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 __all__ = ["SourceModel", "TensorInfo", "TensorStore", "open_source"]
 
 
-def open_source(path: str | Path, extract_to: str | Path | None = None) -> SourceModel:
+def open_source(path: str | Path, extract_to: str | Path | None = None,
+                signature: str | None = None) -> SourceModel:
     """Read any supported model file, choosing the reader by what the path is.
 
     `extract_to` is where a release archive is unpacked (default: a fresh temporary folder,
-    never the current directory).
+    never the current directory); `signature` picks a SavedModel's (or meta graph's)
+    signature (default: serving_default).
     """
     path = Path(path)
     name = path.name.lower()
+    from tf2torch.sources.tensorflow.reader import is_saved_model, read_tensorflow
+
+    if is_saved_model(path) or name.endswith((".pb", ".pbtxt", ".meta")):
+        return read_tensorflow(path, signature)
+    if signature is not None:
+        raise SourceError(f"{path}: --signature applies to SavedModels and meta graphs")
     if name.endswith((".tgz", ".tar.gz", ".tar")):
         from tf2torch.sources.archive import open_release_archive
 
@@ -39,6 +47,6 @@ def open_source(path: str | Path, extract_to: str | Path | None = None) -> Sourc
     if not path.exists():
         raise SourceError(f"{path}: no such file or checkpoint prefix")
     raise SourceError(
-        f"{path}: unknown model format (expected a checkpoint prefix or folder, .tgz release, "
-        ".keras, .h5 or .tflite)"
+        f"{path}: unknown model format (expected a SavedModel folder, a frozen .pb, a .meta, "
+        "a checkpoint prefix or folder, a .tgz release, .keras, .h5 or .tflite)"
     )

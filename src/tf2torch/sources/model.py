@@ -47,6 +47,9 @@ class TensorStore(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         return self._loaders[name]()
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._info  # Mapping's default would read the tensor
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._info)
 

@@ -31,6 +31,7 @@ from tf2torch.verification.report import (
 from tf2torch.verification.stored import FILE_NAME as STORED_OUTPUTS
 from tf2torch.verification.stored import StoredCase, load_cases, spreads_of, verify_stored
 
+TF_GRAPH_FORMATS = ("tf-saved-model", "tf-frozen-graph", "tf-meta-graph")
 DEFAULT_UNKNOWN_DIM = 224  # for graph inputs whose spatial size the file leaves open
 
 
@@ -88,7 +89,8 @@ class GraphReference:
 
 
 def graph_reference(source: SourceModel) -> GraphReference:
-    """Run the original file with its own framework: Keras, or the TFLite interpreter."""
+    """Run the original file with its own framework: Keras, the TFLite interpreter, or
+    TensorFlow for its graphs."""
     if source.format == "keras":
         from tf2torch.references.keras import keras_runner
 
@@ -102,6 +104,14 @@ def graph_reference(source: SourceModel) -> GraphReference:
                                   mediapipe_runner(source.path, source.parsed))
         return GraphReference(f"TFLite interpreter on {source.path.name}",
                               tflite_runner(source), partial(tflite_spread, source))
+    if source.format in TF_GRAPH_FORMATS:
+        from tf2torch.references.tensorflow_graph import tf_graph_runner
+
+        form = {"tf-saved-model": "SavedModel", "tf-frozen-graph": "frozen graph",
+                "tf-meta-graph": "meta graph + checkpoint"}[source.format]
+        signature = f" ({source.parsed.signature})" if source.parsed.signature else ""
+        return GraphReference(f"TensorFlow on {form} {source.path.name}{signature}",
+                              tf_graph_runner(source))
     raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
 
 

@@ -19,6 +19,7 @@ from types import ModuleType
 from torch import fx
 
 from tf2torch.conversion.graph.convert import GraphConversion
+from tf2torch.conversion.graph.lower import identifier
 from tf2torch.conversion.graph.registry import ModuleSpec
 
 
@@ -152,7 +153,9 @@ def _class_source(class_name: str, conversion: GraphConversion) -> str:
                 containers.add(container)
                 lines.append(f"        self.{container} = nn.Module()")
         lines.append(f"        self.{path} = {_spec_call(spec)}")
-    lines += ["", *_forward_source(conversion.net.graph)]
+    sources = {identifier(n["name"]): f"{n['name']} ({n['op']})"
+               for n in conversion.ir_json.get("nodes", [])}
+    lines += ["", *_forward_source(conversion.net.graph, sources)]
     return "\n".join(lines)
 
 
@@ -165,13 +168,15 @@ def _arg(value) -> str:
     return repr(value)
 
 
-def _forward_source(graph: fx.Graph) -> list[str]:
+def _forward_source(graph: fx.Graph, sources: dict[str, str]) -> list[str]:
+    """One line per node; a module call is commented with the source node it computes."""
     inputs = [n.name for n in graph.nodes if n.op == "placeholder"]
     lines = [f"    def forward(self, {', '.join(inputs)}):"]
     for node in graph.nodes:
         args = ", ".join(_arg(a) for a in node.args)
         if node.op == "call_module":
-            lines.append(f"        {node.name} = self.{node.target}({args})")
+            comment = f"  # {sources[node.name]}" if node.name in sources else ""
+            lines.append(f"        {node.name} = self.{node.target}({args}){comment}")
         elif node.op == "call_method":
             lines.append(f"        {node.name} = {_arg(node.args[0])}.{node.target}"
                          f"({', '.join(_arg(a) for a in node.args[1:])})")

@@ -10,9 +10,10 @@ import functools
 
 from tf2torch.conversion.graph.keras import register_keras_layers
 from tf2torch.conversion.graph.registry import Registry
+from tf2torch.conversion.graph.tensorflow import register_tensorflow_ops
 from tf2torch.conversion.graph.tflite import register_tflite_ops
 
-FRONTENDS = (register_keras_layers, register_tflite_ops)
+FRONTENDS = (register_keras_layers, register_tflite_ops, register_tensorflow_ops)
 
 
 @functools.cache

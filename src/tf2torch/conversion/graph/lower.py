@@ -66,9 +66,8 @@ def check_supported(graph: Graph, registry: Registry) -> None:
     for op, names in sorted(missing.items()):
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         parts.append(f"{op} ×{len(names)} ({shown})")
-    raise UnsupportedError(
-        f"{graph.name}: unsupported {graph.format} layer classes: " + "; ".join(parts)
-    )
+    kind = "layer classes" if graph.format == "keras" else "ops"
+    raise UnsupportedError(f"{graph.name}: unsupported {graph.format} {kind}: " + "; ".join(parts))
 
 
 OUTPUT_LAYOUT = "tf2torch_layout"  # fx node meta key: SOURCE or CF
@@ -159,18 +158,22 @@ class _Lowerer:
         return self.built[node.module]
 
     def place(self, key: str, module: nn.Module) -> str:
-        """Attach under a path mirroring the source scopes ("block1/conv" → block1.conv)."""
+        """Attach under a path mirroring the source scopes ("block1/conv" → block1.conv).
+
+        TF graphs name a node after a scope that holds other nodes ("clip/Minimum" and
+        "clip"): a scope never takes a module's name, nor a module a scope's."""
         parts = [identifier(p) for p in key.split("/")]
-        path = ".".join(parts)
-        while path in self.used_names:
+        parent, prefix = self.root, ""
+        for i in range(len(parts) - 1):
+            while f"{prefix}{parts[i]}" in self.used_names:
+                parts[i] += "_"
+            if not hasattr(parent, parts[i]):
+                parent.add_module(parts[i], nn.Module())
+            parent, prefix = getattr(parent, parts[i]), f"{prefix}{parts[i]}."
+        while f"{prefix}{parts[-1]}" in self.used_names or hasattr(parent, parts[-1]):
             parts[-1] += "_"
-            path = ".".join(parts)
+        path = prefix + parts[-1]
         self.used_names.add(path)
-        parent = self.root
-        for part in parts[:-1]:
-            if not hasattr(parent, part):
-                parent.add_module(part, nn.Module())
-            parent = getattr(parent, part)
         parent.add_module(parts[-1], module)
         return path
 

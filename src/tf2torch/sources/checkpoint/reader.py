@@ -54,7 +54,8 @@ def _prefix_in_folder(folder: Path) -> Path:
     if len(indexes) != 1:
         found = ", ".join(p.name for p in indexes) or "none"
         raise SourceError(
-            f"{folder}: expected a 'checkpoint' file or exactly one *.index, found {found}"
+            f"{folder}: not a SavedModel (no saved_model.pb) and not a checkpoint folder "
+            f"(expected a 'checkpoint' file or exactly one *.index, found {found})"
         )
     return indexes[0].with_suffix("")
 
@@ -124,10 +125,14 @@ def read_checkpoint(path: str | Path) -> SourceModel:
     prefix = _resolve_prefix(Path(path))
     store, num_shards = read_bundle(prefix)
     meta: dict[str, object] = {"num_shards": num_shards, **_release_from(prefix)}
+    runnable = find_runnables(prefix.parent, _stem(prefix))
+    meta_graph = prefix.with_name(prefix.name + ".meta")
+    if meta_graph.is_file():  # the TF1 graph the checkpoint was saved from
+        runnable["meta_graph"] = meta_graph
     return SourceModel(
         format=FORMAT,
         path=prefix,
         tensors=store,
         meta=meta,
-        runnable=find_runnables(prefix.parent, _stem(prefix)),
+        runnable=runnable,
     )

@@ -4,6 +4,8 @@
   model (`*.keras`), else its `.tflite`, or the file given; paired through the slim scopes.
 - `.keras` / `.h5`: Keras itself, layer by layer, paired through the IR's layer names.
 - `.tflite`: the interpreter with every tensor kept, paired op by op.
+- SavedModels, frozen GraphDefs, meta graphs: TensorFlow, node by node, paired by TF node
+  name (for a SavedModel, TensorFlow's own inlined form of the signature).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tf2torch.references.layers import (
     standin_naming,
 )
 from tf2torch.sources import SourceModel, open_source
-from tf2torch.verification.checks import graph_inputs
+from tf2torch.verification.checks import TF_GRAPH_FORMATS, graph_inputs
 from tf2torch.verification.layerwise.compare import compare_layers
 from tf2torch.verification.layerwise.report import LayerReport, LayerRow
 from tf2torch.verification.report import standard_inputs
@@ -30,6 +32,7 @@ from tf2torch.verification.report import standard_inputs
 def verify_layers(
     source: str | Path | SourceModel, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
+    signature: str | None = None,
 ) -> LayerReport:
     """Per-layer comparison of a fresh conversion with the original, run by TensorFlow.
 
@@ -38,9 +41,12 @@ def verify_layers(
     the release ships, in that order: the frozen graph exposes every conv and BN, a `.tflite`
     only what its fused ops leave.
     """
-    model = source if isinstance(source, SourceModel) else open_source(source)
+    model = (source if isinstance(source, SourceModel)
+             else open_source(source, signature=signature))
     if model.format == "tflite":
         return _per_op_tflite(model, seed)
+    if model.format in TF_GRAPH_FORMATS:
+        return _per_node_tensorflow(model, seed)
     if model.format == "keras":
         return _per_layer_keras(model, seed)
     conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
@@ -103,6 +109,19 @@ def _per_op_tflite(model: SourceModel, seed: int) -> LayerReport:
     rows = [LayerRow(d.node, d.tensor, d.op, 1, d.shape, d.max_abs, d.max_rel, d.bound)
             for d in diffs]
     return LayerReport(f"TFLite interpreter on {model.path.name} (all tensors kept)", rows)
+
+
+def _per_node_tensorflow(model: SourceModel, seed: int) -> LayerReport:
+    """Every converted node's output against TensorFlow's tensor of the same name."""
+    from tf2torch.references.tensorflow_graph import tf_graph_intermediates
+    from tf2torch.verification.layerwise.perop import compare_per_op
+
+    conversion = convert_source(model)
+    arrays = graph_inputs(conversion, seed, batch=1)["random"]
+    diffs = compare_per_op(model, conversion.net, arrays, intermediates=tf_graph_intermediates)
+    rows = [LayerRow(d.node, d.tensor, d.op, 1, d.shape, d.max_abs, d.max_rel, d.bound)
+            for d in diffs]
+    return LayerReport(f"TensorFlow on {model.path.name}, node by node (same TF names)", rows)
 
 
 def _load_keras(path: Path, graph: Any = None) -> Any:

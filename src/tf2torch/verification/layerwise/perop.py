@@ -4,6 +4,7 @@ leaves the tolerance."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,9 @@ from tf2torch.conversion.graph.lower import identifier
 from tf2torch.references.tflite import tflite_intermediates
 from tf2torch.sources.model import SourceModel
 from tf2torch.verification.report import GRAPH_TOLERANCE, Tolerance
+
+# (source, input arrays) → the original's tensors by IR tensor name
+Intermediates = Callable[[SourceModel, list[np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,12 @@ def _distance(value: torch.Tensor, ref: np.ndarray) -> tuple[float, float]:
 
 def compare_per_op(source: SourceModel, net: fx.GraphModule,
                    inputs: np.ndarray | list[np.ndarray],
-                   tolerance: Tolerance = GRAPH_TOLERANCE) -> list[OpDiff]:
-    """One `OpDiff` per node output the interpreter also kept, in graph order."""
+                   tolerance: Tolerance = GRAPH_TOLERANCE,
+                   intermediates: Intermediates = tflite_intermediates) -> list[OpDiff]:
+    """One `OpDiff` per node output the original also exposes (by default: the TFLite
+    interpreter's kept tensors), in graph order."""
     batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-    reference = tflite_intermediates(source, batch)
+    reference = intermediates(source, batch)
     graph = source.graph
     values = _record(net, batch)
     diffs: list[OpDiff] = []
