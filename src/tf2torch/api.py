@@ -29,6 +29,7 @@ from tf2torch.verification.checks import (
     verify_zoo,
     zero_batch,
 )
+from tf2torch.verification.quantized import card_section as quantized_card
 from tf2torch.verification.report import VerificationReport
 
 
@@ -64,7 +65,7 @@ def convert(
     input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
     layout: str = "nhwc", license: str = "unknown", preprocess: str = "auto",
-    labels: str | None = None,
+    labels: str | None = None, quantized: str = "simulate",
 ) -> ConvertResult:
     """Convert `source`, verify it against the original, and write a package.
 
@@ -72,11 +73,14 @@ def convert(
     under `name` (default: derived from the source). `verify=None` verifies when a reference
     is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
     `preprocess`/`labels` describe the encoder/decoder of graph-converted models (see
-    `codecs_for`); zoo models carry their own. Nothing is written when conversion or
-    verification fails.
+    `codecs_for`); zoo models carry their own. `quantized` picks the form of a full-integer
+    `.tflite`: "simulate" (default: its integer arithmetic, verified within one step) or
+    "float" (the dequantized model, for fine-tuning); the card records it. Nothing is
+    written when conversion or verification fails.
     """
     model = open_source(source)
-    conversion = convert_source(model, input_size=input_size, use_ema=use_ema, layout=layout)
+    conversion = convert_source(model, input_size=input_size, use_ema=use_ema, layout=layout,
+                                quantized=quantized)
     encoder, decoder = codecs_for(conversion, preprocess, labels)
     report = _verify(conversion, reference, _encode_images(encoder, images), verify)
     if report is not None and not report.passed:
@@ -104,6 +108,8 @@ def convert(
         "tf2torch_version": version(),
         "created": date.today().isoformat(),
         "notes": _notes(conversion),
+        "quantization": quantized_card(model.meta, conversion.config["graph"])
+        if model.graph is not None else None,
     }
     card = write_package(destination, conversion.net, fields, overwrite=overwrite)
     return ConvertResult(destination, card, conversion, report)
@@ -191,12 +197,17 @@ def load(name_or_path: str | Path, inference: bool = False, compile: bool = Fals
 def verify(
     source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
+    quantized: str = "simulate",
 ) -> VerificationReport:
     """Verify a converted package (or a fresh conversion of `source`) against the original."""
     model = open_source(source)
-    conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
-    if package is not None:
-        conversion.net = load(package).net
+    loaded = load(package) if package is not None else None
+    if loaded is not None and loaded.card.quantization:  # the package's own form
+        quantized = loaded.card.quantization["form"]
+    conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
+                                quantized=quantized)
+    if loaded is not None:
+        conversion.net = loaded.net
     encoder, _ = codecs_for(conversion)
     report = _verify(conversion, reference, _encode_images(encoder, images), verify=True)
     assert report is not None  # verify=True raises instead of skipping
@@ -206,8 +217,10 @@ def verify(
 def verify_layers(
     source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
+    quantized: str = "simulate",
 ) -> Any:
     """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`."""
     from tf2torch.verification.layerwise.entry import verify_layers as run
 
-    return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+    return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed,
+               quantized=quantized)

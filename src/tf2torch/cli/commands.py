@@ -60,7 +60,16 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    "per line, for the decoder")
     p.add_argument("--emit-code", type=Path, metavar="FILE.py",
                    help="graph path: also write a readable standalone nn.Module source file")
+    _quantized_flag(p)
     _json_flag(p)
+
+
+def _quantized_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quantized", choices=("simulate", "float"), default="simulate",
+                        help="a full-integer .tflite: 'simulate' (default) reproduces its "
+                        "integer arithmetic, verified within one quantization step; 'float' "
+                        "gives the dequantized model to fine-tune, verified within the "
+                        "quantization error. Weight-only files always convert to float")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -71,6 +80,7 @@ def _convert(args: argparse.Namespace) -> int:
         use_ema=not args.no_ema, reference=args.reference, images=args.images,
         verify=False if args.no_verify else None, overwrite=args.overwrite, layout=args.layout,
         license=args.license, preprocess=args.preprocess, labels=args.labels,
+        quantized=args.quantized,
     )
     if args.emit_code:
         _emit_code(result, args.emit_code)
@@ -124,6 +134,7 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
                    help=argparse.SUPPRESS)  # before --reference took every kind
     p.add_argument("--plot", type=Path, metavar="PNG",
                    help="--per-layer: write the error-per-layer plot (log scale) to this file")
+    _quantized_flag(p)
     _json_flag(p)
 
 
@@ -134,7 +145,8 @@ def _verify(args: argparse.Namespace) -> int:
         return _verify_layers(args)
 
     report = verify(args.source, args.package, reference=args.reference, images=args.images,
-                    input_size=args.input_size, use_ema=not args.no_ema)
+                    input_size=args.input_size, use_ema=not args.no_ema,
+                    quantized=args.quantized)
     if args.output:
         args.output.write_text(report.to_json())
     if args.json:
@@ -148,7 +160,8 @@ def _verify_layers(args: argparse.Namespace) -> int:
     from tf2torch.api import verify_layers
 
     report = verify_layers(args.source, reference=args.reference,
-                           input_size=args.input_size, use_ema=not args.no_ema)
+                           input_size=args.input_size, use_ema=not args.no_ema,
+                           quantized=args.quantized)
     if args.plot:
         report.plot(args.plot)
     if args.output:

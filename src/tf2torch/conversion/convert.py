@@ -76,13 +76,14 @@ def _release_size(arch: Any, source: SourceModel) -> int | None:
 
 
 def convert_source(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
-                   layout: str = "nhwc") -> Conversion:
-    """Route a source to the zoo (checkpoints) or the graph converter (Keras, TFLite)."""
+                   layout: str = "nhwc", quantized: str = "simulate") -> Conversion:
+    """Route a source to the zoo (checkpoints) or the graph converter (Keras, TFLite);
+    `quantized` is the form of a full-integer model ("simulate" or "float")."""
     if source.graph is None:
         return convert_zoo(source, input_size, use_ema)
     from tf2torch.conversion.graph import convert_graph
 
-    result = convert_graph(source, layout=layout)
+    result = convert_graph(source, layout=layout, quantized=quantized)
     sample = tuple(result.inputs[0][1])  # the source's own (channels-last) order
     if layout == "nchw" and len(sample) >= 2:
         sample = (sample[-1], *sample[:-1])

@@ -18,9 +18,11 @@ from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.references import tensorflow as references
 from tf2torch.sources import SourceModel
 from tf2torch.util.progress import progress
+from tf2torch.verification import quantized
 from tf2torch.verification.report import (
     CLASSIFIER_TOLERANCES,
     GRAPH_TOLERANCE,
+    QUANTIZATION,
     VerificationReport,
     compare_arrays,
     compare_runs,
@@ -72,11 +74,13 @@ def verify_zoo(conversion: Conversion, reference: references.Reference,
 class GraphReference:
     """The original run by its own framework; `make_spread`, where the framework has several
     runtimes, builds (lazily: more interpreters) a measure of how far they disagree on an
-    input, per output, given `run`'s own outputs there."""
+    input, per output, given `run`'s own outputs there. `twin`, for a quantized file, runs
+    its dequantized float twin (built lazily), which a float port must match exactly."""
 
     description: str
     run: references.RunFn
     make_spread: Callable[[], Callable[[Any, Any], dict[str, float]]] | None = None
+    make_twin: Callable[[], references.RunFn] | None = None
 
 
 def graph_reference(source: SourceModel) -> GraphReference:
@@ -92,8 +96,10 @@ def graph_reference(source: SourceModel) -> GraphReference:
         if mediapipe_only_ops(source.graph.op_counts()):  # TF's interpreter cannot run these
             return GraphReference(f"MediaPipe runtime on {source.path.name}",
                                   mediapipe_runner(source.path, source.parsed))
+        twin = partial(tflite_runner, source, twin=True) if source.meta.get("quantization") \
+            else None
         return GraphReference(f"TFLite interpreter on {source.path.name}",
-                              tflite_runner(source), partial(tflite_spread, source))
+                              tflite_runner(source), partial(tflite_spread, source), twin)
     raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
 
 
@@ -104,10 +110,12 @@ def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
     rng = np.random.default_rng(seed)
     shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in shape) for _, shape, _ in conversion.inputs]
     ranges = input_ranges(conversion)
+    dtypes = [np.dtype(dtype) if dtype in INTEGER_INPUTS else np.dtype(np.float32)
+              for _, _, dtype in conversion.inputs]
     cases = {
-        "zeros": [np.zeros((1, *s), np.float32) for s in shapes],
-        "random": [rng.uniform(low, high, (batch, *s)).astype(np.float32)
-                   for s, (low, high) in zip(shapes, ranges, strict=True)],
+        "zeros": [np.zeros((1, *s), d) for s, d in zip(shapes, dtypes, strict=True)],
+        "random": [_random(rng, (batch, *s), r, d)
+                   for s, r, d in zip(shapes, ranges, dtypes, strict=True)],
     }
     if images and len(shapes) == 1:
         cases.update({name: [array] for name, array in images.items()})
@@ -115,6 +123,16 @@ def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
 
 
 DEFAULT_RANGE = (-1.0, 1.0)  # the usual image-model convention, where a file says nothing
+# Integer model inputs (token ids, indices) get small non-negative integers.
+INTEGER_INPUTS = {"int32", "int64"}
+INTEGER_INPUT_RANGE = 8
+
+
+def _random(rng: np.random.Generator, shape: tuple, bounds: tuple[float, float],
+            dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, INTEGER_INPUT_RANGE, shape).astype(dtype)
+    return rng.uniform(bounds[0], bounds[1], shape).astype(np.float32)
 
 
 def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
@@ -126,6 +144,13 @@ def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
         from tf2torch.sources.tflite.metadata import input_ranges as tflite_ranges
 
         stated = tflite_ranges(conversion.source, count)
+        grids = {g["name"]: g for g in (conversion.source.meta.get("quantization") or {}).get(
+            "inputs", [])}
+        for k, (name, _, _) in enumerate(conversion.inputs):
+            grid = grids.get(name.removesuffix("/real"))
+            if grid and not stated[k]:  # a quantized input: the range its grid represents
+                scale, zero = grid["scale"][0], grid["zero_point"][0]
+                stated[k] = (scale * (grid["qmin"] - zero), scale * (grid["qmax"] - zero))
     return [r or DEFAULT_RANGE for r in stated]
 
 
@@ -161,7 +186,9 @@ def graph_runner(conversion: Conversion) -> references.RunFn:
 def verify_graph(conversion: Conversion, reference: GraphReference,
                  images: Mapping[str, np.ndarray] | None = None, seed: int = 0,
                  ) -> VerificationReport:
-    """Every output on every case, bound 1e-4 · max(1, max |ref|).
+    """Every output on every case, bound 1e-4 · max(1, max |ref|) — for quantized models
+    the bound of its form (`verification.quantized`), plus, for a float port of one, the
+    float32 bound against the file's dequantized twin.
 
     Where an output exceeds the bound and the reference has several runtimes, their spread
     on that input is measured too: a port as close to the reference as its runtimes are to
@@ -170,18 +197,36 @@ def verify_graph(conversion: Conversion, reference: GraphReference,
     report = VerificationReport(reference.description)
     run_net = graph_runner(conversion)
     cases = graph_inputs(conversion, seed, images=images)
-    spread = None
+    ir = conversion.config["graph"]
+    bounds = quantized.tolerances(ir)
+    wants_twin = ir["meta"].get("quantized_form") == "float" and reference.make_twin
+    if any(b.rule == QUANTIZATION for b in bounds.values()) and not wants_twin:
+        raise UnsupportedError(f"{conversion.source.path}: a float port of a quantized file "
+                               "is verified against its dequantized twin, which this "
+                               "reference cannot build")
+    spread = twin = None
     for case, arrays in progress(cases.items(), "verifying", total=len(cases)):
         ref_input = arrays if len(arrays) > 1 else arrays[0]
         ref = reference.run(ref_input)
         net = run_net(arrays)
-        found = [compare_arrays(case, name, net[name], ref[name], GRAPH_TOLERANCE)
+        exact = {}
+        if wants_twin:
+            twin = twin or reference.make_twin()
+            exact = twin(ref_input)
+        found = [compare_arrays(case, name, net[name], ref[name],
+                                quantized.quantization_bound(ref[name], exact[name])
+                                if bounds[name].rule == QUANTIZATION else bounds[name])
                  for name in conversion.outputs]
-        if reference.make_spread is not None and not all(c.within_bound for c in found):
+        if reference.make_spread is not None and any(
+                not c.within_bound and c.rule != QUANTIZATION for c in found):
             spread = spread or reference.make_spread()
             apart = spread(ref_input, ref)  # the reference's run is one of the runtimes
-            found = [c if c.within_bound else replace(c, reference_spread=apart[c.output])
-                     for c in found]
+            found = [c if c.within_bound or c.output not in apart
+                     else replace(c, reference_spread=apart[c.output]) for c in found]
+        if wants_twin:
+            found += [replace(compare_arrays(case, name, net[name], exact[name],
+                                             GRAPH_TOLERANCE), against="dequantized twin")
+                      for name in conversion.outputs]
         report.comparisons.extend(found)
     return report
 

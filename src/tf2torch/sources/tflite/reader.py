@@ -13,6 +13,7 @@ import numpy as np
 
 from tf2torch.errors import SourceError
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
+from tf2torch.sources.tflite import quantization
 from tf2torch.sources.tflite.graph import Constants, build_graph, find_constants, unique_names
 from tf2torch.sources.tflite.opcodes import NUMPY_DTYPES
 from tf2torch.sources.tflite.schema import TflModel, parse_model
@@ -54,12 +55,18 @@ def read_tflite(path: str | Path) -> SourceModel:
         "signatures": [s.key for s in model.signatures],
         "subgraphs": len(model.subgraphs),
         "op_counts": graph.op_counts(),
+        "quantization": quantization.summary(sub, set(constants.entries), unique_names(sub)),
     }
     return SourceModel("tflite", path, store, graph, meta, {"tflite": path}, parsed=model)
 
 
 def _float_loader(constants: Constants, index: int) -> Callable[[], np.ndarray]:
-    return lambda: np.asarray(constants.load(index), dtype=np.float32)
+    def load() -> np.ndarray:
+        values = np.asarray(constants.load(index))
+        # float64 only for dequantized int32 biases (exact integers for the simulation)
+        return values if values.dtype == np.float64 else values.astype(np.float32)
+
+    return load
 
 
 def read_metadata(path: str | Path, model: TflModel, name: str) -> bytes:
@@ -76,9 +83,13 @@ def read_metadata(path: str | Path, model: TflModel, name: str) -> bytes:
 
 def _read_buffer(path: Path, model: TflModel, buffer: int, dtype: str,
                  shape: tuple[int, ...]) -> np.ndarray:
+    span = model.buffers[buffer]
+    if dtype == "INT4":
+        count = int(np.prod(shape, dtype=np.int64))
+        raw = np.fromfile(path, dtype=np.uint8, count=(count + 1) // 2, offset=span.offset)
+        return quantization.unpack_int4(raw, count).reshape(shape)
     if dtype not in NUMPY_DTYPES:
         raise SourceError(f"{path}: constant of type {dtype} is not readable")
-    span = model.buffers[buffer]
     dt = np.dtype(NUMPY_DTYPES[dtype])
     count = int(np.prod(shape, dtype=np.int64))
     if count * dt.itemsize > span.size:

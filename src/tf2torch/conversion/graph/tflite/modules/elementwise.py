@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tf2torch.conversion.graph.tflite.modules.layers import FUSED, fused
+from tf2torch.conversion.graph.tflite.modules.layers import FUSED, fused, same_device
 
 UNARY = {
     **FUSED,
@@ -84,7 +84,8 @@ class Binary(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.constant is not None:
             xs = (self._const(), xs[0]) if self.const_first else (xs[0], self._const())
-        return fused(BINARY[self.op](xs[0], xs[1]), self.activation)
+        a, b = same_device(xs)
+        return fused(BINARY[self.op](a, b), self.activation)
 
 
 class AddN(nn.Module):

@@ -1,0 +1,184 @@
+"""TFLite fixture models for the value ops (comparisons, logic, selection, shapes at run time,
+fills, ranges, gathers, scatters, one-hot, cumulative sums, signal ops, recurrent layers) and
+the corpus of non-vision models: an audio model (framing, STFT, magnitude, log-mel as a
+matmul, a conv head), sequence models (LSTM and GRU, fused and unrolled) and a masking model.
+
+Built with Keras (TensorFlow ops in Lambda layers where Keras has none), converted by
+TensorFlow's converter, cached like `tflite_models.py`. Every input keeps its batch open
+(None), so each model also proves that a batch of any size runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from tflite_models import _keras, _model
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _lambda(fn: Callable) -> Callable:
+    """A Lambda layer around a TensorFlow function of the input."""
+    return lambda k, x: k.layers.Lambda(fn)(x)
+
+
+def _dense_bias(k, units: int):
+    """A Dense layer with non-zero bias (Keras starts biases at zero)."""
+    return k.layers.Dense(units, bias_initializer=k.initializers.RandomUniform(-0.5, 0.5, seed=1))
+
+
+def _compare(t):
+    tf = _tf()
+    return tf.concat([tf.cast(op(t, c), tf.float32) for op, c in (
+        (tf.equal, tf.round(t)), (tf.not_equal, 0.25), (tf.less, -0.2), (tf.less_equal, 0.1),
+        (tf.greater, tf.reverse(t, [1])), (tf.greater_equal, 0.3))], axis=-1)
+
+
+def _logic(t):
+    tf = _tf()
+    a, b = t > 0.0, t < 0.5
+    return tf.cast(tf.concat([tf.logical_and(a, b), tf.logical_or(a, b), tf.logical_not(a)],
+                             -1), tf.float32)
+
+
+def _select(t):
+    tf = _tf()
+    return tf.concat([tf.where(t > 0.1, t * 3.0, -t), tf.where(t < 0.0, t, 0.5),
+                      tf.where(tf.abs(t) > 0.5, tf.ones_like(t), tf.zeros_like(t))], -1)
+
+
+def _static_where(t):
+    """WHERE on a condition made from the shape alone (ones of the input's shape)."""
+    tf = _tf()
+    coords = tf.where(tf.ones_like(t) > 0.0)  # (batch·4·3, 3): a data-independent size
+    per_sample = tf.reshape(tf.cast(coords[:, 1:], tf.float32), (-1, 24))
+    return tf.concat([tf.reshape(t, (-1, 12)), per_sample], -1)
+
+
+def _fill_shape_range(t):
+    tf = _tf()
+    n = tf.shape(t)[0]  # the batch, known only at run time
+    steps = tf.cast(tf.range(0, tf.shape(t)[1] * 2, 2), tf.float32)
+    filled = tf.fill(tf.stack([n, 3]), 0.75)
+    return tf.concat([t * steps, filled, tf.broadcast_to(t[:, :1], tf.stack([n, 2]))], -1)
+
+
+def _cumsum(t):
+    tf = _tf()
+    return tf.concat([tf.cumsum(t, axis=1), tf.cumsum(t, axis=1, exclusive=True, reverse=True),
+                      tf.math.squared_difference(t, 0.3), tf.reverse(t, axis=[1])], -1)
+
+
+def _one_hot_gather_nd(t):
+    tf = _tf()
+    idx = tf.cast(tf.argmax(t, axis=-1), tf.int32)  # (batch, 5) indices in [0, 6)
+    hot = tf.one_hot(idx, 6, on_value=2.0, off_value=-1.0)
+    picked = tf.gather_nd(tf.transpose(t, (1, 2, 0)), [[0, 1], [3, 2], [4, 0]])  # (3, batch)
+    return tf.concat([tf.reduce_sum(hot, -1), tf.transpose(picked)], -1)
+
+
+def _scatter_nd(t):
+    tf = _tf()
+    updates = tf.transpose(t[:, :3])  # (3, batch): computed updates, a run-time shape
+    base = tf.scatter_nd([[1], [3], [1]], updates, tf.stack([5, tf.shape(t)[0]]))
+    return tf.concat([t, tf.transpose(base)], -1)
+
+
+def _rfft(t):
+    tf = _tf()
+    spectrum = tf.signal.rfft(t)
+    return tf.concat([tf.abs(spectrum), tf.math.real(spectrum), tf.math.imag(spectrum)], -1)
+
+
+VALUE_MODELS: dict[str, Callable] = {
+    "comparisons": _model((5, 6), _lambda(_compare)),
+    "logical": _model((5, 6), _lambda(_logic)),
+    "select": _model((5, 6), _lambda(_select)),
+    "static_where": _model((4, 3), _lambda(_static_where)),
+    "fill_shape_range": _model((4,), _lambda(_fill_shape_range)),
+    "cumsum_reverse": _model((5, 3), _lambda(_cumsum)),
+    "one_hot_gather_nd": _model((5, 6), _lambda(_one_hot_gather_nd)),
+    "scatter_nd": _model((10,), _lambda(_scatter_nd)),
+    "rfft_complex": _model((3, 16), _lambda(_rfft)),
+    "embedding": _model((7,), lambda k, x: k.layers.Dense(2)(k.layers.Flatten()(
+        k.layers.Embedding(10, 4)(k.ops.cast(k.ops.abs(x) * 9.0, "int32"))))),
+}
+
+
+# --- the non-vision corpus --------------------------------------------------------------
+
+def audio_model():
+    """Waveform → framing and STFT (tf.signal), magnitude, log-mel as a matmul, conv head."""
+    keras, tf = _keras(), _tf()
+    mel = np.random.default_rng(0).uniform(0.0, 1.0, (129, 20)).astype(np.float32)
+
+    def features(x):
+        spectrum = tf.signal.stft(x, frame_length=256, frame_step=128, fft_length=256)
+        return tf.math.log(tf.matmul(tf.abs(spectrum), tf.constant(mel)) + 1e-3)
+
+    inp = keras.Input((4000,))
+    x = keras.layers.Reshape((-1, 20, 1))(keras.layers.Lambda(features)(inp))
+    x = keras.layers.Conv2D(8, 3, activation="relu", bias_initializer="random_uniform")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, _dense_bias(keras, 5)(x))
+
+
+def _sequence(kind: str, unroll: bool, module: str = "keras", batch: int | None = None):
+    """LSTM / GRU / bidirectional LSTM over 12 steps of 24 features (48 units: weights big
+    enough for the dynamic-range quantizer, which skips tensors under 1024 elements), then
+    a Dense head.
+    Fused: tf.keras's LSTM (TensorFlow's converter makes it UNIDIRECTIONAL_SEQUENCE_LSTM; it
+    needs a fixed batch); unrolled: Keras's unroll=True (plain ops, any batch)."""
+
+    def build():
+        import importlib
+
+        k = importlib.import_module(module)
+        layers = k.layers
+        inp = k.Input((12, 24), batch_size=batch)
+        options = {"return_sequences": True, "unroll": unroll,
+                   "bias_initializer": k.initializers.RandomUniform(-0.5, 0.5, seed=1)}
+        if kind == "gru":
+            x = layers.GRU(48, **options)(inp)
+        elif kind == "bilstm":
+            x = layers.Bidirectional(layers.LSTM(48, **options))(inp)
+        else:
+            x = layers.LSTM(48, **options)(inp)
+        return k.Model(inp, layers.Dense(4, bias_initializer="random_uniform")(x))
+
+    return build
+
+
+def masking_model():
+    """Masks padded steps with comparisons and tf.where, masked mean pooling, a Dense head."""
+    keras, tf = _keras(), _tf()
+
+    def masked_mean(x):
+        present = tf.greater(tf.reduce_max(tf.abs(x), -1, keepdims=True), 0.05)
+        clipped = tf.where(x > 0.8, 0.8 * tf.ones_like(x), x)
+        kept = tf.where(present, clipped, tf.zeros_like(x))
+        count = tf.reduce_sum(tf.cast(present, tf.float32), axis=1)
+        return tf.reduce_sum(kept, axis=1) / tf.maximum(count, 1.0)
+
+    inp = keras.Input((10, 32))
+    x = _dense_bias(keras, 48)(inp)
+    x = keras.layers.Lambda(masked_mean)(x)
+    return keras.Model(inp, _dense_bias(keras, 3)(x))
+
+
+CORPUS: dict[str, Callable] = {
+    "audio_stft": audio_model,
+    "lstm_fused": _sequence("lstm", False, "tf_keras", batch=1),
+    "bilstm_fused": _sequence("bilstm", False, "tf_keras", batch=1),
+    "lstm_unrolled": _sequence("lstm", True),
+    "gru_unrolled": _sequence("gru", True),
+    "bilstm_unrolled": _sequence("bilstm", True),
+    "masking": masking_model,
+}
