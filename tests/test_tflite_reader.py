@@ -117,17 +117,20 @@ def _unsupported_model():
     import tensorflow as tf
 
     inp = keras.Input((6,))
-    x = keras.ops.cumsum(keras.ops.cumsum(inp, axis=1), axis=1)
-    top = keras.layers.Lambda(lambda t: tf.cast(tf.argmax(t, axis=1), tf.float32))(x)
-    return keras.Model(inp, top)
+    top = keras.layers.Lambda(lambda t: tf.math.top_k(t, 2).values)(inp)
+    summed = keras.layers.Lambda(
+        lambda t: tf.math.unsorted_segment_sum(tf.transpose(t), [0, 1, 0, 1, 2, 2], 3))(inp)
+    twice = keras.layers.Lambda(lambda t: tf.math.top_k(t * 2.0, 2).values)(inp)
+    return keras.Model(inp, [top, twice, keras.layers.Lambda(tf.transpose)(summed)])
 
 
-def test_unsupported_ops_are_listed_with_counts_before_any_work() -> None:
-    source = read_tflite(cached("unsupported_ops", _unsupported_model))
+def test_unsupported_ops_are_listed_with_counts_and_reasons_before_any_work() -> None:
+    source = read_tflite(cached("unsupported_ops_v2", _unsupported_model))
     with pytest.raises(UnsupportedError) as info:
         convert_graph(source)
     message = str(info.value)
-    assert "CUMSUM ×2" in message and "ARG_MAX ×1" in message
+    assert "TOPK_V2 ×2" in message and "UNSORTED_SEGMENT_SUM ×1" in message
+    assert "not converted yet" in message and "\n" not in message
 
 
 def test_write_tflite_roundtrip_helper(tmp_path) -> None:

@@ -106,8 +106,8 @@ VALUE_MODELS: dict[str, Callable] = {
     "one_hot_gather_nd": _model((5, 6), _lambda(_one_hot_gather_nd)),
     "scatter_nd": _model((10,), _lambda(_scatter_nd)),
     "rfft_complex": _model((3, 16), _lambda(_rfft)),
-    "embedding": _model((7,), lambda k, x: k.layers.Dense(2)(k.layers.Flatten()(
-        k.layers.Embedding(10, 4)(k.ops.cast(k.ops.abs(x) * 9.0, "int32"))))),
+    "embedding": _model((10,), lambda k, x: _dense_bias(k, 3)(k.layers.Embedding(10, 4)(
+        k.layers.Lambda(lambda t: _tf().argmax(t, -1, output_type="int32"))(x)))),
 }
 
 
@@ -182,3 +182,77 @@ CORPUS: dict[str, Callable] = {
     "bilstm_unrolled": _sequence("bilstm", True),
     "masking": masking_model,
 }
+
+
+# --- op files TensorFlow's converter never writes, rewritten with its flatbuffer tools ---
+
+def _rewrite(source, target, edit: Callable) -> object:
+    """Read `source` as TFLite's object model, `edit(model, schema)`, write `target`."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    if not target.exists():
+        model = flatbuffer_utils.read_model(str(source))
+        edit(model, schema)
+        flatbuffer_utils.write_model(model, str(target.with_suffix(".part")))
+        target.with_suffix(".part").replace(target)
+    return target
+
+
+def _opcode(model, schema, code: int) -> int:
+    entry = schema.OperatorCodeT()
+    entry.builtinCode = entry.deprecatedBuiltinCode = code
+    entry.version = 1
+    model.operatorCodes.append(entry)
+    return len(model.operatorCodes) - 1
+
+
+def embedding_lookup_file(folder):
+    """The Embedding model with its GATHER(table, ids) turned into EMBEDDING_LOOKUP(ids,
+    table) (TensorFlow's converter writes GATHER for tf.nn.embedding_lookup)."""
+    from tflite_models import cached
+
+    def edit(model, schema):
+        sub = model.subgraphs[0]
+        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+        gather = next(op for op in sub.operators if codes[op.opcodeIndex] == 36)
+        gather.opcodeIndex = _opcode(model, schema, 7)
+        gather.inputs = [gather.inputs[1], gather.inputs[0]]
+        gather.builtinOptionsType, gather.builtinOptions = 0, None
+
+    return _rewrite(cached("embedding", VALUE_MODELS["embedding"]),
+                    folder / "embedding_lookup.tflite", edit)
+
+
+def bidirectional_lstm_file(folder):
+    """The fused tf.keras bidirectional LSTM (two UNIDIRECTIONAL_SEQUENCE_LSTMs, reversals
+    and a concatenation) as one BIDIRECTIONAL_SEQUENCE_LSTM with merged outputs."""
+    from tflite_models import cached
+
+    def edit(model, schema):
+        sub = model.subgraphs[0]
+        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+        lstms = [op for op in sub.operators if codes[op.opcodeIndex] == 44]
+        reversed_input = {op.outputs[0] for op in sub.operators if codes[op.opcodeIndex] == 105
+                          and op.inputs[0] in sub.inputs}
+        backward = next(op for op in lstms if op.inputs[0] in reversed_input)
+        forward = next(op for op in lstms if op is not backward)
+        concat = next(op for op in sub.operators if codes[op.opcodeIndex] == 2)
+        fused = schema.OperatorT()
+        fused.opcodeIndex = _opcode(model, schema, 52)
+        fused.inputs = [forward.inputs[0], *forward.inputs[1:18], *backward.inputs[1:18],
+                        forward.inputs[18], forward.inputs[19], backward.inputs[18],
+                        backward.inputs[19], *([-1] * 9)]
+        fused.outputs = list(concat.outputs)
+        options = schema.BidirectionalSequenceLSTMOptionsT()
+        options.fusedActivationFunction = 4  # TANH
+        options.cellClip = forward.builtinOptions.cellClip
+        options.mergeOutputs, options.timeMajor = True, False
+        fused.builtinOptionsType = schema.BuiltinOptions.BidirectionalSequenceLSTMOptions
+        fused.builtinOptions = options
+        dropped = {codes_index for codes_index in (2, 44, 105)}
+        kept = [op for op in sub.operators if codes[op.opcodeIndex] not in dropped]
+        sub.operators = [fused, *kept]
+
+    return _rewrite(cached("bilstm_fused", CORPUS["bilstm_fused"]),
+                    folder / "bidirectional_sequence_lstm.tflite", edit)

@@ -74,8 +74,12 @@ def reference_form(source: SourceModel) -> dict[str, bool]:
 
 
 def _bound(source: SourceModel, tensor: str, ref: np.ndarray, tolerance: Tolerance) -> float:
-    """One quantization step for an int8/uint8 tensor of a full-integer model."""
-    grid = source.graph.meta.get("quantization", {}).get(tensor)
+    """One quantization step for an int8/uint8 tensor of a full-integer model (and for the
+    float output of a DEQUANTIZE, which carries its input's grid)."""
+    table = source.graph.meta.get("quantization", {})
+    dequantized = {n.outputs[0]: n.inputs[0] for n in source.graph.nodes
+                   if n.op == "DEQUANTIZE" and n.inputs}
+    grid = table.get(tensor) or table.get(dequantized.get(tensor, ""))
     if grid and source.graph.meta.get("quantized") == "full-integer":
         return float(max(grid["scale"])) * 1.001
     return tolerance.bound(ref)

@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from tf2torch.conversion.graph.registry import ANY, Binding, LowerContext, Lowered
+from tf2torch.conversion.graph.tflite import lookup
 from tf2torch.conversion.graph.tflite.common import operand, spec
 from tf2torch.errors import UnsupportedError
 from tf2torch.sources.ir import Graph, Node
@@ -202,6 +203,18 @@ def _hard_swish(node: Node, ctx: LowerContext, lowered: Lowered) -> Lowered:
     return replace(lowered, spec=module)
 
 
+def _lookup(node: Node, ctx: LowerContext, lowered: Lowered) -> Lowered:
+    """An int8 op of one input whose kernel is a fixed-point algorithm: its exact table."""
+    in_p, out_p = _operand_params(node, ctx, 0), qparams(ctx, node.outputs[0])
+    (in_scale, in_zero), (out_scale, out_zero) = _grid(in_p), _grid(out_p)
+    table = lookup.TABLES[node.op](float(np.float32(in_scale)), in_zero,
+                                   float(np.float32(out_scale)), out_zero, in_p["qmin"],
+                                   in_p["qmax"])
+    module = spec("QLookup", table=table, in_scale=in_scale, in_zero=in_zero,
+                  out_scale=out_scale, out_zero=out_zero, low=in_p["qmin"])
+    return replace(lowered, spec=module)
+
+
 def _quantize(node: Node, ctx: LowerContext, lowered: Lowered) -> Lowered:
     out = _output(node, ctx)
     source = qparams(ctx, node.inputs[0])
@@ -232,12 +245,14 @@ EXACT = {
     "ADD": _elementwise("QAddSub", subtract=False),
     "SUB": _elementwise("QAddSub", subtract=True),
     "MUL": _elementwise("QMul"),
+    "SQUARED_DIFFERENCE": _elementwise("QSquaredDifference"),
     "BATCH_MATMUL": _batch_matmul,
     "AVERAGE_POOL_2D": _average_pool,
     "MEAN": _reduce(compute_sum=False),
     "SUM": _reduce(compute_sum=True),
     "QUANTIZE": _quantize,
     "HARD_SWISH": _hard_swish,
+    "RSQRT": _lookup,
 }
 # Ops that only move values (the output grid is the input's): no rounding needed.
 PASSTHROUGH = {"DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "MAX_POOL_2D",

@@ -128,3 +128,16 @@ def rounding_divide_by_pot(x: torch.Tensor, exponent: int) -> torch.Tensor:
     mask = (1 << exponent) - 1
     threshold = (mask >> 1) + (x < 0).long()
     return torch.bitwise_right_shift(x, exponent) + (torch.bitwise_and(x, mask) > threshold).long()
+
+
+def exact_products(op, x: torch.Tensor, w: torch.Tensor, terms: int) -> torch.Tensor:
+    """op(x, w) for integral x, w (a conv or matmul: sums of `terms` products), exactly.
+
+    float64 is exact but slow on CPU; float32 is exact while every partial sum stays below
+    2^24. Splitting x = 16·high + low (|high| ≤ 16, 0 ≤ low < 16) keeps each product within
+    16·max|w|, so two float32 passes are exact whenever terms · 16 · max|w| < 2^24."""
+    if w.is_meta or x.is_meta or terms * 16 * float(w.abs().max()) >= 2**24:
+        return op(x.double(), w.double())
+    high = torch.div(x, 16, rounding_mode="floor")
+    w32 = w.float()
+    return op(high.float(), w32).double() * 16 + op((x - 16 * high).float(), w32).double()

@@ -24,6 +24,7 @@ from tf2torch.conversion.graph import modules as shared
 from tf2torch.conversion.graph.tflite.modules.fixedpoint import (
     centred,
     channel_view,
+    exact_products,
     f32,
     f32_tensor,
     fp32_requantize,
@@ -37,6 +38,7 @@ from tf2torch.conversion.graph.tflite.modules.fixedpoint import (
     round_half_away,
     rounding_divide_by_pot,
     saturate16,
+    scalar_multiplier,
 )
 from tf2torch.conversion.graph.tflite.modules.layers import (
     Conv2d,
@@ -93,8 +95,9 @@ class QConv2d(Conv2d, _Epilogue):
         elif self.pad_first:
             xi = F.pad(xi, self.pad_first)
         c = self.conv
-        acc = F.conv2d(xi, self.integer_weight(c.weight, 0), None, c.stride, c.padding,
-                       c.dilation, c.groups)
+        weight = self.integer_weight(c.weight, 0)
+        acc = exact_products(lambda a, b: F.conv2d(a, b, None, c.stride, c.padding, c.dilation,
+                                                   c.groups), xi, weight, weight[0].numel())
         return self.finish(acc, 1)
 
 
@@ -107,7 +110,8 @@ class QFullyConnected(FullyConnected, _Epilogue):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xi = centred(x, self.in_scale).reshape(-1, self.in_features)
-        acc = xi @ self.integer_weight(self.weight, 0).T
+        acc = exact_products(torch.matmul, xi, self.integer_weight(self.weight, 0).T,
+                             self.in_features)
         y = self.finish(acc, 1)
         return y.reshape(*x.shape[:-1], self.out_features) if self.keep_num_dims else y
 
@@ -121,8 +125,9 @@ class QTransposeConv2d(TransposeConv2d, _Epilogue):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.conv
-        acc = F.conv_transpose2d(centred(x, self.in_scale), self.integer_weight(c.weight, 1),
-                                 None, c.stride)
+        weight = self.integer_weight(c.weight, 1)
+        acc = exact_products(lambda a, b: F.conv_transpose2d(a, b, None, c.stride),
+                             centred(x, self.in_scale), weight, weight[:, 0].numel())
         acc = self.crop(acc)
         return self.finish(acc, 1)
 
@@ -180,6 +185,33 @@ class QMul(QAddSub):
                                self.high)
 
 
+class QSquaredDifference(QAddSub):
+    """SQUARED_DIFFERENCE in int8 (TFLite's builtin kernel, gemmlowp's double rounding;
+    XNNPACK does not run it): both centred inputs on a common 2^7-finer grid, their
+    difference squared, requantized."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(subtract=True, **kwargs)
+        twice_max = 2.0 * max(self.scales)
+        self.input_multipliers = [scalar_multiplier(s / twice_max) for s in self.scales]
+        self.output_multiplier = scalar_multiplier(twice_max * twice_max
+                                                   / ((1 << 14) * self.out_scale))
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        scaled = []
+        for x, scale, (mult, shift) in zip(self._operands(xs), self.scales,
+                                           self.input_multipliers, strict=True):
+            shifted = centred(x, scale).long() * (1 << 7)
+            scaled.append(multiply_by_quantized_multiplier(
+                shifted, torch.tensor(mult), torch.tensor(shift), double=True))
+        diff = scaled[0] - scaled[1]
+        mult, shift = self.output_multiplier
+        q = multiply_by_quantized_multiplier(diff * diff, torch.tensor(mult),
+                                             torch.tensor(shift), double=True)
+        q = torch.clamp(q + self.out_zero, self.low, self.high)
+        return real(q - self.out_zero, self.out_scale)
+
+
 class QBatchMatMul(nn.Module):
     """BATCH_MATMUL in int8: the exact product of the centred operands, requantized by
     scale_x · scale_y / scale_out."""
@@ -201,7 +233,8 @@ class QBatchMatMul(nn.Module):
             b = b.transpose(-1, -2)
         multiplier = torch.tensor(self.scales[0] * self.scales[1] / self.out_scale,
                                   dtype=torch.float64)
-        return requantize(torch.matmul(a, b), multiplier, self.out_scale, self.out_zero,
+        return requantize(exact_products(torch.matmul, a, b, a.shape[-1]), multiplier,
+                          self.out_scale, self.out_zero,
                           self.low, self.high)
 
 
@@ -285,6 +318,23 @@ class QHardSwish(nn.Module):
         q = rounding_divide_by_pot(product, -self.out_shift)
         q = torch.clamp(q + self.out_zero, self.low, self.high)
         return real(q - self.out_zero, self.out_scale)
+
+
+class QLookup(nn.Module):
+    """An int8 op given as its table of 256 outputs (computed at conversion from TFLite's
+    fixed-point kernel: `conversion/graph/tflite/lookup.py`)."""
+
+    def __init__(self, table: list, in_scale: float, in_zero: int, out_scale: float,
+                 out_zero: int, low: int) -> None:
+        super().__init__()
+        self.in_scale, self.in_zero, self.out_scale, self.out_zero = (
+            in_scale, in_zero, out_scale, out_zero)
+        self.low, self.table = low, list(table)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = (centred(x, self.in_scale) + self.in_zero - self.low).long()
+        table = torch.tensor(self.table, dtype=torch.float64, device=x.device)
+        return real(table[index] - self.out_zero, self.out_scale)
 
 
 class Quantize(nn.Module):
