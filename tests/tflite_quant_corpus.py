@@ -48,10 +48,14 @@ class Case:
 _CORPUS_FORMS = {"float32": ("simulate",), "dynamic": ("simulate",),
                  "int8": ("simulate", "float")}
 _REFUSED_SIMULATION = {("lstm_fused", "int8"), ("bilstm_fused", "int8")}
+# Files TensorFlow's converter cannot make: full-int8 calibration of a WHILE loop aborts
+# the process (TF 2.21).
+_UNMADE = {("lstm_loop", "int8"), ("gru_loop", "int8"), ("bilstm_loop", "int8")}
 # A few run in CI; the rest with -m slow.
 _FAST = {"q_mobilenetv2_96-dynamic", "q_mobilenetv2_96-int8-simulate",
          "q_mobilenetv2_96-int8-float", "audio_stft-float32", "audio_stft-int8-simulate",
          "lstm_fused-float32", "lstm_fused-int8-float", "gru_unrolled-dynamic",
+         "gru_loop-float32",
          "masking-float32", "masking-int8-simulate"}
 
 
@@ -65,6 +69,8 @@ def cases() -> Iterator[Case]:
             yield Case(name, build, "int8", quantized)
     for name, build in CORPUS.items():
         for form, ports in _CORPUS_FORMS.items():
+            if (name, form) in _UNMADE:
+                continue
             for quantized in ports:
                 if quantized == "simulate" and (name, form) in _REFUSED_SIMULATION:
                     continue

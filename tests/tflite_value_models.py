@@ -96,7 +96,66 @@ def _rfft(t):
     return tf.concat([tf.abs(spectrum), tf.math.real(spectrum), tf.math.imag(spectrum)], -1)
 
 
+def _topk(t):
+    tf = _tf()
+    top = tf.math.top_k(t, 3)
+    return tf.concat([top.values, tf.cast(top.indices, tf.float32)], -1)
+
+
+def _segments(t):
+    """Segment reductions over a non-batch axis (the interpreter runs sample by sample)."""
+    tf = _tf()
+    data = tf.transpose(t, (1, 0, 2))  # (6, batch, 3)
+    ids = [0, 1, 0, 2, 1, 0]
+    parts = [tf.math.unsorted_segment_sum(data, ids, 4),
+             tf.math.unsorted_segment_max(data, ids, 3),
+             tf.math.unsorted_segment_min(data, ids, 3),
+             tf.math.unsorted_segment_prod(data, ids, 3),
+             tf.math.segment_sum(data, [0, 0, 1, 1, 1, 2])]
+    return tf.transpose(tf.concat(parts, 0), (1, 0, 2))
+
+
+def _masks_and_angles(t):
+    tf = _tf()
+    any_ = tf.cast(tf.reduce_any(t > 0.5, axis=-1), tf.float32)
+    all_ = tf.cast(tf.reduce_all(t > -0.5, axis=-1), tf.float32)
+    angle = tf.math.atan2(t, tf.reverse(t, [1]) + 0.1)
+    buckets = tf.cast(tf.raw_ops.Bucketize(input=t, boundaries=[-0.5, 0.0, 0.5]), tf.float32)
+    return tf.concat([any_, all_, tf.reshape(angle, (-1, 24)), tf.reshape(buckets, (-1, 24))],
+                     -1)
+
+
+def _diagonals(t):
+    tf = _tf()
+    square = tf.linalg.diag(t[:, 0])  # (batch, 4, 4)
+    wide = tf.linalg.set_diag(tf.concat([t, t[:, :, :1]], -1)[:, :4], t[:, 1])
+    return tf.concat([square, wide], -1)
+
+
+def _lrn(t):
+    return _tf().nn.local_response_normalization(t, depth_radius=2, bias=1.0, alpha=0.5,
+                                                 beta=0.75)
+
+
+def _shape_ops(t):
+    """BROADCAST_ARGS of run-time shapes, DYNAMIC_UPDATE_SLICE, RANK of a run-time shape."""
+    tf = _tf()
+    from tensorflow.compiler.tf2xla.python import xla
+
+    shape = tf.broadcast_dynamic_shape(tf.shape(t[:, :1]), tf.shape(t[:1]))
+    widened = tf.broadcast_to(t[:, :1], shape)
+    updated = xla.dynamic_update_slice(t, t[:, 2:4] * 3.0, [0, 1])
+    rank = tf.cast(tf.rank(tf.reshape(t, tf.shape(t))), tf.float32)
+    return tf.concat([widened, updated, t * 0.0 + rank], -1)
+
+
 VALUE_MODELS: dict[str, Callable] = {
+    "shape_ops": _model((5,), _lambda(_shape_ops)),
+    "topk": _model((8,), _lambda(_topk)),
+    "segment_reductions": _model((6, 3), _lambda(_segments)),
+    "masks_angles_buckets": _model((6, 4), _lambda(_masks_and_angles)),
+    "matrix_diagonals": _model((4, 4), _lambda(_diagonals)),
+    "local_response_norm": _model((4, 4, 8), _lambda(_lrn)),
     "comparisons": _model((5, 6), _lambda(_compare)),
     "logical": _model((5, 6), _lambda(_logic)),
     "select": _model((5, 6), _lambda(_select)),
@@ -133,9 +192,10 @@ def audio_model():
 def _sequence(kind: str, unroll: bool, module: str = "keras", batch: int | None = None):
     """LSTM / GRU / bidirectional LSTM over 12 steps of 24 features (48 units: weights big
     enough for the dynamic-range quantizer, which skips tensors under 1024 elements), then
-    a Dense head.
-    Fused: tf.keras's LSTM (TensorFlow's converter makes it UNIDIRECTIONAL_SEQUENCE_LSTM; it
-    needs a fixed batch); unrolled: Keras's unroll=True (plain ops, any batch)."""
+    a Dense head. Fused: tf.keras's LSTM (TensorFlow's converter makes it
+    UNIDIRECTIONAL_SEQUENCE_LSTM; it needs a fixed batch); loop: Keras 3's layers as they
+    are (a WHILE over a body subgraph; a fixed batch too); unrolled: unroll=True (plain
+    ops, any batch)."""
 
     def build():
         import importlib
@@ -177,6 +237,9 @@ CORPUS: dict[str, Callable] = {
     "audio_stft": audio_model,
     "lstm_fused": _sequence("lstm", False, "tf_keras", batch=1),
     "bilstm_fused": _sequence("bilstm", False, "tf_keras", batch=1),
+    "lstm_loop": _sequence("lstm", False, batch=1),  # Keras 3: a WHILE loop
+    "gru_loop": _sequence("gru", False, batch=1),
+    "bilstm_loop": _sequence("bilstm", False, batch=1),
     "lstm_unrolled": _sequence("lstm", True),
     "gru_unrolled": _sequence("gru", True),
     "bilstm_unrolled": _sequence("bilstm", True),
@@ -222,6 +285,21 @@ def embedding_lookup_file(folder):
 
     return _rewrite(cached("embedding", VALUE_MODELS["embedding"]),
                     folder / "embedding_lookup.tflite", edit)
+
+
+def l2_pool_file(folder):
+    """pools_same with its AVERAGE_POOL_2D made an L2_POOL_2D (same options table;
+    TensorFlow has no op its converter turns into one)."""
+    from tflite_models import OP_MODELS, cached
+
+    def edit(model, schema):
+        sub = model.subgraphs[0]
+        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+        pool = next(op for op in sub.operators if codes[op.opcodeIndex] == 1)
+        pool.opcodeIndex = _opcode(model, schema, 12)
+
+    return _rewrite(cached("pools_same", OP_MODELS["pools_same"]),
+                    folder / "l2_pool.tflite", edit)
 
 
 def bidirectional_lstm_file(folder):

@@ -130,7 +130,7 @@ def tflite_spread(file: TfliteFile) -> SpreadFn:
     for kernels in ("builtin", "reference"):
         try:
             others.append(tflite_runner(file, kernels))
-        except SourceError:  # e.g. an op version the reference kernels lack: one runtime less
+        except (SourceError, ValueError, RuntimeError):  # an op version a runtime lacks
             continue
 
     def spread(inputs: np.ndarray | list[np.ndarray],

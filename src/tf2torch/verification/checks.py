@@ -174,11 +174,22 @@ def graph_runner(conversion: Conversion) -> references.RunFn:
     def from_net(t: torch.Tensor) -> np.ndarray:
         return np.moveaxis(t.numpy(), 1, -1) if nchw and t.dim() >= 3 else t.numpy()
 
-    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def run_batch(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
             out = conversion.net(*[_to_net(conversion, a) for a in arrays])
         outs = out if isinstance(out, tuple | list) else (out,)
         return {name: from_net(o) for name, o in zip(conversion.outputs, outs, strict=True)}
+
+    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return run_batch(arrays)
+        except RuntimeError:
+            if arrays[0].shape[0] == 1:
+                raise
+        # a file whose batch is fixed at 1 inside (a recurrent loop's time-major reshape):
+        # its port takes one sample at a time, as the interpreter does
+        samples = [run_batch([a[n:n + 1] for a in arrays]) for n in range(arrays[0].shape[0])]
+        return {k: np.concatenate([s[k] for s in samples]) for k in samples[0]}
 
     return run
 

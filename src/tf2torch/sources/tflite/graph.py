@@ -66,10 +66,19 @@ class Constants:
         return self.entries[index][2]()
 
 
-def find_constants(model: TflModel, sub: TflSubgraph, read: ReadBuffer) -> Constants:
+def find_constants(model: TflModel, sub: TflSubgraph, read: ReadBuffer,
+                   folded: dict[int, np.ndarray] | None = None) -> Constants:
+    """Constant tensors: those with data in the file, and `folded` values (an unrolled
+    loop's counters and the integer arithmetic on them, see `loops.py`)."""
     entries: dict[int, tuple[str, tuple[int, ...], Loader]] = {}
+    for index, value in (folded or {}).items():
+        array = np.asarray(value)
+        entries[index] = (_TYPE_NAMES.get(array.dtype.kind + str(array.dtype.itemsize),
+                                          "INT32"), tuple(array.shape), _fixed(array))
     inputs = set(sub.inputs)
     for t in sub.tensors:
+        if t.index in entries:
+            continue
         if t.index in inputs or t.is_variable or t.buffer == 0 or t.buffer >= len(model.buffers):
             continue
         if model.buffers[t.buffer].size == 0:
@@ -99,6 +108,24 @@ def _loader(read: ReadBuffer, model: TflModel, t: TflTensor) -> Loader:
     return lambda: densify(read(t.buffer, t.dtype, (count,)), t.sparsity, t.shape)
 
 
+_TYPE_NAMES = {"i4": "INT32", "i8": "INT64", "b1": "BOOL", "f4": "FLOAT32"}
+
+
+def _fixed(array: np.ndarray) -> Loader:
+    return lambda: array
+
+
+def small_integer_constants(model: TflModel, sub: TflSubgraph,
+                            read: ReadBuffer) -> dict[int, np.ndarray]:
+    """The values of the subgraph's small integer/boolean constants (for loop unrolling)."""
+    found = {}
+    for t in sub.tensors:
+        if (t.dtype in ("INT32", "INT64", "BOOL") and 0 < t.buffer < len(model.buffers)
+                and model.buffers[t.buffer].size and int(np.prod(t.shape)) <= _MAX_VALUE_ELEMENTS):
+            found[t.index] = np.asarray(read(t.buffer, t.dtype, t.shape))
+    return found
+
+
 def _as_float32(load: Loader) -> Loader:
     return lambda: load().astype(np.float32, copy=False)
 
@@ -107,7 +134,9 @@ def _dequantized(load: Loader, t: TflTensor) -> Loader:
     return lambda: quantization.dequantize(load(), t.quantization, t.dtype)
 
 
-def build_graph(model: TflModel, sub: TflSubgraph, constants: Constants, name: str) -> Graph:
+def build_graph(model: TflModel, sub: TflSubgraph, constants: Constants, name: str,
+                labels: list[str] | None = None) -> Graph:
+    """`labels`: the output names (of the subgraph as the file has it, before unrolling)."""
     names = unique_names(sub)
     ops = _live_operators(sub, constants)
     index_of = {n: i for i, n in enumerate(names)}
@@ -131,8 +160,8 @@ def build_graph(model: TflModel, sub: TflSubgraph, constants: Constants, name: s
         meta.update(quantized=kind, quantization=table)
         inputs, outputs, edges = _real_valued_edges(sub, names, inputs, outputs, table)
         nodes = edges[0] + nodes + edges[1]
-    return Graph("tflite", name, inputs, outputs, output_names(model, sub, names), nodes,
-                 weights, meta)
+    return Graph("tflite", name, inputs, outputs, labels or output_names(model, sub, names),
+                 nodes, weights, meta)
 
 
 def _real_valued_edges(sub: TflSubgraph, names: list[str], inputs: list[GraphInput],
@@ -251,11 +280,13 @@ def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[s
                  output_dtypes=[sub.tensors[i].dtype.lower() for i in op.outputs])
     if op.custom_options is not None:
         attrs["custom_options"] = op.custom_options.hex()
+    if op.unrolled:
+        attrs["unrolled"] = True
     name = f"{op.op.lower()}_{op.index}"
     # TFLite versions mark quantized-kernel capabilities; float semantics live in the options
     # read above, so every version maps to the same converter (key version 1).
-    return Node(name, op.op, name, tuple(inputs), tuple(names[i] for i in op.outputs), attrs,
-                weights, 1)
+    return Node(name, op.op, op.shared or name, tuple(inputs),
+                tuple(names[i] for i in op.outputs), attrs, weights, 1)
 
 
 def _is_value(op: TflOperator, pos: int, entry: tuple[str, tuple[int, ...], Loader]) -> bool:

@@ -14,7 +14,15 @@ import numpy as np
 from tf2torch.errors import SourceError
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 from tf2torch.sources.tflite import quantization
-from tf2torch.sources.tflite.graph import Constants, build_graph, find_constants, unique_names
+from tf2torch.sources.tflite.graph import (
+    Constants,
+    build_graph,
+    find_constants,
+    output_names,
+    small_integer_constants,
+    unique_names,
+)
+from tf2torch.sources.tflite.loops import unroll_loops
 from tf2torch.sources.tflite.opcodes import NUMPY_DTYPES
 from tf2torch.sources.tflite.schema import TflModel, parse_model
 
@@ -35,13 +43,16 @@ def read_tflite(path: str | Path) -> SourceModel:
     """Read a `.tflite` file: `tensors` holds the constant (weight) tensors by name."""
     path = Path(path)
     model = read_tflite_model(path)
-    sub = model.subgraphs[0]
+    original = model.subgraphs[0]
 
     def read(buffer: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
         return _read_buffer(path, model, buffer, dtype, shape)
 
-    constants = find_constants(model, sub, read)
-    graph = build_graph(model, sub, constants, path.stem)
+    sub, folded = unroll_loops(model, original, small_integer_constants(model, original, read),
+                               read)
+    constants = find_constants(model, sub, read, folded if sub is not original else None)
+    labels = output_names(model, original, unique_names(original))
+    graph = build_graph(model, sub, constants, path.stem, labels)
     store = TensorStore()
     index_of = {name: i for i, name in enumerate(unique_names(sub))}
     for tensor_name, spec in graph.weights.items():

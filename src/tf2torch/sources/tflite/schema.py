@@ -149,6 +149,8 @@ class TflOperator:
     options: dict[str, Any]
     custom_options: bytes | None
     is_custom: bool
+    shared: str | None = None  # an unrolled loop's op: the module every iteration shares
+    unrolled: bool = False  # inlined from a loop body (its recorded shapes may be stale)
 
 
 @dataclass(frozen=True)

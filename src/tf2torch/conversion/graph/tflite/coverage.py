@@ -12,6 +12,8 @@ from tf2torch.sources.tflite.opcodes import BUILTIN_OPS
 
 
 def _simulation(op: str) -> str:
+    if op == "WHILE":
+        return "unrolled when read (trip count from constants); its body's ops as listed"
     if op in quantized.NOT_SIMULATED:
         return "float form only"
     if op in quantized.EXACT:

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-_CONTROL_FLOW = ("control flow over subgraphs; Keras recurrent layers convert when unrolled "
-                 "(unroll=True) or fused (tf.keras LSTM → UNIDIRECTIONAL_SEQUENCE_LSTM)")
+_CONTROL_FLOW = "control flow over subgraphs (WHILE loops with a constant trip count are unrolled)"
 _VARIABLES = "resource variables: a stateful model"
 _TEXT = "hashing and string tables of text models"
 _RANDOM = "random sampling: no deterministic reference to verify against"
@@ -14,7 +13,7 @@ _DYNAMIC = "output size depends on the data"
 _NOT_YET = "not converted yet: no model of the corpus uses it"
 
 REFUSED: dict[str, str] = {
-    "WHILE": _CONTROL_FLOW, "IF": _CONTROL_FLOW, "CALL": _CONTROL_FLOW,
+    "IF": _CONTROL_FLOW, "CALL": _CONTROL_FLOW,
     "CALL_ONCE": "runs an initialisation subgraph (resource variables)",
     "VAR_HANDLE": _VARIABLES, "READ_VARIABLE": _VARIABLES, "ASSIGN_VARIABLE": _VARIABLES,
     "HASHTABLE": _TEXT, "HASHTABLE_FIND": _TEXT, "HASHTABLE_IMPORT": _TEXT,
@@ -31,10 +30,6 @@ REFUSED: dict[str, str] = {
     "DENSIFY": "folded at read time on constants; a computed sparse tensor is not converted",
     "FAKE_QUANT": "quantization-aware-training op TensorFlow's converter folds away",
     **{op: _NOT_YET for op in (
-        "ATAN2", "BITCAST", "BITWISE_XOR", "BROADCAST_ARGS", "BUCKETIZE", "CONV_3D",
-        "CONV_3D_TRANSPOSE", "DYNAMIC_UPDATE_SLICE", "L2_POOL_2D",
-        "LOCAL_RESPONSE_NORMALIZATION", "MATRIX_DIAG", "MATRIX_SET_DIAG", "RANK",
-        "REDUCE_ALL", "REDUCE_ANY", "REVERSE_SEQUENCE", "RIGHT_SHIFT", "SEGMENT_SUM",
-        "SPARSE_TO_DENSE", "TOPK_V2", "UNSORTED_SEGMENT_MAX", "UNSORTED_SEGMENT_MIN",
-        "UNSORTED_SEGMENT_PROD", "UNSORTED_SEGMENT_SUM")},
+        "BITCAST", "BITWISE_XOR", "CONV_3D", "CONV_3D_TRANSPOSE", "RANK", "REVERSE_SEQUENCE",
+        "RIGHT_SHIFT", "SPARSE_TO_DENSE")},
 }

@@ -129,8 +129,8 @@ def convert_strided_slice(node: Node, ctx: LowerContext) -> Lowered:
 def _whole_batch(items: list, node: Node, ctx: LowerContext) -> list:
     """A slice of axis 0 covering the file's whole (fixed) batch keeps any batch size
     (not of integer vectors: a shape's axis 0 is no batch)."""
-    if integer_valued(node, ctx):
-        return items
+    if integer_valued(node, ctx) or node.attrs.get("unrolled"):
+        return items  # a shape's axis 0, or a loop body's (time, not batch)
     if items and isinstance(items[0], list) and node.attrs["output_shapes"]:
         start, stop, step = items[0]
         batch = output_shape(node)[0]
@@ -239,6 +239,8 @@ CONVERTERS = {
     "REDUCE_MAX": _reduce("max"),
     "REDUCE_MIN": _reduce("min"),
     "REDUCE_PROD": _reduce("prod"),
+    "REDUCE_ANY": _reduce("any"),
+    "REDUCE_ALL": _reduce("all"),
     "STRIDED_SLICE": convert_strided_slice,
     "SLICE": convert_slice,
     "SPLIT": convert_split,

@@ -63,7 +63,7 @@ def _with_constants(cls: str, **fixed):
         kwargs, bindings = constant_operands(node, ctx)
         return Lowered(spec(cls, **fixed, **kwargs), SOURCE, bindings)
 
-    convert.__name__ = f"convert_{cls.lower()}"
+    convert.__name__ = f"convert_{cls.lower()}_{'_'.join(map(str, fixed.values()))}".rstrip("_")
     return convert
 
 
@@ -129,6 +129,16 @@ def convert_rfft2d(node: Node, ctx: LowerContext) -> Lowered:
     return Lowered(spec("Rfft2d", fft_length=tuple(ints(node, 1))), SOURCE)
 
 
+def convert_bucketize(node: Node, ctx: LowerContext) -> Lowered:
+    return Lowered(spec("Bucketize", boundaries=list(node.attrs["boundaries"])), SOURCE)
+
+
+def convert_local_response_normalization(node: Node, ctx: LowerContext) -> Lowered:
+    a = node.attrs
+    return Lowered(spec("LocalResponseNorm", radius=a["radius"], bias=a["bias"],
+                        alpha=a["alpha"], beta=a["beta"]), SOURCE)
+
+
 _COMPARISONS = {"EQUAL": "equal", "NOT_EQUAL": "not_equal", "LESS": "less",
                 "LESS_EQUAL": "less_equal", "GREATER": "greater",
                 "GREATER_EQUAL": "greater_equal"}
@@ -160,6 +170,19 @@ CONVERTERS = {
     "ARG_MAX": _arg("max"),
     "ARG_MIN": _arg("min"),
     "RFFT2D": convert_rfft2d,
+    "ATAN2": _apply("atan2"),
+    "BROADCAST_ARGS": _apply("broadcast_args"),
+    "MATRIX_DIAG": _apply("matrix_diag"),
+    "MATRIX_SET_DIAG": _apply("matrix_set_diag"),
+    "TOPK_V2": _with_constants("TopK"),
+    "SEGMENT_SUM": _with_constants("SegmentReduce", kind="sum"),
+    "UNSORTED_SEGMENT_SUM": _with_constants("SegmentReduce", kind="sum"),
+    "UNSORTED_SEGMENT_MAX": _with_constants("SegmentReduce", kind="amax"),
+    "UNSORTED_SEGMENT_MIN": _with_constants("SegmentReduce", kind="amin"),
+    "UNSORTED_SEGMENT_PROD": _with_constants("SegmentReduce", kind="prod"),
+    "DYNAMIC_UPDATE_SLICE": _with_constants("DynamicUpdateSlice"),
+    "BUCKETIZE": convert_bucketize,
+    "LOCAL_RESPONSE_NORMALIZATION": convert_local_response_normalization,
     "COMPLEX_ABS": _apply("complex_abs"),
     "REAL": _apply("real"),
     "IMAG": _apply("imag"),

@@ -19,6 +19,22 @@ from tf2torch.conversion.graph.tflite.modules.elementwise import (
     Softmax,
     Unary,
 )
+from tf2torch.conversion.graph.tflite.modules.indexing import (
+    ArgReduce,
+    Bucketize,
+    Cumsum,
+    DynamicUpdateSlice,
+    EmbeddingLookup,
+    GatherNd,
+    GatherTensor,
+    LocalResponseNorm,
+    OneHot,
+    Reverse,
+    ScatterNd,
+    SegmentReduce,
+    TopK,
+    Where,
+)
 from tf2torch.conversion.graph.tflite.modules.layers import (
     FUSED,
     BatchMatMul,
@@ -63,27 +79,18 @@ from tf2torch.conversion.graph.tflite.modules.shape import (
 )
 from tf2torch.conversion.graph.tflite.modules.values import (
     Apply,
-    ArgReduce,
     BroadcastTo,
-    Cumsum,
     DynamicReshape,
     DynamicSlice,
-    EmbeddingLookup,
     Fill,
-    GatherNd,
-    GatherTensor,
     Join,
-    OneHot,
     Range,
-    Reverse,
     Rfft2d,
-    ScatterNd,
     ShapeOf,
-    Where,
 )
 
 # The files of this runtime, in the order a generated file holds them.
-PARTS = ("layers", "elementwise", "shape", "values", "rnn", "fixedpoint", "quant")
+PARTS = ("layers", "elementwise", "shape", "values", "indexing", "rnn", "fixedpoint", "quant")
 
 __all__ = [
     "BINARY",
@@ -96,12 +103,14 @@ __all__ = [
     "BatchToSpace",
     "Binary",
     "BroadcastTo",
+    "Bucketize",
     "Concat",
     "Conv2d",
     "Cumsum",
     "DepthToSpace",
     "DynamicReshape",
     "DynamicSlice",
+    "DynamicUpdateSlice",
     "EmbeddingLookup",
     "Fill",
     "FullyConnected",
@@ -111,6 +120,7 @@ __all__ = [
     "Identity",
     "Join",
     "L2Normalize",
+    "LocalResponseNorm",
     "OneHot",
     "PadND",
     "Pool2d",
@@ -134,6 +144,7 @@ __all__ = [
     "Reverse",
     "Rfft2d",
     "ScatterNd",
+    "SegmentReduce",
     "SequenceLSTM",
     "ShapeOf",
     "Slice",
@@ -142,6 +153,7 @@ __all__ = [
     "Split",
     "Stack",
     "Tile",
+    "TopK",
     "Transpose",
     "TransposeConv2d",
     "Unary",

@@ -135,6 +135,11 @@ class Reduce(nn.Module):
             return x.amax(self.axes, keepdim=self.keepdims)
         if self.kind == "min":
             return x.amin(self.axes, keepdim=self.keepdims)
+        if self.kind in ("any", "all"):
+            fn = torch.any if self.kind == "any" else torch.all
+            for axis in sorted(self.axes, reverse=True):
+                x = fn(x, dim=axis, keepdim=self.keepdims)
+            return x
         y = x
         for axis in sorted(self.axes, reverse=True):
             y = y.prod(axis, keepdim=self.keepdims)

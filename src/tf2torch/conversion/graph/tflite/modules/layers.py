@@ -90,14 +90,17 @@ class FullyConnected(nn.Linear):
 
 
 class Pool2d(shared.Pool):
-    """MAX_POOL_2D / AVERAGE_POOL_2D (cf) with TF SAME semantics and a fused activation."""
+    """MAX_POOL_2D / AVERAGE_POOL_2D / L2_POOL_2D (cf) with TF SAME semantics and a fused
+    activation."""
 
     def __init__(self, kind: str, pool_size: tuple, strides: tuple, padding: str,
                  activation: str = "linear") -> None:
-        super().__init__(kind, pool_size, strides, padding)
-        self.activation = activation
+        super().__init__("avg" if kind == "l2" else kind, pool_size, strides, padding)
+        self.activation, self.l2 = activation, kind == "l2"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.l2:  # L2_POOL_2D: √(mean of squares over the real cells)
+            return fused(torch.sqrt(super().forward(x * x)), self.activation)
         return fused(super().forward(x), self.activation)
 
 

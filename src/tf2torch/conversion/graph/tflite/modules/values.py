@@ -1,5 +1,6 @@
 """TFLite's value ops: comparisons, logic, selection, shapes computed at run time, integer
-arithmetic on them, fills, ranges, gathers and scatters, one-hot, cumulative sums.
+arithmetic on them, fills, ranges, broadcasts, computed reshapes and slices, FFTs
+(indexing ops are in `indexing.py`).
 
 Shapes live on the CPU (as TensorFlow keeps them in host memory): SHAPE gives a CPU int
 tensor, so the ops that read sizes from one (`tolist()`) work whatever device the data is
@@ -42,8 +43,25 @@ FUNCTIONS = {
     "squared_difference": lambda a, b: torch.square(a - b),
     "neg": torch.neg, "abs": torch.abs, "cast": None,
     "complex_abs": torch.abs, "real": torch.real, "imag": torch.imag,
-    "zeros_like": torch.zeros_like,
+    "zeros_like": torch.zeros_like, "atan2": torch.atan2,
+    "broadcast_args": lambda a, b: torch.tensor(
+        torch.broadcast_shapes(tuple(ints_of(a)), tuple(ints_of(b))), dtype=a.dtype),
+    "matrix_diag": torch.diag_embed,
+    "matrix_set_diag": lambda x, d: x * (1 - _eye_like(x)) + _diag_like(x, d),
 }
+
+
+def _eye_like(x: torch.Tensor) -> torch.Tensor:
+    rows, cols = x.shape[-2:]
+    return torch.eye(rows, cols, dtype=x.dtype, device=x.device)
+
+
+def _diag_like(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """A matrix of x's shape with `d` on its main diagonal (rectangular too)."""
+    rows, cols = x.shape[-2:]
+    square = torch.diag_embed(d.to(x.dtype))
+    return torch.nn.functional.pad(square, [0, cols - square.shape[-1], 0,
+                                            rows - square.shape[-2]])
 
 
 class Operands(nn.Module):
@@ -139,7 +157,7 @@ def _together(args: list[torch.Tensor]) -> list[torch.Tensor]:
     return args if device is None else [a.to(device) for a in args]
 
 
-def _ints(t: torch.Tensor) -> list[int]:
+def ints_of(t: torch.Tensor) -> list[int]:
     return [int(v) for v in t.reshape(-1).tolist()]
 
 
@@ -157,7 +175,7 @@ class Fill(Operands):
         dims, value = self.operands(xs)
         dtype = DTYPES[self.dtype]
         device = self.anchor.device
-        return torch.zeros(_ints(dims), dtype=dtype, device=device) + value.to(device, dtype)
+        return torch.zeros(ints_of(dims), dtype=dtype, device=device) + value.to(device, dtype)
 
 
 class Range(Operands):
@@ -175,14 +193,14 @@ class Range(Operands):
 class BroadcastTo(Operands):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         x, shape = self.operands(xs)
-        return x.broadcast_to(_ints(shape))
+        return x.broadcast_to(ints_of(shape))
 
 
 class DynamicReshape(nn.Module):
     """RESHAPE to a shape computed at run time (it names the real batch)."""
 
     def forward(self, x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-        return x.reshape(_ints(shape))
+        return x.reshape(ints_of(shape))
 
 
 class DynamicSlice(Operands):
@@ -196,12 +214,12 @@ class DynamicSlice(Operands):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         args = self.operands(xs)
-        x, begin = args[0], _ints(args[1])
+        x, begin = args[0], ints_of(args[1])
         if self.sizes:  # SLICE(x, begin, size)
             index = tuple(slice(b, None if n == -1 else b + n) for b, n in
-                          zip(begin, _ints(args[2]), strict=True))
+                          zip(begin, ints_of(args[2]), strict=True))
             return x[index]
-        end, strides = _ints(args[2]), _ints(args[3])
+        end, strides = ints_of(args[2]), ints_of(args[3])
         begin_mask, end_mask, ellipsis, new_axis, shrink = self.masks
         items: list = []
         for i, (b, e, s) in enumerate(zip(begin, end, strides, strict=True)):
@@ -238,122 +256,3 @@ def python_index(x: torch.Tensor, items: list) -> torch.Tensor:
             x = x.index_select(dim, positions)
         dim += 1
     return x
-
-
-class GatherTensor(Operands):
-    """GATHER with computed (or constant) indices along `axis`."""
-
-    def __init__(self, axis: int, literals: list | None = None,
-                 constants: list | None = None) -> None:
-        super().__init__(literals, constants)
-        self.axis = axis
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        params, indices = self.operands(xs)
-        indices = indices.to(device=params.device, dtype=torch.long)
-        axis = self.axis % params.dim()
-        flat = params.index_select(axis, indices.reshape(-1))
-        return flat.reshape(*params.shape[:axis], *indices.shape, *params.shape[axis + 1:])
-
-
-class GatherNd(Operands):
-    """GATHER_ND: indices' last axis indexes params' leading axes."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        params, indices = self.operands(xs)
-        indices = indices.to(device=params.device, dtype=torch.long)
-        depth = indices.shape[-1]
-        picked = params[tuple(indices[..., i] for i in range(depth))]
-        return picked.reshape(*indices.shape[:-1], *params.shape[depth:])
-
-
-class ScatterNd(Operands):
-    """SCATTER_ND: zeros of `shape` with `updates` added at `indices` (duplicates sum)."""
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        indices, updates, shape = self.operands(xs)
-        indices = indices.to(device=updates.device, dtype=torch.long)
-        dims = _ints(shape)
-        out = torch.zeros(dims, dtype=updates.dtype, device=updates.device)
-        depth = indices.shape[-1]
-        out.index_put_(tuple(indices[..., i].reshape(-1) for i in range(depth)),
-                       updates.reshape(-1, *dims[depth:]), accumulate=True)
-        return out
-
-
-class OneHot(Operands):
-    """ONE_HOT(indices, depth, on, off) along `axis` (−1: a new last axis)."""
-
-    def __init__(self, axis: int, dtype: str, literals: list | None = None,
-                 constants: list | None = None) -> None:
-        super().__init__(literals, constants)
-        self.axis, self.dtype = axis, dtype
-
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        indices, depth, on, off = self.operands(xs)
-        n = int(depth.reshape(()).item())
-        idx = indices.long()
-        valid = (idx >= 0) & (idx < n)
-        hot = torch.nn.functional.one_hot(torch.where(valid, idx, 0), n).bool() & valid[..., None]
-        dtype = DTYPES[self.dtype]
-        y = torch.where(hot, on.to(device=idx.device, dtype=dtype),
-                        off.to(device=idx.device, dtype=dtype))
-        return y if self.axis == -1 else y.movedim(-1, self.axis)
-
-
-class Cumsum(Operands):
-    """CUMSUM along a constant axis, optionally exclusive and/or reversed."""
-
-    def __init__(self, axis: int, exclusive: bool, reverse: bool,
-                 literals: list | None = None) -> None:
-        super().__init__(literals)
-        self.axis, self.exclusive, self.reverse = axis, exclusive, reverse
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.flip(self.axis) if self.reverse else x
-        total = torch.cumsum(y, self.axis)
-        if self.exclusive:
-            total = total - y
-        return total.flip(self.axis) if self.reverse else total
-
-
-class Reverse(nn.Module):
-    def __init__(self, axes: tuple) -> None:
-        super().__init__()
-        self.axes = tuple(axes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flip(self.axes)
-
-
-class Where(nn.Module):
-    """WHERE with one input: the coordinates of the true (nonzero) elements, int64."""
-
-    def forward(self, condition: torch.Tensor) -> torch.Tensor:
-        if condition.is_meta:
-            raise ValueError("WHERE of a condition computed from the data: its output size "
-                             "is only known when it runs (only a shape-derived one converts)")
-        return torch.nonzero(condition)
-
-
-class ArgReduce(nn.Module):
-    """ARG_MAX / ARG_MIN along a constant axis (first index among ties, as TFLite)."""
-
-    def __init__(self, kind: str, axis: int, dtype: str) -> None:
-        super().__init__()
-        self.kind, self.axis, self.dtype = kind, axis, dtype
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = torch.argmax if self.kind == "max" else torch.argmin
-        return fn(x, dim=self.axis).to(DTYPES[self.dtype])
-
-
-class EmbeddingLookup(nn.Module):
-    """EMBEDDING_LOOKUP(ids, table): rows of the (stored) table."""
-
-    def __init__(self, rows: int, row_shape: tuple) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(rows, *row_shape))
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.weight[ids.long()]
