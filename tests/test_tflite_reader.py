@@ -116,21 +116,24 @@ def _unsupported_model():
     import keras
     import tensorflow as tf
 
-    inp = keras.Input((6,))
-    top = keras.layers.Lambda(lambda t: tf.math.top_k(t, 2).values)(inp)
-    summed = keras.layers.Lambda(
-        lambda t: tf.math.unsorted_segment_sum(tf.transpose(t), [0, 1, 0, 1, 2, 2], 3))(inp)
-    twice = keras.layers.Lambda(lambda t: tf.math.top_k(t * 2.0, 2).values)(inp)
-    return keras.Model(inp, [top, twice, keras.layers.Lambda(tf.transpose)(summed)])
+    inp = keras.Input((6, 3), batch_size=2)
+
+    def reverse(t):
+        return tf.reverse_sequence(t, [3, 5], seq_axis=1, batch_axis=0)
+
+    noisy = keras.layers.Lambda(lambda t: t + tf.random.normal(tf.shape(t)))(inp)
+    return keras.Model(inp, [keras.layers.Lambda(reverse)(inp),
+                             keras.layers.Lambda(reverse)(noisy)])
 
 
 def test_unsupported_ops_are_listed_with_counts_and_reasons_before_any_work() -> None:
-    source = read_tflite(cached("unsupported_ops_v2", _unsupported_model))
+    source = read_tflite(cached("unsupported_ops_v3", _unsupported_model))
     with pytest.raises(UnsupportedError) as info:
         convert_graph(source)
     message = str(info.value)
-    assert "TOPK_V2 ×2" in message and "UNSORTED_SEGMENT_SUM ×1" in message
-    assert "not converted yet" in message and "\n" not in message
+    assert "REVERSE_SEQUENCE ×2" in message and "RANDOM_STANDARD_NORMAL ×1" in message
+    assert "not converted yet" in message and "random sampling" in message
+    assert "\n" not in message
 
 
 def test_write_tflite_roundtrip_helper(tmp_path) -> None:
