@@ -367,7 +367,10 @@ COMMANDS: tuple[Command, ...] = (
             _convert),
     Command("verify", "compare a conversion with the original on zeros, random and real inputs",
             "Exit status 0 when every output is within tolerance (1e-4 on logits, 1e-5 on "
-            "probabilities), 1 otherwise.", _verify_args, _verify),
+            "probabilities; graph models 1e-4 · max(1, |output|); quantized .tflite: one "
+            "quantization step for the simulate form, the file's own quantization error for "
+            "the float form), 1 otherwise. The report's status says which held.",
+            _verify_args, _verify),
     Command("predict", "classify images with a packaged model",
             "Top-k classes per image, as a table or --json. Unreadable files are reported "
             "and skipped; exit status 1 only when no image could be read.", _predict_args,

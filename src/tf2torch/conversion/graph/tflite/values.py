@@ -38,11 +38,10 @@ def constant_operands(node: Node, ctx: LowerContext) -> tuple[dict, tuple[Bindin
     return {"literals": literals, "constants": constants}, tuple(bindings)
 
 
-def _apply(fn: str, cast: bool = False):
+def _apply(fn: str):
     def convert(node: Node, ctx: LowerContext) -> Lowered:
         kwargs, bindings = constant_operands(node, ctx)
-        dtype = output_dtype(node) if cast else None
-        return Lowered(spec("Apply", fn=fn, dtype=dtype, **kwargs), SOURCE, bindings)
+        return Lowered(spec("Apply", fn=fn, **kwargs), SOURCE, bindings)
 
     convert.__name__ = f"convert_{fn}"
     return convert
@@ -71,8 +70,6 @@ def _typed(cls: str):
     """A module whose result type is the output tensor's (FILL, RANGE)."""
     def convert(node: Node, ctx: LowerContext) -> Lowered:
         kwargs, bindings = constant_operands(node, ctx)
-        if cls == "Range":
-            kwargs.pop("constants")
         return Lowered(spec(cls, dtype=_result_type(node, ctx), **kwargs), SOURCE, bindings)
 
     convert.__name__ = f"convert_{cls.lower()}"

@@ -181,8 +181,9 @@ class Fill(Operands):
 class Range(Operands):
     """RANGE(start, limit, delta), any of them computed."""
 
-    def __init__(self, dtype: str, literals: list | None = None) -> None:
-        super().__init__(literals)
+    def __init__(self, dtype: str, literals: list | None = None,
+                 constants: list | None = None) -> None:
+        super().__init__(literals, constants)
         self.dtype = dtype
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
