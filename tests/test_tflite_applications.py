@@ -22,7 +22,7 @@ def test_application_float32(app: TfliteApp) -> None:
 
 @pytest.mark.parametrize("app", _cases(fp16=True))
 def test_application_float16_weights(app: TfliteApp) -> None:
-    report = verify_tflite(cached(app.name, app.build(), fp16=True))
+    report = verify_tflite(cached(app.name, app.build(), "float16"))
     assert report.passed, report.table()
 
 

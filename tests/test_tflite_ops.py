@@ -26,5 +26,5 @@ def test_nchw_layout_matches_interpreter(name: str) -> None:
 @pytest.mark.parametrize("name", ["conv_2d_same_relu6", "depthwise_multiplier",
                                   "fully_connected_3d", "transpose_conv_same"])
 def test_float16_weights_match_interpreter(name: str) -> None:
-    report = verify_tflite(cached(name, OP_MODELS[name], fp16=True))
+    report = verify_tflite(cached(name, OP_MODELS[name], "float16"))
     assert report.passed, report.table()

@@ -43,7 +43,7 @@ def test_reader_imports_no_tensorflow() -> None:
 
 
 def test_float16_weights_are_folded_to_float32() -> None:
-    source = read_tflite(cached(SMALL, OP_MODELS[SMALL], fp16=True))
+    source = read_tflite(cached(SMALL, OP_MODELS[SMALL], "float16"))
     assert "DEQUANTIZE" not in source.graph.op_counts()
     weights = [source.tensors[n] for n in source.tensors]
     assert weights and all(w.dtype == np.float32 for w in weights)
@@ -81,29 +81,59 @@ def test_not_a_tflite_file_is_refused(tmp_path) -> None:
         read_tflite(bad)
 
 
-def test_quantized_model_is_refused_naming_tensors() -> None:
-    path = cached(SMALL, OP_MODELS[SMALL], int8=True)
-    with pytest.raises(UnsupportedError, match=r"quantized tensors: .*conv") as info:
-        read_tflite(path)
-    assert "int8" in str(info.value)
+def test_quantized_weights_are_served_dequantized_with_their_parameters() -> None:
+    """Every int8 constant reads as scale · (q − zero point), checked against the values and
+    parameters TensorFlow's interpreter reports for the same tensor."""
+    from tf2torch.references.tensorflow import tflite_interpreter
+
+    path = cached(SMALL, OP_MODELS[SMALL], "int8")
+    source = read_tflite(path)
+    summary = source.meta["quantization"]
+    assert summary["kind"] == "full-integer" and summary["activations"] == ["int8"]
+    assert summary["weights"] == {"int8": 1, "int32": 1} and summary["per_channel_weights"] == 2
+    table = source.graph.meta["quantization"]
+    interpreter = tflite_interpreter(path)
+    checked = 0
+    for detail in interpreter.get_tensor_details():
+        if detail["name"] not in source.tensors:
+            continue
+        params = detail["quantization_parameters"]
+        q = interpreter.get_tensor(detail["index"]).astype(np.float64)
+        axis = params["quantized_dimension"]
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        expected = params["scales"].reshape(shape) * (q - params["zero_points"].reshape(shape))
+        np.testing.assert_allclose(source.tensors[detail["name"]], expected, rtol=1e-6)
+        assert table[detail["name"]]["scale"] == pytest.approx(list(params["scales"]))
+        checked += 1
+    assert checked == 2
+    # the edges: real-valued interface, QUANTIZE/DEQUANTIZE nodes recorded in the IR
+    ops = [n.op for n in source.graph.nodes]
+    assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
 
 
 def _unsupported_model():
     import keras
     import tensorflow as tf
 
-    inp = keras.Input((6,))
-    x = keras.ops.cumsum(keras.ops.cumsum(inp, axis=1), axis=1)
-    top = keras.layers.Lambda(lambda t: tf.cast(tf.argmax(t, axis=1), tf.float32))(x)
-    return keras.Model(inp, top)
+    inp = keras.Input((6, 3), batch_size=2)
+
+    def reverse(t):
+        return tf.reverse_sequence(t, [3, 5], seq_axis=1, batch_axis=0)
+
+    noisy = keras.layers.Lambda(lambda t: t + tf.random.normal(tf.shape(t)))(inp)
+    return keras.Model(inp, [keras.layers.Lambda(reverse)(inp),
+                             keras.layers.Lambda(reverse)(noisy)])
 
 
-def test_unsupported_ops_are_listed_with_counts_before_any_work() -> None:
-    source = read_tflite(cached("unsupported_ops", _unsupported_model))
+def test_unsupported_ops_are_listed_with_counts_and_reasons_before_any_work() -> None:
+    source = read_tflite(cached("unsupported_ops_v3", _unsupported_model))
     with pytest.raises(UnsupportedError) as info:
         convert_graph(source)
     message = str(info.value)
-    assert "CUMSUM ×2" in message and "ARG_MAX ×1" in message
+    assert "REVERSE_SEQUENCE ×2" in message and "RANDOM_STANDARD_NORMAL ×1" in message
+    assert "not converted yet" in message and "random sampling" in message
+    assert "\n" not in message
 
 
 def test_write_tflite_roundtrip_helper(tmp_path) -> None:

@@ -40,37 +40,57 @@ def cache_dir() -> Path:
     return folder
 
 
-def write_tflite(model, path: Path, fp16: bool = False, int8: bool = False) -> Path:
-    """Convert a Keras model with TensorFlow's converter; optional fp16 weights or int8."""
+# Forms a Keras model is converted to, and the cache-file suffix of each.
+FORMS = {"float32": "", "float16": "-fp16", "dynamic": "-dynamic", "int8": "-full-int8",
+         "int8-uint8io": "-full-int8-uint8io"}
+CALIBRATION_SAMPLES = 8
+
+
+def representative_data(model, samples: int = CALIBRATION_SAMPLES) -> Callable:
+    """Seeded random inputs in [-1, 1] (seed 1: not the verification batch's seed 0)."""
+    shapes = [(1, *(16 if d is None else d for d in i.shape[1:])) for i in model.inputs]
+
+    def data():
+        rng = np.random.default_rng(1)
+        for _ in range(samples):
+            yield [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
+
+    return data
+
+
+def write_tflite(model, path: Path, form: str = "float32") -> Path:
+    """Convert a Keras model with TensorFlow's converter, in one of `FORMS`: float16 weights,
+    int8 weights with float activations ("dynamic": `Optimize.DEFAULT` alone), or full
+    integer (int8 activations calibrated on `representative_data`; "int8-uint8io" also takes
+    and gives uint8)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if fp16:
+    if form != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if form == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if int8:
-        shape = (1, *model.inputs[0].shape[1:])
-        rng = np.random.default_rng(0)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (
-            [rng.uniform(-1, 1, shape).astype(np.float32)] for _ in range(4))
+    if form.startswith("int8"):
+        converter.representative_dataset = representative_data(model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if form == "int8-uint8io":
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
     tmp = path.with_suffix(".part")
     tmp.write_bytes(converter.convert())
     tmp.replace(path)
     return path
 
 
-def cached(name: str, build: Callable, fp16: bool = False, int8: bool = False) -> Path:
-    """The .tflite of `build()` (a Keras model), converted once and cached; `PATCHES[name]`,
-    if any, then edits the file."""
-    suffix = "-fp16" if fp16 else "-int8" if int8 else ""
-    path = cache_dir() / f"{name}{suffix}.tflite"
+def cached(name: str, build: Callable, form: str = "float32") -> Path:
+    """The .tflite of `build()` (a Keras model) in `form`, converted once and cached;
+    `PATCHES[name]`, if any, then edits the file."""
+    path = cache_dir() / f"{name}{FORMS[form]}.tflite"
     if not path.exists():
         import keras
 
         keras.utils.set_random_seed(0)
-        tmp = write_tflite(build(), path.with_suffix(".unpatched"), fp16=fp16, int8=int8)
+        tmp = write_tflite(build(), path.with_suffix(".unpatched"), form)
         if name in PATCHES:
             PATCHES[name](tmp)
         tmp.replace(path)
@@ -395,12 +415,12 @@ def main(names: list[str]) -> None:
     for app in APPLICATIONS:
         if names and app.name not in names and app.constructor not in names:
             continue
-        for fp16 in (False, True):
-            path = cached(app.name, app.build(), fp16=fp16)
+        for form in ("float32", "float16"):
+            path = cached(app.name, app.build(), form)
             start = time.perf_counter()
             report = verify_tflite(path)
             worst = max(c.max_abs for c in report.comparisons)
-            print(f"| {path.name} | {'fp16' if fp16 else 'fp32'} | {worst:.2e} | "
+            print(f"| {path.name} | {form} | {worst:.2e} | "
                   f"{'PASS' if report.passed else 'FAIL'} | {time.perf_counter() - start:.1f} s |",
                   flush=True)
             if not report.passed:

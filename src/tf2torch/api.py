@@ -35,6 +35,7 @@ from tf2torch.verification.checks import (
     verify_zoo,
     zero_batch,
 )
+from tf2torch.verification.quantized import card_section as quantized_card
 from tf2torch.verification.report import VerificationReport
 from tf2torch.verification.stored import Recorder, StoredCase, encode_cases
 
@@ -73,8 +74,8 @@ def convert(
     input_size: int | None = None, use_ema: bool = True, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), verify: bool | None = None, overwrite: bool = False,
     layout: str = "nhwc", license: str = "unknown", preprocess: str = "auto",
-    labels: str | None = None, signature: str | None = None, compile: bool = False,
-    reference_worker: TensorFlowWorker | None = None,
+    labels: str | None = None, signature: str | None = None, quantized: str = "simulate",
+    compile: bool = False, reference_worker: TensorFlowWorker | None = None,
 ) -> ConvertResult:
     """Convert `source`, verify it against the original, and write a package.
 
@@ -83,8 +84,10 @@ def convert(
     is at hand and fails when the port disagrees; `True` requires a reference; `False` skips.
     `preprocess`/`labels` describe the encoder/decoder of graph-converted models (see
     `codecs_for`); zoo models carry their own. `signature` picks a SavedModel's signature
-    (default: serving_default). Nothing is written when conversion or
-    verification fails. The original's outputs are kept in the package, so later forms of
+    (default: serving_default). `quantized` picks the form of a full-integer `.tflite`:
+    "simulate" (default: its integer arithmetic, verified within one step) or "float" (the
+    dequantized model, for fine-tuning); the card records it. Nothing is written when
+    conversion or verification fails. The original's outputs are kept in the package, so later forms of
     the port can be verified against them; `compile` builds and verifies the package's
     compiled form right away (`compile_package`). A release's frozen graph runs in a
     TensorFlow process of its own, started first (`reference_worker`: one already started,
@@ -99,7 +102,7 @@ def convert(
             model = open_source(source, signature=signature)
         with timings.phase("convert"):
             conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
-                                        layout=layout)
+                                        layout=layout, quantized=quantized)
         encoder, decoder = codecs_for(conversion, preprocess, labels)
         with timings.phase("verify (both sides)"):
             report, cases = _verify(conversion, reference, _encode_images(encoder, images),
@@ -155,6 +158,8 @@ def _card_fields(conversion: Conversion, name: str, encoder: Encoder | None, dec
         "tf2torch_version": version(),
         "created": date.today().isoformat(),
         "notes": _notes(conversion),
+        "quantization": quantized_card(conversion.source.meta, conversion.config["graph"])
+        if conversion.source.graph is not None else None,
     }
 
 
@@ -276,16 +281,20 @@ def compile_package(name_or_path: str | Path) -> Any:
 def verify(
     source: str | Path, package: str | Path | None = None, *, reference: str | Path | None = None,
     images: Sequence[str | Path] = (), input_size: int | None = None, use_ema: bool = True,
-    signature: str | None = None,
+    signature: str | None = None, quantized: str = "simulate",
 ) -> VerificationReport:
     """Verify a converted package (or a fresh conversion of `source`) against the original.
     A release's frozen graph runs in a TensorFlow process started first, as in `convert`."""
     worker = TensorFlowWorker() if will_run_frozen_graph(source, reference, True) else None
     try:
         model = open_source(source, signature=signature)
-        conversion = convert_source(model, input_size=input_size, use_ema=use_ema)
-        if package is not None:
-            conversion.net = load(package).net
+        loaded = load(package) if package is not None else None
+        if loaded is not None and loaded.card.quantization:  # the package's own form
+            quantized = loaded.card.quantization["form"]
+        conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
+                                    quantized=quantized)
+        if loaded is not None:
+            conversion.net = loaded.net
         encoder, _ = codecs_for(conversion)
         report, _ = _verify(conversion, reference, _encode_images(encoder, images), True,
                             worker)
@@ -300,6 +309,7 @@ def verify_layers(
     source: str | Path, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
     package: str | Path | None = None, signature: str | None = None,
+    quantized: str = "simulate",
 ) -> Any:
     """Per-layer comparison with the original; see `tf2torch.verification.layerwise.entry.verify_layers`.
 
@@ -311,7 +321,7 @@ def verify_layers(
 
     if package is None:
         return run(source, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed,
-                   signature=signature)
+                   signature=signature, quantized=quantized)
     from tf2torch.packages.attachments import record_layer_report
 
     folder = repository.resolve(package)
@@ -326,7 +336,10 @@ def verify_layers(
     # the package's own conversion options, so the fresh conversion is the packaged network
     use_ema = card.mapping["ema"] if card.mapping else use_ema
     input_size = card.config.get("input_size", input_size)
-    report = run(model, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed)
+    if card.quantization:
+        quantized = card.quantization["form"]
+    report = run(model, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed,
+                 quantized=quantized)
     record_layer_report(folder, report)
     return report
 

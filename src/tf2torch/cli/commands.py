@@ -73,7 +73,16 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    help="graph path: also write a readable standalone nn.Module source file "
                    "(a copy is kept in the package as model.py)")
     _signature_flag(p)
+    _quantized_flag(p)
     _json_flag(p)
+
+
+def _quantized_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quantized", choices=("simulate", "float"), default="simulate",
+                        help="a full-integer .tflite: 'simulate' (default) reproduces its "
+                        "integer arithmetic, verified within one quantization step; 'float' "
+                        "gives the dequantized model to fine-tune, verified within the "
+                        "quantization error. Weight-only files always convert to float")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -90,6 +99,7 @@ def _convert(args: argparse.Namespace) -> int:
         verify=False if args.no_verify else None, overwrite=args.overwrite, layout=args.layout,
         license=args.license, preprocess=args.preprocess, labels=args.labels,
         compile=args.compile, reference_worker=worker, signature=args.signature,
+        quantized=args.quantized,
     )
     if args.profile:
         print(profile_table(result.profile), file=sys.stderr)
@@ -153,6 +163,7 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, metavar="PNG",
                    help="--per-layer: write the error-per-layer plot (log scale) to this file")
     _signature_flag(p)
+    _quantized_flag(p)
     _json_flag(p)
 
 
@@ -164,7 +175,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     report = verify(args.source, args.package, reference=args.reference, images=args.images,
                     input_size=args.input_size, use_ema=not args.no_ema,
-                    signature=args.signature)
+                    signature=args.signature, quantized=args.quantized)
     if args.output:
         args.output.write_text(report.to_json())
     if args.json:
@@ -179,7 +190,7 @@ def _verify_layers(args: argparse.Namespace) -> int:
 
     report = verify_layers(args.source, reference=args.reference, input_size=args.input_size,
                            use_ema=not args.no_ema, package=args.package,
-                           signature=args.signature)
+                           signature=args.signature, quantized=args.quantized)
     if args.plot:
         report.plot(args.plot)
     if args.output:
@@ -337,7 +348,10 @@ COMMANDS: tuple[Command, ...] = (
             _convert),
     Command("verify", "compare a conversion with the original on zeros, random and real inputs",
             "Exit status 0 when every output is within tolerance (1e-4 on logits, 1e-5 on "
-            "probabilities), 1 otherwise.", _verify_args, _verify),
+            "probabilities; graph models 1e-4 · max(1, |output|); quantized .tflite: one "
+            "quantization step for the simulate form, the file's own quantization error for "
+            "the float form), 1 otherwise. The report's status says which held.",
+            _verify_args, _verify),
     Command("predict", predict_command.HELP, predict_command.DESCRIPTION,
             predict_command.predict_args, predict_command.predict),
     Command("export", "export a package to ONNX and/or torch.export, checked after writing",

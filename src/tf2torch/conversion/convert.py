@@ -77,10 +77,11 @@ def _release_size(arch: Any, source: SourceModel) -> int | None:
 
 
 def convert_source(source: SourceModel, input_size: int | None = None, use_ema: bool = True,
-                   layout: str = "nhwc") -> Conversion:
+                   layout: str = "nhwc", quantized: str = "simulate") -> Conversion:
     """Route a source to the zoo (checkpoints) or the graph converter (Keras, TFLite,
     TensorFlow graphs). A checkpoint no zoo architecture fits, with its TF1 meta graph
-    beside it (`model.ckpt.meta`), goes the graph path through that meta graph."""
+    beside it (`model.ckpt.meta`), goes the graph path through that meta graph.
+    `quantized` is the form of a full-integer model ("simulate" or "float")."""
     if source.graph is None:
         meta_graph = source.runnable.get("meta_graph")
         shapes = {info.name: info.shape for info in source.tensors.infos()}
@@ -91,7 +92,7 @@ def convert_source(source: SourceModel, input_size: int | None = None, use_ema: 
         source = read_tensorflow(meta_graph)
     from tf2torch.conversion.graph import convert_graph
 
-    result = convert_graph(source, layout=layout)
+    result = convert_graph(source, layout=layout, quantized=quantized)
     sample = tuple(result.inputs[0][1])  # the source's own (channels-last) order
     if layout == "nchw" and len(sample) >= 2:
         sample = (sample[-1], *sample[:-1])

@@ -10,7 +10,7 @@ from typing import Any
 from tf2torch.errors import PackageError
 
 SCHEMA_VERSION = 1
-_OPTIONAL = {"notes", "schema_version"}
+_OPTIONAL = {"notes", "schema_version", "quantization"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class Card:
     created: str
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # a quantized source: what it quantizes, the form converted to (simulate/float), the
+    # bound verification used; every tensor's scale/zero point is in config.graph.meta
+    quantization: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)

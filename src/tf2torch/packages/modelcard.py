@@ -36,6 +36,7 @@ def render_readme(card: Card) -> str:
         "## Labels",
         f"`{card.decoder}`" if card.decoder else "none recorded",
         "",
+        *_quantization_lines(card),
         "## Verification",
         *_verification_lines(card),
         "",
@@ -61,12 +62,28 @@ def _config_lines(card: Card) -> list[str]:
     return [f"- config: `{card.config}`"]
 
 
+def _quantization_lines(card: Card) -> list[str]:
+    q = card.quantization
+    if not q:
+        return []
+    what = {"simulate": "simulates the file's integer arithmetic (fake quantization with "
+                        "TFLite's rounding, scales and zero points)",
+            "float": "is the dequantized float model (fine-tunable)"}[q["form"]]
+    return ["## Quantization",
+            f"The source is a {q['kind']} quantized model (weights {q['weights']}, "
+            f"activations {q['activations'] or 'float'}); this port **{q['form']}** {what}.",
+            f"Verification bound: {q['bound_rule']}.", ""]
+
+
 def _verification_lines(card: Card) -> list[str]:
     ver = card.verification
     if not ver:
         return ["Not verified (no reference was available at conversion)."]
+    status = f" ({ver['status'].replace('-', ' ')})" if ver.get("status", "match") != "match" \
+        else ""
     lines = [
-        f"Against {ver['reference']} on {ver['date']}: **{'PASS' if ver['passed'] else 'FAIL'}**",
+        f"Against {ver['reference']} on {ver['date']}: "
+        f"**{'PASS' if ver['passed'] else 'FAIL'}**{status}",
         "",
         "| input | output | max abs diff | max rel diff | bound | top-1 | top-5 |",
         "|---|---|---|---|---|---|---|",
@@ -74,7 +91,11 @@ def _verification_lines(card: Card) -> list[str]:
     for row in ver["comparisons"]:
         top1 = "-" if row.get("top1_agreement") is None else f"{100 * row['top1_agreement']:.0f}%"
         top5 = "-" if row.get("top5_agreement") is None else f"{100 * row['top5_agreement']:.0f}%"
-        bound = f"{row['bound']:.0e}"
+        bound = f"{row['bound']:.1e}"
+        if row.get("against"):
+            row = {**row, "case": f"{row['case']} [{row['against']}]"}
+        if row.get("status", "match") not in ("match", "fail", "within-runtime-spread"):
+            bound += f" ({row['status'].replace('-', ' ')})"
         if row.get("within_spread"):
             bound += f" (ok*: spread {row['reference_spread']:.1e})"
         lines.append(

@@ -1,11 +1,16 @@
 """Run a `.tflite` file with TensorFlow's TFLite interpreter, as the verification reference.
 
 TensorFlow is imported lazily, only here. Outputs are named like the converted module's
-(`Graph.output_names`); inputs go in the file's input order.
+(`Graph.output_names`); inputs go in the file's input order. Like the converted module, the
+runners are real-valued: a quantized model input is given its real value and quantized here
+as TFLite's QUANTIZE would (x / scale rounded half away from zero, plus the zero point), a
+quantized output or intermediate tensor is dequantized. Variable tensors (an LSTM's state)
+are reset before every sample: a converted model is stateless.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,15 +32,49 @@ def _parsed(file: TfliteFile) -> tuple[Path, TflModel]:
     return Path(file), read_tflite_model(file)
 
 
-def _interpreter(path: Path, preserve_all: bool = False, kernels: str = "default"):
+def _interpreter(path: Path, preserve_all: bool = False, kernels: str = "default",
+                 twin: bool = False):
     from tf2torch.references.tensorflow import tflite_interpreter
 
-    return tflite_interpreter(path, preserve_all, kernels)
+    if not twin:
+        return tflite_interpreter(path, preserve_all, kernels)
+    from tf2torch.references.tflite_twin import write_float_twin
+
+    with tempfile.TemporaryDirectory(prefix="tf2torch-twin-") as folder:
+        return tflite_interpreter(write_float_twin(path, folder), preserve_all, kernels)
 
 
 def _as_list(inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
     batch = inputs if isinstance(inputs, list | tuple) else [inputs]
-    return [np.asarray(x, np.float32) for x in batch]
+    return [np.asarray(x) for x in batch]
+
+
+def _quantized(detail: dict) -> tuple[float, int] | None:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if scale == 0.0 or not np.issubdtype(detail["dtype"], np.integer):
+        return None
+    return float(scale), int(zero)
+
+
+def _to_interpreter(detail: dict, x: np.ndarray) -> np.ndarray:
+    """A real-valued sample as the interpreter's input tensor: quantized where it is."""
+    grid = _quantized(detail)
+    if grid is None:
+        return x.astype(detail["dtype"])
+    scale, zero = grid
+    q = np.asarray(x, np.float32) / np.float32(scale)
+    q = np.sign(q) * np.floor(np.abs(q) + 0.5) + zero
+    info = np.iinfo(detail["dtype"])
+    return np.clip(q, info.min, info.max).astype(detail["dtype"])
+
+
+def dequantized(values: np.ndarray, scale: float, zero: int) -> np.ndarray:
+    return (np.float64(scale) * (values.astype(np.float64) - zero)).astype(np.float32)
+
+
+def _from_interpreter(detail: dict, values: np.ndarray) -> np.ndarray:
+    grid = _quantized(detail)
+    return np.array(values) if grid is None else dequantized(values, *grid)
 
 
 def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], dict]) -> dict:
@@ -51,25 +90,30 @@ def _run_each_sample(interpreter, inputs: list[np.ndarray], fetch: Callable[[], 
         interpreter.allocate_tensors()
     per_sample: list[dict[str, np.ndarray]] = []
     for n in range(inputs[0].shape[0]):
+        interpreter.reset_all_variables()
         for detail, x in zip(details, inputs, strict=True):
-            interpreter.set_tensor(detail["index"], x[n:n + 1].astype(detail["dtype"]))
+            interpreter.set_tensor(detail["index"], _to_interpreter(detail, x[n:n + 1]))
         interpreter.invoke()
         per_sample.append(fetch())
-    return {k: np.concatenate([s[k] for s in per_sample]) for k in per_sample[0]}
+    return {k: np.concatenate([s[k] for s in per_sample]) if per_sample[0][k].ndim
+            else per_sample[0][k] for k in per_sample[0]}
 
 
-def tflite_runner(file: TfliteFile, kernels: str = "default") -> RunTflite:
+def tflite_runner(file: TfliteFile, kernels: str = "default", twin: bool = False) -> RunTflite:
     """A callable: NHWC batch (or one array per input) → every output, named as the
-    converted module's outputs, computed by the TFLite interpreter with `kernels`."""
+    converted module's outputs, computed by the TFLite interpreter with `kernels`; with
+    `twin`, on the file's dequantized float twin (`tflite_twin.py`)."""
     path, model = _parsed(file)
     sub = model.subgraphs[0]
     names = output_names(model, sub, unique_names(sub))
-    interpreter = _interpreter(path, kernels=kernels)
-    by_index = dict(zip(sub.outputs, names, strict=True))
+    interpreter = _interpreter(path, kernels=kernels, twin=twin)
+    details = interpreter.get_output_details()
+    if not twin and [d["index"] for d in details] != list(sub.outputs):
+        raise SourceError(f"{path}: the interpreter's outputs are not the file's")
 
     def fetch() -> dict[str, np.ndarray]:
-        return {by_index[d["index"]]: np.array(interpreter.get_tensor(d["index"]))
-                for d in interpreter.get_output_details()}
+        return {name: _from_interpreter(d, interpreter.get_tensor(d["index"]))
+                for name, d in zip(names, details, strict=True)}
 
     def run(inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
         result = _run_each_sample(interpreter, _as_list(inputs), fetch)
@@ -96,7 +140,7 @@ def tflite_spread(file: TfliteFile) -> SpreadFn:
     for kernels in ("builtin", "reference"):
         try:
             others.append(tflite_runner(file, kernels))
-        except SourceError:
+        except (SourceError, ValueError, RuntimeError):  # an op version a runtime lacks
             continue
 
     def spread(inputs: np.ndarray | list[np.ndarray],
@@ -116,17 +160,33 @@ def tflite_spread(file: TfliteFile) -> SpreadFn:
     return spread
 
 
-def tflite_intermediates(file: TfliteFile,
-                         inputs: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+def tflite_intermediates(file: TfliteFile, inputs: np.ndarray | list[np.ndarray],
+                         twin: bool = False, exposed: bool = False) -> dict[str, np.ndarray]:
     """Every tensor the interpreter computed (for `--per-op`), by tensor name (made unique
-    as in the IR), for the given batch."""
+    as in the IR), for the given batch; quantized tensors dequantized. With `twin`, those
+    of the dequantized float twin (the same tensors, by the same names). By default the
+    builtin kernels run with every tensor kept; `exposed` runs the default runtime
+    (XNNPACK) on a copy whose every tensor is an output."""
     path, model = _parsed(file)
     sub = model.subgraphs[0]
     names = unique_names(sub)
-    interpreter = _interpreter(path, preserve_all=True)
-    computed = {i for op in sub.operators for i in op.outputs}
+    if exposed:
+        from tf2torch.references.tflite_twin import write_exposed
+
+        with tempfile.TemporaryDirectory(prefix="tf2torch-exposed-") as folder:
+            interpreter = _interpreter(write_exposed(path, folder, twin))
+    else:
+        interpreter = _interpreter(path, preserve_all=True, twin=twin)
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    computed = sorted({i for op in sub.operators for i in op.outputs} & set(details))
 
     def fetch() -> dict[str, np.ndarray]:
-        return {names[i]: np.array(interpreter.get_tensor(i)) for i in sorted(computed)}
+        found = {}
+        for i in computed:
+            try:
+                found[names[i]] = _from_interpreter(details[i], interpreter.get_tensor(i))
+            except ValueError:  # never computed: a conversion op the twin removed
+                continue
+        return found
 
     return _run_each_sample(interpreter, _as_list(inputs), fetch)

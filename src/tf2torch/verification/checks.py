@@ -20,9 +20,11 @@ from tf2torch.references.tensorflow_worker import TensorFlowWorker
 from tf2torch.sources import SourceModel
 from tf2torch.util.progress import progress
 from tf2torch.util.threads import ThreadGovernor
+from tf2torch.verification import quantized
 from tf2torch.verification.report import (
     CLASSIFIER_TOLERANCES,
     GRAPH_TOLERANCE,
+    QUANTIZATION,
     VerificationReport,
     compare_arrays,
     compare_runs,
@@ -81,11 +83,13 @@ def verify_zoo(conversion: Conversion, reference: references.Reference,
 class GraphReference:
     """The original run by its own framework; `make_spread`, where the framework has several
     runtimes, builds (lazily: more interpreters) a measure of how far they disagree on an
-    input, per output, given `run`'s own outputs there."""
+    input, per output, given `run`'s own outputs there. `twin`, for a quantized file, runs
+    its dequantized float twin (built lazily), which a float port must match exactly."""
 
     description: str
     run: references.RunFn
     make_spread: Callable[[], Callable[[Any, Any], dict[str, float]]] | None = None
+    make_twin: Callable[[], references.RunFn] | None = None
 
 
 def graph_reference(source: SourceModel) -> GraphReference:
@@ -102,8 +106,10 @@ def graph_reference(source: SourceModel) -> GraphReference:
         if mediapipe_only_ops(source.graph.op_counts()):  # TF's interpreter cannot run these
             return GraphReference(f"MediaPipe runtime on {source.path.name}",
                                   mediapipe_runner(source.path, source.parsed))
+        twin = partial(tflite_runner, source, twin=True) if source.meta.get("quantization") \
+            else None
         return GraphReference(f"TFLite interpreter on {source.path.name}",
-                              tflite_runner(source), partial(tflite_spread, source))
+                              tflite_runner(source), partial(tflite_spread, source), twin)
     if source.format in TF_GRAPH_FORMATS:
         from tf2torch.references.tensorflow_graph import tf_graph_runner
 
@@ -122,11 +128,12 @@ def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,
     rng = np.random.default_rng(seed)
     shapes = [tuple(d or DEFAULT_UNKNOWN_DIM for d in shape) for _, shape, _ in conversion.inputs]
     ranges = input_ranges(conversion)
+    dtypes = [np.dtype(dtype) if dtype in INTEGER_INPUTS else np.dtype(np.float32)
+              for _, _, dtype in conversion.inputs]
     cases = {
-        "zeros": [np.zeros((1, *s), np.float32) for s in shapes],
-        "random": [representable(rng.uniform(low, high, (batch, *s)), dtype)
-                   for s, (low, high), (_, _, dtype) in zip(shapes, ranges, conversion.inputs,
-                                                            strict=True)],
+        "zeros": [np.zeros((1, *s), d) for s, d in zip(shapes, dtypes, strict=True)],
+        "random": [_random(rng, (batch, *s), r, dtype)
+                   for s, r, (_, _, dtype) in zip(shapes, ranges, conversion.inputs, strict=True)],
     }
     if images and len(shapes) == 1:
         cases.update({name: [array] for name, array in images.items()})
@@ -140,6 +147,16 @@ def representable(values: np.ndarray, dtype: str) -> np.ndarray:
 
 
 DEFAULT_RANGE = (-1.0, 1.0)  # the usual image-model convention, where a file says nothing
+# Integer model inputs (token ids, indices) get small non-negative integers.
+INTEGER_INPUTS = {"int32", "int64"}
+INTEGER_INPUT_RANGE = 8
+
+
+def _random(rng: np.random.Generator, shape: tuple, bounds: tuple[float, float],
+            dtype: str) -> np.ndarray:
+    if dtype in INTEGER_INPUTS:
+        return rng.integers(0, INTEGER_INPUT_RANGE, shape).astype(dtype)
+    return representable(rng.uniform(bounds[0], bounds[1], shape), dtype)
 
 
 def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
@@ -151,6 +168,13 @@ def input_ranges(conversion: Conversion) -> list[tuple[float, float]]:
         from tf2torch.sources.tflite.metadata import input_ranges as tflite_ranges
 
         stated = tflite_ranges(conversion.source, count)
+        grids = {g["name"]: g for g in (conversion.source.meta.get("quantization") or {}).get(
+            "inputs", [])}
+        for k, (name, _, _) in enumerate(conversion.inputs):
+            grid = grids.get(name.removesuffix("/real"))
+            if grid and not stated[k]:  # a quantized input: the range its grid represents
+                scale, zero = grid["scale"][0], grid["zero_point"][0]
+                stated[k] = (scale * (grid["qmin"] - zero), scale * (grid["qmax"] - zero))
     return [r or DEFAULT_RANGE for r in stated]
 
 
@@ -192,12 +216,23 @@ def port_runner(net: nn.Module, kind: str, layout: str = "nchw",
 
     governor = ThreadGovernor()
 
-    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def run_batch(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
         governor.apply()
         with torch.inference_mode():
             out = net(*[to_net(a) for a in arrays])
         outs = out if isinstance(out, tuple | list) else (out,)
         return {name: from_net(o) for name, o in zip(outputs or [], outs, strict=True)}
+
+    def run(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return run_batch(arrays)
+        except RuntimeError:
+            if arrays[0].shape[0] == 1:
+                raise
+        # a file whose batch is fixed at 1 inside (a recurrent loop's time-major reshape):
+        # its port takes one sample at a time, as the interpreter does
+        samples = [run_batch([a[n:n + 1] for a in arrays]) for n in range(arrays[0].shape[0])]
+        return {k: np.concatenate([s[k] for s in samples]) for k in samples[0]}
 
     return run
 
@@ -205,7 +240,9 @@ def port_runner(net: nn.Module, kind: str, layout: str = "nchw",
 def verify_graph(conversion: Conversion, reference: GraphReference,
                  images: Mapping[str, np.ndarray] | None = None, seed: int = 0,
                  ) -> VerificationReport:
-    """Every output on every case, bound 1e-4 · max(1, max |ref|).
+    """Every output on every case, bound 1e-4 · max(1, max |ref|) — for quantized models
+    the bound of its form (`verification.quantized`), plus, for a float port of one, the
+    float32 bound against the file's dequantized twin.
 
     Where an output exceeds the bound and the reference has several runtimes, their spread
     on that input is measured too: a port as close to the reference as its runtimes are to
@@ -214,18 +251,36 @@ def verify_graph(conversion: Conversion, reference: GraphReference,
     report = VerificationReport(reference.description)
     run_net = graph_runner(conversion)
     cases = graph_inputs(conversion, seed, images=images)
-    spread = None
+    ir = conversion.config["graph"]
+    bounds = quantized.tolerances(ir)
+    wants_twin = ir["meta"].get("quantized_form") == "float" and reference.make_twin
+    if any(b.rule == QUANTIZATION for b in bounds.values()) and not wants_twin:
+        raise UnsupportedError(f"{conversion.source.path}: a float port of a quantized file "
+                               "is verified against its dequantized twin, which this "
+                               "reference cannot build")
+    spread = twin = None
     for case, arrays in progress(cases.items(), "verifying", total=len(cases)):
         ref_input = arrays if len(arrays) > 1 else arrays[0]
         ref = reference.run(ref_input)
         net = run_net(arrays)
-        found = [compare_arrays(case, name, net[name], ref[name], GRAPH_TOLERANCE)
+        exact = {}
+        if wants_twin:
+            twin = twin or reference.make_twin()
+            exact = twin(ref_input)
+        found = [compare_arrays(case, name, net[name], ref[name],
+                                quantized.quantization_bound(ref[name], exact[name])
+                                if bounds[name].rule == QUANTIZATION else bounds[name])
                  for name in conversion.outputs]
-        if reference.make_spread is not None and not all(c.within_bound for c in found):
+        if reference.make_spread is not None and any(
+                not c.within_bound and c.rule != QUANTIZATION for c in found):
             spread = spread or reference.make_spread()
             apart = spread(ref_input, ref)  # the reference's run is one of the runtimes
             found = [c if c.within_bound else replace(c, reference_spread=apart.get(c.output))
                      for c in found]
+        if wants_twin:
+            found += [replace(compare_arrays(case, name, net[name], exact[name],
+                                             GRAPH_TOLERANCE), against="dequantized twin")
+                      for name in conversion.outputs]
         report.comparisons.extend(found)
     return report
 

@@ -22,21 +22,34 @@ RunFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 _REL_FLOOR = 1e-8
 
 
+# The rules a bound follows, and the status an output within it gets.
+FLOAT, STEP, QUANTIZATION = "float", "step", "quantization"
+STATUS = {FLOAT: "match", STEP: "within-one-step", QUANTIZATION: "within-quantization-error"}
+
+
 @dataclass(frozen=True)
 class Tolerance:
-    """Largest acceptable max |net − ref| for one output.
+    """Largest acceptable max |net − ref| for one output, and the rule it comes from.
 
-    With `relative_to_magnitude`, the bound is `atol · max(1, max |ref|)`, the rule used for
-    graph-converted models whose outputs have no fixed scale.
+    With `relative_to_magnitude`, the bound is `atol · max(magnitude_floor, max |ref|)`, the
+    rule used for graph-converted models whose outputs have no fixed scale; never below
+    `minimum`. Rules: FLOAT (a port computing what the original computes, up to float32
+    rounding), STEP (a simulation of integer arithmetic: `atol` is one quantization step of
+    the output), QUANTIZATION (a float port of a quantized model: the error quantization
+    itself makes, measured on the corpus, see docs/tflite_compatibility.md).
     """
 
     atol: float
     relative_to_magnitude: bool = False
+    rule: str = FLOAT
+    magnitude_floor: float = 1.0
+    minimum: float = 0.0
 
     def bound(self, reference: np.ndarray) -> float:
         if not self.relative_to_magnitude:
-            return self.atol
-        return self.atol * max(1.0, float(np.max(np.abs(reference), initial=0.0)))
+            return max(self.atol, self.minimum)
+        magnitude = float(np.max(np.abs(reference), initial=0.0))
+        return max(self.atol * max(self.magnitude_floor, magnitude), self.minimum)
 
 
 # The foundation issue's defaults for classifiers: 1e-5 on probabilities, 1e-4 on logits.
@@ -62,6 +75,17 @@ class Comparison:
     # How far the original's own runtimes disagree on this input (TFLite: XNNPACK, builtin
     # and reference kernels); measured only where the bound is exceeded.
     reference_spread: float | None = None
+    rule: str = FLOAT  # the Tolerance rule the bound follows
+    against: str = ""  # a second form of the reference ("dequantized twin"); "" = the file
+
+    @property
+    def status(self) -> str:
+        """match / within-one-step / within-quantization-error / within-runtime-spread /
+        fail: what a user may conclude (exact port, integer simulation, float port of a
+        quantized model, ill-conditioned original)."""
+        if self.within_bound:
+            return STATUS[self.rule]
+        return "within-runtime-spread" if self.within_spread else "fail"
 
     @property
     def within_bound(self) -> bool:
@@ -95,7 +119,7 @@ def compare_arrays(
         top1 = _topk_agreement(net, ref, 1, classes_axis)
         top5 = _topk_agreement(net, ref, 5, classes_axis)
     return Comparison(case, output, tuple(net.shape), max_abs, max_rel, tolerance.bound(ref),
-                      top1, top5)
+                      top1, top5, rule=tolerance.rule)
 
 
 def _topk_agreement(net: np.ndarray, ref: np.ndarray, k: int, axis: int) -> float:
@@ -125,15 +149,24 @@ class VerificationReport:
     def worst(self, output: str) -> float:
         return max((c.max_abs for c in self.comparisons if c.output == output), default=0.0)
 
+    @property
+    def status(self) -> str:
+        """The weakest status among the comparisons against the file itself."""
+        order = ["fail", "within-runtime-spread", "within-quantization-error",
+                 "within-one-step", "match"]
+        found = [c.status for c in self.comparisons if not c.against] or ["fail"]
+        return min(found, key=order.index)
+
     def to_dict(self) -> dict:
         rows = []
         for c in self.comparisons:
             row = asdict(c)
             row["passed"] = c.passed
             row["within_spread"] = c.within_spread
+            row["status"] = c.status
             rows.append(row)
         return {"reference": self.reference, "date": self.date, "passed": self.passed,
-                "comparisons": rows}
+                "status": self.status, "comparisons": rows}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -142,21 +175,37 @@ class VerificationReport:
         head = ("input", "output", "shape", "max abs diff", "max rel diff", "bound", "top-1",
                 "top-5", "")
         rows = [(
-            c.case, c.output, "×".join(map(str, c.shape)), f"{c.max_abs:.3e}",
-            f"{c.max_rel:.3e}", f"{c.bound:.0e}", _pct(c.top1_agreement),
-            _pct(c.top5_agreement), _status(c),
+            c.case + (f" [{c.against}]" if c.against else ""), c.output,
+            "×".join(map(str, c.shape)), f"{c.max_abs:.3e}", f"{c.max_rel:.3e}",
+            f"{c.bound:.1e}", _pct(c.top1_agreement), _pct(c.top5_agreement), _label(c),
         ) for c in self.comparisons]
-        notes = []
-        if any(c.within_spread for c in self.comparisons):
-            notes.append("ok*: above the bound, but within the spread of the original's own "
-                         "runtimes on that input (they disagree with each other as much)")
+        shown = {c.status for c in self.comparisons} | {
+            "twin" for c in self.comparisons if c.against}
+        notes = [note for key, note in _NOTES.items() if key in shown]
+        verdict = "PASS" if self.passed else "FAIL"
+        if self.passed and self.status != "match":
+            verdict += f" ({self.status.replace('-', ' ')})"
         return "\n".join([f"reference: {self.reference}", *text_table(head, rows), *notes,
-                          f"verdict: {'PASS' if self.passed else 'FAIL'}"])
+                          f"verdict: {verdict}"])
 
 
-def _status(c: Comparison) -> str:
+_LABELS = {"match": "ok", "within-one-step": "ok (≤1 step)",
+           "within-quantization-error": "ok~ (quant.)"}
+_NOTES = {
+    "within-runtime-spread": "ok*: above the bound, but within the spread of the original's "
+                             "own runtimes on that input (they disagree with each other as much)",
+    "within-one-step": "ok (≤1 step): the integer simulation is within one quantization step "
+                       "of the interpreter (the bound is that step)",
+    "within-quantization-error": "ok~: a float port of a quantized file, within the error "
+                                 "quantization itself makes (bound: docs/tflite_compatibility.md)",
+    "twin": "[dequantized twin]: the same file with its weights dequantized and run by TFLite "
+            "in float — the float port must match it as exactly as a float model",
+}
+
+
+def _label(c: Comparison) -> str:
     if c.within_bound:
-        return "ok"
+        return _LABELS[c.status]
     if c.within_spread:
         return f"ok* (spread {c.reference_spread:.1e})"
     return "FAIL" if c.reference_spread is None else f"FAIL (spread {c.reference_spread:.1e})"

@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 __all__ = ["GraphConversion", "build_from_ir", "convert_graph"]
 
 
-def convert_graph(source: SourceModel, layout: str = "nhwc") -> GraphConversion:
-    """Convert a reader's graph and weights into an eval-mode `torch.fx.GraphModule`."""
+def convert_graph(source: SourceModel, layout: str = "nhwc",
+                  quantized: str = "simulate") -> GraphConversion:
+    """Convert a reader's graph and weights into an eval-mode `torch.fx.GraphModule`
+    (`quantized`: the form of a full-integer model, "simulate" or "float")."""
     from tf2torch.conversion.graph.convert import convert_graph as _convert
 
-    return _convert(source, layout)
+    return _convert(source, layout, quantized=quantized)
 
 
 def build_from_ir(ir_json: dict[str, Any], layout: str = "nhwc") -> torch.nn.Module:

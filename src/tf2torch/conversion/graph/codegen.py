@@ -66,7 +66,8 @@ def _class_name(name: str) -> str:
 
 
 def _spec_call(spec: ModuleSpec) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items())
+    args = ", ".join(f"{k}={_spec_call(v) if isinstance(v, ModuleSpec) else repr(v)}"
+                     for k, v in spec.kwargs.items())
     module, _, cls = spec.cls.rpartition(":")
     return f"{_namespace(module)}.{cls}({args})" if module else f"{cls}({args})"
 
@@ -115,8 +116,15 @@ def _split_source(module: ModuleType) -> tuple[list[str], str]:
 # class names cannot collide with graph.modules' (both have a `Concat`).
 
 def _extra_runtimes(conversion: GraphConversion) -> list[str]:
-    found = [spec.cls.rpartition(":")[0] for spec in conversion.modules.values()]
+    found = [cls.rpartition(":")[0] for spec in conversion.modules.values()
+             for cls in _classes(spec)]
     return sorted({m for m in found if m}, key=lambda m: (m.count("mediapipe"), m))
+
+
+def _classes(spec: ModuleSpec) -> list[str]:
+    """The class of a spec and of every spec among its arguments."""
+    inner = [c for v in spec.kwargs.values() if isinstance(v, ModuleSpec) for c in _classes(v)]
+    return [spec.cls, *inner]
 
 
 def _namespace(module: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import fx, nn
@@ -50,14 +50,28 @@ class GraphConversion:
     multiply_adds: int | None = None  # per sample, where every input size is known
 
 
+QUANTIZED_FORMS = ("simulate", "float")
+
+
 def convert_graph(
     source: SourceModel, layout: str = "nhwc", registry: Registry | None = None,
+    quantized: str = "simulate",
 ) -> GraphConversion:
-    """Convert every node of `source.graph`; fails before any work if a layer is unsupported."""
+    """Convert every node of `source.graph`; fails before any work if a layer is unsupported.
+
+    `quantized` picks the form of a full-integer model: "simulate" (reproduce its integer
+    arithmetic) or "float" (the dequantized model). Weight-only models are always "float";
+    the form is recorded in the IR (`meta["quantized_form"]`), so a rebuild gives the same.
+    """
     graph = source.graph
     if not isinstance(graph, Graph):
         raise SourceError(f"{source.path}: a {source.format} source without a layer graph "
                           "cannot go through the graph converter")
+    if quantized not in QUANTIZED_FORMS:
+        raise ValueError(f"quantized must be one of {QUANTIZED_FORMS}, not {quantized!r}")
+    if graph.meta.get("quantized"):
+        form = quantized if graph.meta["quantized"] == "full-integer" else "float"
+        graph = replace(graph, meta={**graph.meta, "quantized_form": form})
     lowered = lower(graph, registry or default_registry(), source.tensors, layout)
     counts = graph.op_counts()
     calls: dict[str, int] = {}

@@ -31,6 +31,8 @@ from tf2torch.sources.ir import Graph, Node
 
 # Size used for unknown spatial dimensions while inferring shapes on the meta device.
 _DYNAMIC_PROBE_SIZE = 64
+# Non-float model inputs (token ids, masks) keep their type; everything else is float32.
+_INPUT_DTYPES = {"int32": torch.int32, "int64": torch.int64, "bool": torch.bool}
 
 
 @dataclass
@@ -60,14 +62,17 @@ def check_supported(graph: Graph, registry: Registry) -> None:
     for node in graph.nodes:
         if (graph.format, node.op, node.version) not in registry:
             missing.setdefault(node.op, []).append(node.name)
-    if not missing:
-        return
-    parts = []
-    for op, names in sorted(missing.items()):
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        parts.append(f"{op} ×{len(names)} ({shown})")
-    kind = "layer classes" if graph.format == "keras" else "ops"
-    raise UnsupportedError(f"{graph.name}: unsupported {graph.format} {kind}: " + "; ".join(parts))
+    if missing:
+        parts = []
+        for op, names in sorted(missing.items()):
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            why = registry.reasons.get((graph.format, op))
+            parts.append(f"{op} ×{len(names)} ({shown})" + (f" — {why}" if why else ""))
+        kind = "layer classes" if graph.format == "keras" else "ops"
+        raise UnsupportedError(f"{graph.name}: unsupported {graph.format} {kind}: "
+                               + "; ".join(parts))
+    for check in registry.checks.get(graph.format, ()):
+        check(graph)
 
 
 OUTPUT_LAYOUT = "tf2torch_layout"  # fx node meta key: SOURCE or CF
@@ -103,7 +108,8 @@ class _Lowerer:
     def add_inputs(self) -> None:
         for spec in self.graph.inputs:
             shape = [_DYNAMIC_PROBE_SIZE if d is None else d for d in spec.shape]
-            meta = torch.empty((1, *shape), device="meta", dtype=torch.float32)
+            meta = torch.empty((1, *shape), device="meta", dtype=_INPUT_DTYPES.get(
+                spec.dtype, torch.float32))
             node = self.fx.placeholder(identifier(spec.name))
             value = _Value(node, SOURCE, meta)
             if self.layout == "nchw" and meta.dim() == 4:
@@ -150,9 +156,8 @@ class _Lowerer:
             lowered = converter(node, self.context(node, inputs))
         except (KeyError, ValueError, TypeError) as err:
             raise UnsupportedError(f"{node.name} ({node.op}): cannot convert: {err}") from err
-        cls = _qualified(lowered.spec.cls, vars(modules))
         with torch.device("meta"):
-            module = cls(**lowered.spec.kwargs)
+            module = instantiate(lowered.spec)
         path = self.place(node.module, module)
         self.built[node.module] = (lowered, path, module)
         return self.built[node.module]
@@ -182,8 +187,12 @@ class _Lowerer:
         lowered, path, module = self.module_for(node, inputs)
         layout = lowered.layout if lowered.layout != ANY else self.common_layout(inputs)
         args = [self.in_layout(v, layout) for v in inputs]
-        with MacCounter().watch(module) as macs:  # the shapes are known here: count now
-            out = _infer_meta(module, [a.meta for a in args])
+        try:
+            with MacCounter().watch(module) as macs:  # the shapes are known here: count now
+                out = _infer_meta(module, [a.meta for a in args])
+        except (RuntimeError, ValueError, NotImplementedError, IndexError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UnsupportedError(f"{node.name} ({node.op}): cannot convert: {reason}") from err
         self.multiply_adds += macs.total
         call = self.fx.create_node("call_module", path, tuple(a.node for a in args),
                                    name=identifier(node.name))
@@ -215,9 +224,20 @@ def _qualified(name: str, defaults: Mapping[str, Any]) -> Any:
     return defaults[name]
 
 
+def instantiate(spec: ModuleSpec) -> nn.Module:
+    """The module a spec describes; arguments that are specs are built first."""
+    kwargs = {k: instantiate(v) if isinstance(v, ModuleSpec) else v
+              for k, v in spec.kwargs.items()}
+    return _qualified(spec.cls, vars(modules))(**kwargs)
+
+
 def _infer_meta(module: nn.Module, args: list[torch.Tensor]):
-    """Output meta tensor(s); elementwise modules skip the (slow) meta-kernel dispatch."""
-    if getattr(module, "shape_rule", None) in ("same", "broadcast"):
+    """Output meta tensor(s); elementwise modules skip the (slow) meta-kernel dispatch.
+
+    Tensors computed from shapes alone (SHAPE, RANGE and the arithmetic on them) are not
+    meta but real, on the CPU: later modules may need their values (a computed reshape)."""
+    rule = getattr(module, "shape_rule", None)
+    if rule in ("same", "broadcast") and all(a.is_meta for a in args):
         shape = torch.broadcast_shapes(*(a.shape for a in args))
         return torch.empty(shape, device="meta", dtype=args[0].dtype)
     with torch.no_grad():
@@ -270,23 +290,28 @@ def _fill(
             if binding.param not in targets:
                 raise MappingError(f"{node.name}: module has no parameter {binding.param!r}")
             shape = tuple(targets[binding.param].shape)
+            roles = _roles(binding)
             if binding.source is None:
                 data = np.asarray(binding.value, np.float32)
                 where = node.name
             elif tensors is None:
                 data, where = np.zeros(shape, np.float32), node.name
             else:
-                source = node.weights[binding.source]
-                data = _qualified(binding.transform, TRANSFORMS)(np.asarray(tensors[source]))
-                where = f"{node.name} ({source})"
-            if binding.source is not None:
-                provenance[f"{path}.{binding.param}"] = node.weights[binding.source]
-            _assign(module, binding.param, _checked(where, binding.param, shape, data))
+                sources = [np.asarray(tensors[node.weights[r]]) for r in roles]
+                joined = sources[0] if len(sources) == 1 else np.concatenate(sources)
+                data = _qualified(binding.transform, TRANSFORMS)(joined)
+                where = f"{node.name} ({', '.join(node.weights[r] for r in roles)})"
+            if roles:
+                provenance[f"{path}.{binding.param}"] = ", ".join(node.weights[r] for r in roles)
+            target = targets[binding.param]
+            dtype = np.float64 if target.dtype == torch.float64 else np.float32
+            _assign(module, binding.param, _checked(where, binding.param, shape, data, dtype))
+        _materialize_transient(module)
         filled = dict(module.named_parameters()) | dict(module.named_buffers())
         unbound = sorted(name for name, t in filled.items() if t.is_meta)
         if unbound:
             raise MappingError(f"{node.name}: no source tensor for {', '.join(unbound)}")
-        used = {b.source for b in lowered.bindings if b.source is not None}
+        used = {r for b in lowered.bindings for r in _roles(b)}
         for role, source in node.weights.items():
             if role in lowered.ignored:
                 ignored[source] = lowered.ignored[role]
@@ -295,10 +320,26 @@ def _fill(
     return provenance, ignored
 
 
-def _checked(where: str, param: str, shape: tuple, data: np.ndarray) -> torch.Tensor:
+def _materialize_transient(module: nn.Module) -> None:
+    """Non-persistent buffers (a module's device anchor) hold no source data: made empty."""
+    for owner in module.modules():
+        for name in owner._non_persistent_buffers_set:
+            buffer = owner._buffers.get(name)
+            if buffer is not None and buffer.is_meta:
+                owner._buffers[name] = torch.empty(buffer.shape, dtype=buffer.dtype)
+
+
+def _roles(binding) -> tuple[str, ...]:
+    if binding.source is None:
+        return ()
+    return binding.source if isinstance(binding.source, tuple) else (binding.source,)
+
+
+def _checked(where: str, param: str, shape: tuple, data: np.ndarray,
+             dtype: type = np.float32) -> torch.Tensor:
     if tuple(data.shape) != shape:
         raise MappingError(f"{where}: shape {tuple(data.shape)} does not fit {param} {shape}")
-    return torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+    return torch.from_numpy(np.ascontiguousarray(data, dtype=dtype))
 
 
 def _assign(module: nn.Module, name: str, tensor: torch.Tensor) -> None:

@@ -25,7 +25,8 @@ Key = tuple[str, str, int]
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A module as a class name in `tf2torch.conversion.graph.modules` plus literal constructor args."""
+    """A module as a class name in `tf2torch.conversion.graph.modules` plus literal constructor
+    args; an argument may itself be a `ModuleSpec` (a module built first and handed over)."""
 
     cls: str
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -34,10 +35,12 @@ class ModuleSpec:
 @dataclass(frozen=True)
 class Binding:
     """Fill module parameter/buffer `param` from source tensor `source` through `transform`
-    (a name in `transforms.TRANSFORMS`), or from a constant `value` taken from the config."""
+    (a name in `transforms.TRANSFORMS`), or from a constant `value` taken from the config.
+    `source` may be a tuple of roles: their tensors, concatenated along axis 0, fill it
+    (an LSTM's four per-gate matrices → one torch weight)."""
 
     param: str
-    source: str | None = None
+    source: str | tuple[str, ...] | None = None
     transform: str = "identity"
     value: Any = None
 
@@ -80,13 +83,25 @@ class LowerContext:
 
 
 Converter = Callable[[Node, LowerContext], Lowered]
+GraphCheck = Callable[[Any], None]  # a whole-graph check before lowering (raises)
 
 
 class Registry:
-    """Maps `(format, op, version)` to a converter; each key may be registered once."""
+    """Maps `(format, op, version)` to a converter; each key may be registered once.
+
+    A front-end may also say why it refuses an op (`refuse`, quoted in the unsupported-op
+    error) and add whole-graph checks run before anything is built (`add_check`)."""
 
     def __init__(self) -> None:
         self._converters: dict[Key, Converter] = {}
+        self.reasons: dict[tuple[str, str], str] = {}
+        self.checks: dict[str, list[GraphCheck]] = {}
+
+    def refuse(self, fmt: str, op: str, why: str) -> None:
+        self.reasons[(fmt, op)] = why
+
+    def add_check(self, fmt: str, check: GraphCheck) -> None:
+        self.checks.setdefault(fmt, []).append(check)
 
     def register(self, key: Key, converter: Converter) -> None:
         if key in self._converters:

@@ -6,9 +6,13 @@ position by position in `attrs["operands"]` so converters see the op's own argum
 - `"w:ROLE"`: a float constant (weights), named in `node.weights[ROLE]`;
 - `"v"`: a small integer constant (shape, axes, paddings...), its value in `attrs["values"]`;
 - `"none"`: an optional input left out (index -1).
-Constant fp16 weights behind a DEQUANTIZE are folded: the op disappears and its output is a
-float32 constant. Ops whose outputs nothing uses are dropped (shape arithmetic a RESHAPE no
-longer needs once its static shape is known).
+- `"state"`: a variable tensor (an LSTM's state), zero at every invocation.
+Quantized constants are served dequantized (float32) and constant fp16 or quantized weights
+behind a DEQUANTIZE are folded: the op disappears and its output is a float32 constant. The
+parameters of every quantized tensor are kept in `meta["quantization"]` (see
+`quantization.py`); quantized model inputs/outputs get a QUANTIZE/DEQUANTIZE node at the edge,
+so the module's interface is real-valued. Ops whose outputs nothing uses are dropped (shape
+arithmetic a RESHAPE no longer needs once its static shape is known).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 
 from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources.ir import Graph, GraphInput, Node, WeightSpec
+from tf2torch.sources.tflite import quantization
 from tf2torch.sources.tflite.opcodes import ACTIVATIONS, NUMPY_DTYPES, PADDING
 from tf2torch.sources.tflite.schema import TflModel, TflOperator, TflSubgraph, TflTensor
 from tf2torch.sources.tflite.sparse import densify
@@ -39,9 +44,13 @@ _ROLES = {
 }
 # Float constants that are settings, not weights: kept as attribute values.
 _FLOAT_VALUES = {("PADV2", 2)}
-# Ops evaluated at read time when their input is a constant: sparse → dense, fp16 → fp32.
+# Ops computing on values (sizes, masks, fills): their scalar float constants are literals,
+# so what they compute from shapes alone is known while the module is built.
+_VALUE_OPS = {"FILL", "BROADCAST_TO", "SELECT", "SELECT_V2", "EQUAL", "NOT_EQUAL", "LESS",
+              "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "ONE_HOT", "RANGE"}
+# Ops evaluated at read time when their input is a constant: sparse → dense, fp16 → fp32,
+# quantized → float32.
 _FOLDED = {"DENSIFY", "DEQUANTIZE"}
-_QUANTIZED_TYPES = {"INT8", "UINT8", "INT16", "INT4"}
 _FLOAT_TYPES = {"FLOAT32", "FLOAT16"}
 
 
@@ -58,29 +67,28 @@ class Constants:
         return self.entries[index][2]()
 
 
-def check_not_quantized(sub: TflSubgraph) -> None:
-    """Refuse integer-quantized models, naming the quantized tensors."""
-    found = [t for t in sub.tensors
-             if t.quantization is not None and t.dtype in _QUANTIZED_TYPES]
-    if found:
-        dtypes = "/".join(sorted({t.dtype.lower() for t in found}))
-        shown = ", ".join(t.name for t in found[:8])
-        more = f", ... ({len(found)} in all)" if len(found) > 8 else ""
-        raise UnsupportedError(
-            f"quantized TFLite model ({dtypes}): tf2torch converts float32 and float16-weight "
-            f"models only; quantized tensors: {shown}{more}"
-        )
-
-
-def find_constants(model: TflModel, sub: TflSubgraph, read: ReadBuffer) -> Constants:
+def find_constants(model: TflModel, sub: TflSubgraph, read: ReadBuffer,
+                   folded: dict[int, np.ndarray] | None = None) -> Constants:
+    """Constant tensors: those with data in the file, and `folded` values (an unrolled
+    loop's counters and the integer arithmetic on them, see `loops.py`)."""
     entries: dict[int, tuple[str, tuple[int, ...], Loader]] = {}
+    for index, value in (folded or {}).items():
+        array = np.asarray(value)
+        entries[index] = (_TYPE_NAMES.get(array.dtype.kind + str(array.dtype.itemsize),
+                                          "INT32"), tuple(array.shape), _fixed(array))
     inputs = set(sub.inputs)
     for t in sub.tensors:
+        if t.index in entries:
+            continue
         if t.index in inputs or t.is_variable or t.buffer == 0 or t.buffer >= len(model.buffers):
             continue
         if model.buffers[t.buffer].size == 0:
             continue
-        entries[t.index] = (t.dtype, t.shape, _loader(read, model, t))
+        load = _loader(read, model, t)
+        if quantization.is_quantized(t):  # served dequantized; its parameters go to the IR
+            entries[t.index] = ("FLOAT32", t.shape, _dequantized(load, t))
+        else:
+            entries[t.index] = (t.dtype, t.shape, load)
     for op in sub.operators:  # in order, so DENSIFY → DEQUANTIZE chains fold too
         if op.op not in _FOLDED or not op.inputs or op.inputs[0] not in entries:
             continue
@@ -88,7 +96,7 @@ def find_constants(model: TflModel, sub: TflSubgraph, read: ReadBuffer) -> Const
         out = sub.tensors[op.outputs[0]]
         if op.op == "DENSIFY":
             entries[out.index] = (dtype, out.shape, load)
-        elif dtype == "FLOAT16":
+        elif dtype in _FLOAT_TYPES:
             entries[out.index] = ("FLOAT32", out.shape, _as_float32(load))
     return Constants(entries)
 
@@ -101,13 +109,36 @@ def _loader(read: ReadBuffer, model: TflModel, t: TflTensor) -> Loader:
     return lambda: densify(read(t.buffer, t.dtype, (count,)), t.sparsity, t.shape)
 
 
+_TYPE_NAMES = {"i4": "INT32", "i8": "INT64", "b1": "BOOL", "f4": "FLOAT32"}
+
+
+def _fixed(array: np.ndarray) -> Loader:
+    return lambda: array
+
+
+def small_integer_constants(model: TflModel, sub: TflSubgraph,
+                            read: ReadBuffer) -> dict[int, np.ndarray]:
+    """The values of the subgraph's small integer/boolean constants (for loop unrolling)."""
+    found = {}
+    for t in sub.tensors:
+        if (t.dtype in ("INT32", "INT64", "BOOL") and 0 < t.buffer < len(model.buffers)
+                and model.buffers[t.buffer].size and int(np.prod(t.shape)) <= _MAX_VALUE_ELEMENTS):
+            found[t.index] = np.asarray(read(t.buffer, t.dtype, t.shape))
+    return found
+
+
 def _as_float32(load: Loader) -> Loader:
-    return lambda: load().astype(np.float32)
+    return lambda: load().astype(np.float32, copy=False)
 
 
-def build_graph(model: TflModel, sub: TflSubgraph, constants: Constants, name: str) -> Graph:
+def _dequantized(load: Loader, t: TflTensor) -> Loader:
+    return lambda: quantization.dequantize(load(), t.quantization, t.dtype)
+
+
+def build_graph(model: TflModel, sub: TflSubgraph, constants: Constants, name: str,
+                labels: list[str] | None = None) -> Graph:
+    """`labels`: the output names (of the subgraph as the file has it, before unrolling)."""
     names = unique_names(sub)
-    check_not_quantized(sub)
     ops = _live_operators(sub, constants)
     index_of = {n: i for i, n in enumerate(names)}
     nodes: list[Node] = []
@@ -118,11 +149,53 @@ def build_graph(model: TflModel, sub: TflSubgraph, constants: Constants, name: s
             _, shape, _ = constants.entries[index_of[tensor]]
             weights[tensor] = WeightSpec(tuple(shape), "float32")
         nodes.append(node)
+    meta: dict = {"tflite_version": model.version, "description": model.description}
+    kind = quantization.kind_of(sub, set(constants.entries))
     inputs = [GraphInput(names[i], _input_shape(sub.tensors[i]),
                          sub.tensors[i].dtype.lower()) for i in sub.inputs]
     outputs = [names[i] for i in sub.outputs]
-    return Graph("tflite", name, inputs, outputs, output_names(model, sub, names), nodes,
-                 weights, {"tflite_version": model.version, "description": model.description})
+    if kind is not None:
+        used = {t for n in nodes for t in (*n.inputs, *n.outputs, *n.weights.values())}
+        table = {names[t.index]: quantization.params(t) for t in sub.tensors
+                 if quantization.is_quantized(t) and names[t.index] in used | set(outputs)}
+        meta.update(quantized=kind, quantization=table)
+        inputs, outputs, edges = _real_valued_edges(sub, names, inputs, outputs, table)
+        nodes = edges[0] + nodes + edges[1]
+    return Graph("tflite", name, inputs, outputs, labels or output_names(model, sub, names),
+                 nodes, weights, meta)
+
+
+def _real_valued_edges(sub: TflSubgraph, names: list[str], inputs: list[GraphInput],
+                       outputs: list[str], table: dict) -> tuple:
+    """A QUANTIZE after each quantized model input and a DEQUANTIZE before each quantized
+    output: the module takes and gives real values (scale · (q − zero point))."""
+    first: list[Node] = []
+    last: list[Node] = []
+    new_inputs = []
+    for k, spec in enumerate(inputs):
+        if spec.name not in table:
+            new_inputs.append(spec)
+            continue
+        real = f"{spec.name}/real"
+        new_inputs.append(GraphInput(real, spec.shape, "float32"))
+        first.append(_edge_node(f"quantize_input_{k}", "QUANTIZE", real, spec.name,
+                                sub.tensors[sub.inputs[k]], table[spec.name]["dtype"]))
+    new_outputs = []
+    for k, name in enumerate(outputs):
+        if name not in table:
+            new_outputs.append(name)
+            continue
+        real = f"{name}/real"
+        new_outputs.append(real)
+        last.append(_edge_node(f"dequantize_output_{k}", "DEQUANTIZE", name, real,
+                               sub.tensors[sub.outputs[k]], "float32"))
+    return new_inputs, new_outputs, (first, last)
+
+
+def _edge_node(name: str, op: str, source: str, target: str, t: TflTensor, dtype: str) -> Node:
+    attrs = {"operands": ["in:0"], "values": {}, "tflite_version": 1, "edge": True,
+             "output_shapes": [list(_static_shape(t))], "output_dtypes": [dtype]}
+    return Node(name, op, name, (source,), (target,), attrs, {}, 1)
 
 
 def unique_names(sub: TflSubgraph) -> list[str]:
@@ -156,33 +229,43 @@ def _live_operators(sub: TflSubgraph, constants: Constants) -> list[TflOperator]
             continue
         live.append(op)
         for pos, i in enumerate(op.inputs):
-            if i >= 0 and i not in constants and _needs_tensor(op, pos):
+            if (i >= 0 and i not in constants and not sub.tensors[i].is_variable
+                    and _needs_tensor(op, pos, sub)):
                 needed.add(i)
     return live[::-1]
 
 
-def _needs_tensor(op: TflOperator, pos: int) -> bool:
-    """False for a computed shape input that the converter replaces by the static shape."""
-    return not ((op.op == "RESHAPE" and pos == 1) or (op.op == "TRANSPOSE_CONV" and pos == 0))
+def _needs_tensor(op: TflOperator, pos: int, sub: TflSubgraph) -> bool:
+    """False for a computed shape input that the converter replaces by the static shape:
+    TRANSPOSE_CONV's, and RESHAPE's unless its output has several unknown sizes."""
+    if op.op == "TRANSPOSE_CONV":
+        return pos != 0
+    if op.op == "RESHAPE" and pos == 1:
+        return sum(d < 0 for d in _static_shape(sub.tensors[op.outputs[0]])) > 1
+    return True
 
 
 def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[str]) -> Node:
     operands: list[str] = []
     values: dict[str, list] = {}
+    value_dtypes: dict[str, str] = {}
     inputs: list[str] = []
     weights: dict[str, str] = {}
     roles = _ROLES.get(op.op, {})
     for pos, index in enumerate(op.inputs):
         if index < 0:
             operands.append("none")
+        elif sub.tensors[index].is_variable:
+            operands.append("state")
         elif index in constants and _is_value(op, pos, constants.entries[index]):
             operands.append("v")
             values[str(pos)] = np.asarray(constants.load(index)).tolist()
+            value_dtypes[str(pos)] = constants.entries[index][0].lower()
         elif index in constants:
             role = roles.get(pos, f"input{pos}")
             weights[role] = names[index]
             operands.append(f"w:{role}")
-        elif not _needs_tensor(op, pos):
+        elif not _needs_tensor(op, pos, sub):
             operands.append("dynamic")
         else:
             operands.append(f"in:{len(inputs)}")
@@ -192,16 +275,19 @@ def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[s
         attrs["padding"] = PADDING.get(attrs["padding"], attrs["padding"])
     if "fused_activation_function" in attrs:
         attrs["activation"] = _fused_activation(op, attrs.pop("fused_activation_function"))
-    attrs.update(operands=operands, values=values, tflite_version=op.version,
+    attrs.update(operands=operands, values=values, value_dtypes=value_dtypes,
+                 tflite_version=op.version,
                  output_shapes=[list(_static_shape(sub.tensors[i])) for i in op.outputs],
                  output_dtypes=[sub.tensors[i].dtype.lower() for i in op.outputs])
     if op.custom_options is not None:
         attrs["custom_options"] = op.custom_options.hex()
+    if op.unrolled:
+        attrs["unrolled"] = True
     name = f"{op.op.lower()}_{op.index}"
     # TFLite versions mark quantized-kernel capabilities; float semantics live in the options
     # read above, so every version maps to the same converter (key version 1).
-    return Node(name, op.op, name, tuple(inputs), tuple(names[i] for i in op.outputs), attrs,
-                weights, 1)
+    return Node(name, op.op, op.shared or name, tuple(inputs),
+                tuple(names[i] for i in op.outputs), attrs, weights, 1)
 
 
 # TFLite's float kernels apply a fused activation as a clamp range: TANH and SIGN_BIT give no
@@ -230,7 +316,7 @@ def _fused_activation(op: TflOperator, code: int) -> str:
 def _is_value(op: TflOperator, pos: int, entry: tuple[str, tuple[int, ...], Loader]) -> bool:
     dtype, shape, _ = entry
     small = int(np.prod(shape, dtype=np.int64)) <= _MAX_VALUE_ELEMENTS
-    if (op.op, pos) in _FLOAT_VALUES:
+    if (op.op, pos) in _FLOAT_VALUES or (op.op in _VALUE_OPS and small and not shape):
         return True
     return dtype not in _FLOAT_TYPES and small
 

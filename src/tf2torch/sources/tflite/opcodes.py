@@ -62,6 +62,7 @@ _POOL: tuple[Field, ...] = (("padding", "b", 0), ("stride_w", "i", 0), ("stride_
 _REDUCER: tuple[Field, ...] = (("keep_dims", "?", False),)
 _ACT_ONLY: tuple[Field, ...] = (_ACT,)
 _SPLIT: tuple[Field, ...] = (("num_splits", "i", 0),)
+_LSTM: tuple[Field, ...] = (_ACT, ("cell_clip", "f", 0.0), ("proj_clip", "f", 0.0))
 
 # Builtin options of each op, by field id. Only ops tf2torch reads options of are listed.
 OPTIONS: dict[str, tuple[Field, ...]] = {
@@ -72,8 +73,8 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
     "TRANSPOSE_CONV": (("padding", "b", 0), ("stride_w", "i", 0), ("stride_h", "i", 0), _ACT),
     "AVERAGE_POOL_2D": _POOL,
     "MAX_POOL_2D": _POOL,
-    "L2_POOL_2D": _POOL,
-    "FULLY_CONNECTED": (_ACT, ("weights_format", "b", 0), ("keep_num_dims", "?", False)),
+    "FULLY_CONNECTED": (_ACT, ("weights_format", "b", 0), ("keep_num_dims", "?", False),
+                        ("asymmetric_quantize_inputs", "?", False)),
     "ADD": _ACT_ONLY,
     "SUB": _ACT_ONLY,
     "MUL": _ACT_ONLY,
@@ -104,5 +105,24 @@ OPTIONS: dict[str, tuple[Field, ...]] = {
     "BATCH_MATMUL": (("adj_x", "?", False), ("adj_y", "?", False)),
     "GELU": (("approximate", "?", False),),
     "DEPTH_TO_SPACE": (("block_size", "i", 0),),
+    "CUMSUM": (("exclusive", "?", False), ("reverse", "?", False)),
+    "REDUCE_ANY": _REDUCER,
+    "REDUCE_ALL": _REDUCER,
+    "L2_POOL_2D": _POOL,
+    "LOCAL_RESPONSE_NORMALIZATION": (("radius", "i", 0), ("bias", "f", 0.0), ("alpha", "f", 0.0),
+                                     ("beta", "f", 0.0)),
+    "BUCKETIZE": (("boundaries", "[f4", None),),
+    "ONE_HOT": (("axis", "i", 0),),
+    "SHAPE": (("out_type", "b", 0),),
+    "CAST": (("in_data_type", "b", 0), ("out_data_type", "b", 0)),
+    "ARG_MAX": (("output_type", "b", 0),),
+    "ARG_MIN": (("output_type", "b", 0),),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": (*_LSTM, ("time_major", "?", False),
+                                     ("asymmetric_quantize_inputs", "?", False),
+                                     ("diagonal_recurrent_tensors", "?", False)),
+    "BIDIRECTIONAL_SEQUENCE_LSTM": (*_LSTM, ("merge_outputs", "?", False),
+                                    ("time_major", "?", True),
+                                    ("asymmetric_quantize_inputs", "?", False)),
+    "WHILE": (("cond_subgraph_index", "i", 0), ("body_subgraph_index", "i", 0)),
     "SPACE_TO_DEPTH": (("block_size", "i", 0),),
 }

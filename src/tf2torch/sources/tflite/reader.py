@@ -13,7 +13,16 @@ import numpy as np
 
 from tf2torch.errors import SourceError
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
-from tf2torch.sources.tflite.graph import Constants, build_graph, find_constants, unique_names
+from tf2torch.sources.tflite import quantization
+from tf2torch.sources.tflite.graph import (
+    Constants,
+    build_graph,
+    find_constants,
+    output_names,
+    small_integer_constants,
+    unique_names,
+)
+from tf2torch.sources.tflite.loops import unroll_loops
 from tf2torch.sources.tflite.opcodes import NUMPY_DTYPES
 from tf2torch.sources.tflite.schema import TflModel, parse_model
 
@@ -34,13 +43,16 @@ def read_tflite(path: str | Path) -> SourceModel:
     """Read a `.tflite` file: `tensors` holds the constant (weight) tensors by name."""
     path = Path(path)
     model = read_tflite_model(path)
-    sub = model.subgraphs[0]
+    original = model.subgraphs[0]
 
     def read(buffer: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
         return _read_buffer(path, model, buffer, dtype, shape)
 
-    constants = find_constants(model, sub, read)
-    graph = build_graph(model, sub, constants, path.stem)
+    sub, folded = unroll_loops(model, original, small_integer_constants(model, original, read),
+                               read)
+    constants = find_constants(model, sub, read, folded if sub is not original else None)
+    labels = output_names(model, original, unique_names(original))
+    graph = build_graph(model, sub, constants, path.stem, labels)
     store = TensorStore()
     index_of = {name: i for i, name in enumerate(unique_names(sub))}
     for tensor_name, spec in graph.weights.items():
@@ -54,12 +66,18 @@ def read_tflite(path: str | Path) -> SourceModel:
         "signatures": [s.key for s in model.signatures],
         "subgraphs": len(model.subgraphs),
         "op_counts": graph.op_counts(),
+        "quantization": quantization.summary(sub, set(constants.entries), unique_names(sub)),
     }
     return SourceModel("tflite", path, store, graph, meta, {"tflite": path}, parsed=model)
 
 
 def _float_loader(constants: Constants, index: int) -> Callable[[], np.ndarray]:
-    return lambda: np.asarray(constants.load(index), dtype=np.float32)
+    def load() -> np.ndarray:
+        values = np.asarray(constants.load(index))
+        # float64 only for dequantized int32 biases (exact integers for the simulation)
+        return values if values.dtype == np.float64 else values.astype(np.float32)
+
+    return load
 
 
 def read_metadata(path: str | Path, model: TflModel, name: str) -> bytes:
@@ -76,9 +94,13 @@ def read_metadata(path: str | Path, model: TflModel, name: str) -> bytes:
 
 def _read_buffer(path: Path, model: TflModel, buffer: int, dtype: str,
                  shape: tuple[int, ...]) -> np.ndarray:
+    span = model.buffers[buffer]
+    if dtype == "INT4":
+        count = int(np.prod(shape, dtype=np.int64))
+        raw = np.fromfile(path, dtype=np.uint8, count=(count + 1) // 2, offset=span.offset)
+        return quantization.unpack_int4(raw, count).reshape(shape)
     if dtype not in NUMPY_DTYPES:
         raise SourceError(f"{path}: constant of type {dtype} is not readable")
-    span = model.buffers[buffer]
     dt = np.dtype(NUMPY_DTYPES[dtype])
     count = int(np.prod(shape, dtype=np.int64))
     if count * dt.itemsize > span.size:

@@ -109,8 +109,11 @@ def _unpack(buf: memoryview, fmt: str, at: int) -> Any:
 
 @dataclass(frozen=True)
 class Quantization:
+    """real = scale · (q − zero_point); per-channel parameters run along `axis`."""
+
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
+    axis: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class TflOperator:
     options: dict[str, Any]
     custom_options: bytes | None
     is_custom: bool
+    shared: str | None = None  # an unrolled loop's op: the module every iteration shares
+    unrolled: bool = False  # inlined from a loop body (its recorded shapes may be stale)
 
 
 @dataclass(frozen=True)
@@ -233,7 +238,8 @@ def _tensor(index: int, t: Table) -> TflTensor:
     if q is not None:
         scale = tuple(q.numbers(2, "f4"))
         if scale:
-            quant = Quantization(scale, tuple(q.numbers(3, "i8")))
+            quant = Quantization(scale, tuple(q.numbers(3, "i8")) or (0,) * len(scale),
+                                 q.scalar(6, "i", 0))
     return TflTensor(
         index=index, name=t.string(3) or f"tensor_{index}", shape=shape,
         shape_signature=tuple(t.numbers(7, "i4")) or shape,

@@ -32,7 +32,7 @@ from tf2torch.verification.report import standard_inputs
 def verify_layers(
     source: str | Path | SourceModel, *, reference: str | Path | None = None,
     input_size: int | None = None, use_ema: bool = True, seed: int = 0,
-    signature: str | None = None,
+    signature: str | None = None, quantized: str = "simulate",
 ) -> LayerReport:
     """Per-layer comparison of a fresh conversion with the original, run by TensorFlow.
 
@@ -44,7 +44,7 @@ def verify_layers(
     model = (source if isinstance(source, SourceModel)
              else open_source(source, signature=signature))
     if model.format == "tflite":
-        return _per_op_tflite(model, seed)
+        return _per_op_tflite(model, seed, quantized)
     if model.format in TF_GRAPH_FORMATS:
         return _per_node_tensorflow(model, seed)
     if model.format == "keras":
@@ -93,22 +93,29 @@ def _per_layer_keras(model: SourceModel, seed: int) -> LayerReport:
     return compare_layers(conversion, KerasLayers(keras_model), inputs)
 
 
-def _per_op_tflite(model: SourceModel, seed: int) -> LayerReport:
-    """Every intermediate tensor of a converted .tflite against the interpreter's own."""
+def _per_op_tflite(model: SourceModel, seed: int, quantized: str) -> LayerReport:
+    """Every intermediate tensor of a converted .tflite against the interpreter's own
+    (quantized tensors dequantized; a full-integer model's held to one step each)."""
     from tf2torch.references.mediapipe_runtime import mediapipe_only_ops
-    from tf2torch.verification.layerwise.perop import compare_per_op
+    from tf2torch.verification.layerwise.perop import compare_per_op, reference_form
 
     if ops := mediapipe_only_ops(model.graph.op_counts()):
         raise Tf2TorchError(
             f"{model.path}: per-op comparison needs TensorFlow's interpreter, which cannot run "
             f"MediaPipe's custom ops ({', '.join(ops)}); MediaPipe's runtime exposes only the "
             "outputs: compare those with `tf2torch verify` (TF2TORCH_MEDIAPIPE_PYTHON)")
-    conversion = convert_source(model)
+    conversion = convert_source(model, quantized=quantized)
     arrays = graph_inputs(conversion, seed, batch=1)["random"]
     diffs = compare_per_op(model, conversion.net, arrays)
     rows = [LayerRow(d.node, d.tensor, d.op, 1, d.shape, d.max_abs, d.max_rel, d.bound)
             for d in diffs]
-    return LayerReport(f"TFLite interpreter on {model.path.name} (all tensors kept)", rows)
+    form = reference_form(model)
+    how = ("its dequantized float twin, all tensors kept" if form["twin"]
+           else "default runtime, every tensor exposed; int8 tensors dequantized, bound one "
+                "step" if form["exposed"] else "all tensors kept")
+    kind = model.graph.meta.get("quantized")
+    port = f" vs the {conversion.config['graph']['meta']['quantized_form']} form" if kind else ""
+    return LayerReport(f"TFLite interpreter on {model.path.name} ({how}){port}", rows)
 
 
 def _per_node_tensorflow(model: SourceModel, seed: int) -> LayerReport:

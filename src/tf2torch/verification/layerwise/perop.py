@@ -46,7 +46,7 @@ def _record(net: fx.GraphModule, inputs: list[np.ndarray]) -> dict[str, torch.Te
             return result
 
     with torch.no_grad():
-        Recorder(net).run(*[torch.from_numpy(np.asarray(x, np.float32)) for x in inputs])
+        Recorder(net).run(*[torch.from_numpy(np.asarray(x)) for x in inputs])
     return values
 
 
@@ -54,7 +54,9 @@ def _distance(value: torch.Tensor, ref: np.ndarray) -> tuple[float, float]:
     """(max abs, max rel) difference in the interpreter's layout. The module's value may be
     channels-first; the layout is not recorded per tensor, so both readings are tried where
     shapes allow and the closer one counts."""
-    arr = value.numpy().astype(np.float64)
+    arr = value.numpy()
+    arr = arr if np.iscomplexobj(arr) else arr.astype(np.float64)
+    ref = ref if np.iscomplexobj(ref) else ref.astype(np.float64)
     candidates = [arr] if arr.shape == ref.shape else []
     if arr.ndim >= 3 and np.moveaxis(arr, 1, -1).shape == ref.shape:
         candidates.append(np.moveaxis(arr, 1, -1))
@@ -66,14 +68,37 @@ def _distance(value: torch.Tensor, ref: np.ndarray) -> tuple[float, float]:
             float((diff / np.maximum(np.abs(best), 1e-8)).max(initial=0.0)))
 
 
+def reference_form(source: SourceModel) -> dict[str, bool]:
+    """How to run the original for a per-op comparison: a full-integer file on the default
+    runtime (what `simulate` reproduces), every tensor exposed as an output; a weight-only
+    one as its dequantized float twin (its hybrid kernels quantize on the fly; the twin
+    tells a conversion error from that); a float file on its builtin kernels."""
+    kind = source.graph.meta.get("quantized")
+    return {"exposed": kind is not None, "twin": kind == "weight-only"}
+
+
+def _bound(source: SourceModel, tensor: str, ref: np.ndarray, tolerance: Tolerance) -> float:
+    """One quantization step for an int8/uint8 tensor of a full-integer model (and for the
+    float output of a DEQUANTIZE, which carries its input's grid)."""
+    table = source.graph.meta.get("quantization", {})
+    dequantized = {n.outputs[0]: n.inputs[0] for n in source.graph.nodes
+                   if n.op == "DEQUANTIZE" and n.inputs}
+    grid = table.get(tensor) or table.get(dequantized.get(tensor, ""))
+    if grid and source.graph.meta.get("quantized") == "full-integer":
+        return float(max(grid["scale"])) * 1.001
+    return tolerance.bound(ref)
+
+
 def compare_per_op(source: SourceModel, net: fx.GraphModule,
                    inputs: np.ndarray | list[np.ndarray],
                    tolerance: Tolerance = GRAPH_TOLERANCE,
-                   intermediates: Intermediates = tflite_intermediates) -> list[OpDiff]:
+                   intermediates: Intermediates | None = None) -> list[OpDiff]:
     """One `OpDiff` per node output the original also exposes (by default: the TFLite
-    interpreter's kept tensors), in graph order."""
+    interpreter's kept tensors), in graph order; quantized tensors compared in float
+    (dequantized), bound one step."""
     batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-    reference = intermediates(source, batch)
+    reference = (tflite_intermediates(source, batch, **reference_form(source))
+                 if intermediates is None else intermediates(source, batch))
     graph = source.graph
     values = _record(net, batch)
     diffs: list[OpDiff] = []
@@ -84,9 +109,10 @@ def compare_per_op(source: SourceModel, net: fx.GraphModule,
             value = values.get(key) if key else _nth_output(values, fx_name, i)
             if value is None or tensor not in reference:
                 continue
-            ref = reference[tensor].astype(np.float64)
+            ref = reference[tensor]
             max_abs, max_rel = _distance(value, ref)
-            diffs.append(OpDiff(node.name, node.op, tensor, max_abs, tolerance.bound(ref),
+            diffs.append(OpDiff(node.name, node.op, tensor, max_abs,
+                                _bound(source, tensor, ref, tolerance),
                                 tuple(ref.shape[1:]), max_rel))
     return diffs
 
@@ -108,7 +134,7 @@ def compare_isolated(source: SourceModel, net: fx.GraphModule,
     """Each module fed the interpreter's own inputs: separates a wrong op from error that
     only grows along a deep, ill-conditioned network (every op exact, outputs apart)."""
     batch = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-    reference = tflite_intermediates(source, batch)
+    reference = tflite_intermediates(source, batch, **reference_form(source))
     graph = source.graph
     reference.update({spec.name: x for spec, x in zip(graph.inputs, batch, strict=True)})
     diffs: list[OpDiff] = []
@@ -119,7 +145,8 @@ def compare_isolated(source: SourceModel, net: fx.GraphModule,
         ref = reference[node.outputs[0]].astype(np.float64)
         max_abs = min(_isolated_run(module, [reference[i] for i in node.inputs], ref, cf)
                       for cf in (False, True))
-        diffs.append(OpDiff(node.name, node.op, node.outputs[0], max_abs, tolerance.bound(ref)))
+        diffs.append(OpDiff(node.name, node.op, node.outputs[0], max_abs,
+                            _bound(source, node.outputs[0], ref, tolerance)))
     return diffs
 
 

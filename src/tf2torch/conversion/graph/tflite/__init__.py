@@ -18,8 +18,23 @@ CONVERTER_VERSION = 1
 
 def register_tflite_ops(registry: Registry) -> None:
     """Register one converter per supported TFLite op (builtin or custom)."""
-    from tf2torch.conversion.graph.tflite import conv, custom, elementwise, shape
+    from tf2torch.conversion.graph.tflite import (
+        conv,
+        custom,
+        elementwise,
+        quantized,
+        refusals,
+        rnn,
+        shape,
+        values,
+    )
 
-    for table in (conv.CONVERTERS, elementwise.CONVERTERS, shape.CONVERTERS, custom.CONVERTERS):
+    tables = (conv.CONVERTERS, elementwise.CONVERTERS, shape.CONVERTERS, values.CONVERTERS,
+              rnn.CONVERTERS, custom.CONVERTERS, {"QUANTIZE": quantized.convert_quantize})
+    for table in tables:
         for op, converter in table.items():
-            registry.register((FORMAT, op, CONVERTER_VERSION), converter)
+            registry.register((FORMAT, op, CONVERTER_VERSION),
+                              quantized.quantization_aware(op, converter))
+    for op, why in refusals.REFUSED.items():
+        registry.refuse(FORMAT, op, why)
+    registry.add_check(FORMAT, quantized.check_simulation)

@@ -37,6 +37,17 @@ def output_shape(node: Node, index: int = 0) -> list[int]:
     return list(node.attrs["output_shapes"][index])
 
 
+def output_dtype(node: Node, index: int = 0) -> str:
+    """The output tensor's type as the runtime names it ("int32", "float32", "bool"...)."""
+    return str(node.attrs["output_dtypes"][index])
+
+
+def integer_valued(node: Node, ctx: LowerContext) -> bool:
+    """The output holds plain integers (sizes, indices), not a quantized real tensor."""
+    return (output_dtype(node) not in ("float32", "float16")
+            and node.outputs[0] not in ctx.meta.get("quantization", {}))
+
+
 def role(node: Node, pos: int) -> str | None:
     """The weight role of a constant float operand, None if it is not one."""
     kind = operand(node, pos)

@@ -96,6 +96,7 @@ def _pool(kind: str):
 
 convert_max_pool_2d = _pool("max")
 convert_average_pool_2d = _pool("avg")
+convert_l2_pool_2d = _pool("l2")
 
 
 def _resize(mode: str):
@@ -120,6 +121,7 @@ CONVERTERS = {
     "FULLY_CONNECTED": convert_fully_connected,
     "MAX_POOL_2D": convert_max_pool_2d,
     "AVERAGE_POOL_2D": convert_average_pool_2d,
+    "L2_POOL_2D": convert_l2_pool_2d,
     "RESIZE_BILINEAR": convert_resize_bilinear,
     "RESIZE_NEAREST_NEIGHBOR": convert_resize_nearest_neighbor,
 }

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from tf2torch.conversion.graph.lower import to_layout_perm
 from tf2torch.conversion.graph.registry import ANY, CF, SOURCE, Binding, LowerContext, Lowered
-from tf2torch.conversion.graph.tflite.common import axis_in, rank, role, spec
+from tf2torch.conversion.graph.tflite import values
+from tf2torch.conversion.graph.tflite.common import (
+    axis_in,
+    integer_valued,
+    output_dtype,
+    rank,
+    role,
+    spec,
+)
 from tf2torch.sources.ir import Node
 
 _UNARY = {
@@ -39,16 +47,23 @@ def convert_gelu(node: Node, ctx: LowerContext) -> Lowered:
     return Lowered(spec("Unary", fn=fn), ANY)
 
 
-def convert_float_cast(node: Node, ctx: LowerContext) -> Lowered:
-    """CAST / DEQUANTIZE between float types: the module computes in float32 throughout."""
-    if not set(node.attrs["output_dtypes"]) <= _FLOAT_OUT:
-        raise ValueError(f"only float casts are converted, not to {node.attrs['output_dtypes']}")
-    return Lowered(spec("Identity"), ANY)
+def convert_cast(node: Node, ctx: LowerContext) -> Lowered:
+    """CAST / DEQUANTIZE. A DEQUANTIZE's input is already real-valued (the reader dequantized
+    its constant, or the simulation carries real values); a CAST converts to its output
+    type, float16 computing as float32 as the whole module does."""
+    if node.op == "DEQUANTIZE" or node.outputs[0] in ctx.meta.get("quantization", {}):
+        return Lowered(spec("Identity"), ANY)
+    dtype = "float32" if output_dtype(node) in _FLOAT_OUT else output_dtype(node)
+    return Lowered(spec("Apply", fn="cast", dtype=dtype), ANY)
 
 
 def _binary(op: str):
     def convert(node: Node, ctx: LowerContext) -> Lowered:
         activation = node.attrs.get("activation", "linear")
+        if "v" in node.attrs["operands"] or integer_valued(node, ctx):
+            if activation != "linear":
+                raise ValueError(f"fused {activation} on integer arithmetic")
+            return values.INTEGER_ARITHMETIC["_" + op](node, ctx)  # shape arithmetic
         const_pos = [i for i in (0, 1) if role(node, i)]
         if not const_pos:
             if len(node.inputs) != 2:
@@ -104,8 +119,8 @@ CONVERTERS = {
     **{op: _binary(fn) for op, fn in _BINARY.items()},
     "LEAKY_RELU": convert_leaky_relu,
     "GELU": convert_gelu,
-    "CAST": convert_float_cast,
-    "DEQUANTIZE": convert_float_cast,
+    "CAST": convert_cast,
+    "DEQUANTIZE": convert_cast,
     "ADD_N": convert_add_n,
     "SOFTMAX": convert_softmax,
     "LOG_SOFTMAX": convert_log_softmax,

@@ -6,8 +6,10 @@ from tf2torch.conversion.graph.registry import CF, SOURCE, Binding, LowerContext
 from tf2torch.conversion.graph.tflite.common import (
     axis_in,
     common_layout,
+    integer_valued,
     ints,
     operand,
+    output_dtype,
     output_shape,
     rank,
     role,
@@ -15,6 +17,7 @@ from tf2torch.conversion.graph.tflite.common import (
     static_dim,
     value,
 )
+from tf2torch.conversion.graph.tflite.values import constant_operands
 from tf2torch.sources.ir import Node
 
 
@@ -26,6 +29,8 @@ def _reshape_to(shape: list[int]) -> Lowered:
 def convert_reshape(node: Node, ctx: LowerContext) -> Lowered:
     if operand(node, 1) == "v":
         return _reshape_to(ints(node, 1))
+    if operand(node, 1).startswith("in:"):  # several sizes known only at run time
+        return Lowered(spec("DynamicReshape"), SOURCE)
     return _reshape_to(node.attrs.get("new_shape") or output_shape(node))
 
 
@@ -65,6 +70,8 @@ def convert_pad(node: Node, ctx: LowerContext) -> Lowered:
 
 
 def convert_concatenation(node: Node, ctx: LowerContext) -> Lowered:
+    if len(node.inputs) != len(node.attrs["operands"]):
+        return _join("concat", node, ctx, node.attrs["axis"] % len(output_shape(node)))
     layout = common_layout(ctx)
     axis = axis_in(node.attrs["axis"], rank(ctx), layout)
     return Lowered(spec("Concat", axis=axis, activation=node.attrs["activation"]), layout)
@@ -84,11 +91,23 @@ def _reduce(kind: str):
     return convert
 
 
+def _dynamic_slice(node: Node, ctx: LowerContext, **options) -> Lowered:
+    kwargs, bindings = constant_operands(node, ctx)
+    return Lowered(spec("DynamicSlice", **options, literals=kwargs["literals"]), SOURCE,
+                   bindings)
+
+
 def convert_strided_slice(node: Node, ctx: LowerContext) -> Lowered:
     a = node.attrs
+    masks = tuple(a[k] for k in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
+                                 "shrink_axis_mask"))
+    if any(operand(node, p) != "v" for p in (1, 2, 3)) or a["offset"]:
+        if a["offset"]:
+            raise ValueError("offset strided slices with computed bounds are not converted")
+        return _dynamic_slice(node, ctx, masks=masks)
     begin, end, strides = ints(node, 1), ints(node, 2), ints(node, 3)
     if any(s < 0 for s in strides):
-        raise ValueError("negative strides are not converted")
+        return _dynamic_slice(node, ctx, masks=masks)
     r = rank(ctx)
     n_real = len(begin) - bin(a["new_axis_mask"]).count("1") - (1 if a["ellipsis_mask"] else 0)
     items: list = []
@@ -104,11 +123,14 @@ def convert_strided_slice(node: Node, ctx: LowerContext) -> Lowered:
             stop = b + e if a["offset"] else e
             items.append([None if a["begin_mask"] & bit else b,
                           None if a["end_mask"] & bit else stop, s])
-    return Lowered(spec("Slice", items=_whole_batch(items, node)), SOURCE)
+    return Lowered(spec("Slice", items=_whole_batch(items, node, ctx)), SOURCE)
 
 
-def _whole_batch(items: list, node: Node) -> list:
-    """A slice of axis 0 covering the file's whole (fixed) batch keeps any batch size."""
+def _whole_batch(items: list, node: Node, ctx: LowerContext) -> list:
+    """A slice of axis 0 covering the file's whole (fixed) batch keeps any batch size
+    (not of integer vectors: a shape's axis 0 is no batch)."""
+    if integer_valued(node, ctx) or node.attrs.get("unrolled"):
+        return items  # a shape's axis 0, or a loop body's (time, not batch)
     if items and isinstance(items[0], list) and node.attrs["output_shapes"]:
         start, stop, step = items[0]
         batch = output_shape(node)[0]
@@ -118,9 +140,11 @@ def _whole_batch(items: list, node: Node) -> list:
 
 
 def convert_slice(node: Node, ctx: LowerContext) -> Lowered:
+    if operand(node, 1) != "v" or operand(node, 2) != "v":
+        return _dynamic_slice(node, ctx, sizes=True)
     items = [[b, None if s == -1 else b + s, 1]
              for b, s in zip(ints(node, 1), ints(node, 2), strict=True)]
-    return Lowered(spec("Slice", items=_whole_batch(items, node)), SOURCE)
+    return Lowered(spec("Slice", items=_whole_batch(items, node, ctx)), SOURCE)
 
 
 def convert_split(node: Node, ctx: LowerContext) -> Lowered:
@@ -140,8 +164,19 @@ def convert_split_v(node: Node, ctx: LowerContext) -> Lowered:
     return Lowered(spec("Split", sizes=tuple(sizes), axis=axis_in(axis, r, layout)), layout)
 
 
+def _join(kind: str, node: Node, ctx: LowerContext, axis: int) -> Lowered:
+    """PACK / CONCATENATION with constant operands: integer shape arithmetic."""
+    kwargs, bindings = constant_operands(node, ctx)
+    return Lowered(spec("Join", kind=kind, axis=axis, dtype=output_dtype(node), **kwargs),
+                   SOURCE, bindings)
+
+
 def convert_pack(node: Node, ctx: LowerContext) -> Lowered:
-    return Lowered(spec("Stack", axis=node.attrs["axis"] % (rank(ctx) + 1)), SOURCE)
+    out_rank = len(output_shape(node))
+    axis = node.attrs["axis"] % out_rank
+    if len(node.inputs) != len(node.attrs["operands"]):
+        return _join("stack", node, ctx, axis)
+    return Lowered(spec("Stack", axis=axis), SOURCE)
 
 
 def convert_unpack(node: Node, ctx: LowerContext) -> Lowered:
@@ -149,10 +184,13 @@ def convert_unpack(node: Node, ctx: LowerContext) -> Lowered:
 
 
 def convert_gather(node: Node, ctx: LowerContext) -> Lowered:
-    if node.attrs["batch_dims"] != 0 or operand(node, 0) != "in:0":
-        raise ValueError("only GATHER from a computed tensor with constant indices")
-    axis = node.attrs["axis"] % rank(ctx)
-    return Lowered(spec("Gather", indices=value(node, 1), axis=axis), SOURCE)
+    if node.attrs["batch_dims"] != 0:
+        raise ValueError("GATHER with batch_dims is not converted")
+    if operand(node, 0) == "in:0" and operand(node, 1) == "v":
+        axis = node.attrs["axis"] % rank(ctx)
+        return Lowered(spec("Gather", indices=value(node, 1), axis=axis), SOURCE)
+    kwargs, bindings = constant_operands(node, ctx)  # computed indices, or stored params
+    return Lowered(spec("GatherTensor", axis=node.attrs["axis"], **kwargs), SOURCE, bindings)
 
 
 def convert_tile(node: Node, ctx: LowerContext) -> Lowered:
@@ -201,6 +239,8 @@ CONVERTERS = {
     "REDUCE_MAX": _reduce("max"),
     "REDUCE_MIN": _reduce("min"),
     "REDUCE_PROD": _reduce("prod"),
+    "REDUCE_ANY": _reduce("any"),
+    "REDUCE_ALL": _reduce("all"),
     "STRIDED_SLICE": convert_strided_slice,
     "SLICE": convert_slice,
     "SPLIT": convert_split,

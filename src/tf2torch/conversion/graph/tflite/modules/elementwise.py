@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tf2torch.conversion.graph.tflite.modules.layers import FUSED, fused
+from tf2torch.conversion.graph.tflite.modules.layers import FUSED, fused, same_device
 
 UNARY = {
     **FUSED,
@@ -84,7 +84,8 @@ class Binary(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         if self.constant is not None:
             xs = (self._const(), xs[0]) if self.const_first else (xs[0], self._const())
-        return fused(BINARY[self.op](xs[0], xs[1]), self.activation)
+        a, b = same_device(xs)
+        return fused(BINARY[self.op](a, b), self.activation)
 
 
 class AddN(nn.Module):
@@ -134,6 +135,11 @@ class Reduce(nn.Module):
             return x.amax(self.axes, keepdim=self.keepdims)
         if self.kind == "min":
             return x.amin(self.axes, keepdim=self.keepdims)
+        if self.kind in ("any", "all"):
+            fn = torch.any if self.kind == "any" else torch.all
+            for axis in sorted(self.axes, reverse=True):
+                x = fn(x, dim=axis, keepdim=self.keepdims)
+            return x
         y = x
         for axis in sorted(self.axes, reverse=True):
             y = y.prod(axis, keepdim=self.keepdims)

@@ -25,6 +25,12 @@ def fused(x: torch.Tensor, activation: str) -> torch.Tensor:
     return FUSED[activation](x)
 
 
+def same_device(xs) -> tuple[torch.Tensor, ...]:
+    """Tensors on one device: a shape-derived tensor (made on the CPU) joins the data's."""
+    device = next((x.device for x in xs if x.device.type != "cpu"), None)
+    return tuple(xs) if device is None else tuple(x.to(device) for x in xs)
+
+
 class Conv2d(shared.Conv):
     """CONV_2D / DEPTHWISE_CONV_2D (cf): the shared TF-padded conv plus a fused activation."""
 
@@ -54,7 +60,9 @@ class TransposeConv2d(nn.Module):
         self.out_size, self.activation = tuple(out_size), activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
+        return fused(self.crop(self.conv(x)), self.activation)
+
+    def crop(self, y: torch.Tensor) -> torch.Tensor:
         for dim, out in enumerate(self.out_size, start=2):
             full = y.shape[dim]
             start = max(full - out, 0) // 2 if self.padding == "same" else 0
@@ -63,7 +71,7 @@ class TransposeConv2d(nn.Module):
             if length < out:
                 pad = [0, 0] * (y.dim() - 1 - dim) + [0, out - length]
                 y = F.pad(y, pad)
-        return fused(y, self.activation)
+        return y
 
 
 class FullyConnected(nn.Linear):
@@ -82,14 +90,17 @@ class FullyConnected(nn.Linear):
 
 
 class Pool2d(shared.Pool):
-    """MAX_POOL_2D / AVERAGE_POOL_2D (cf) with TF SAME semantics and a fused activation."""
+    """MAX_POOL_2D / AVERAGE_POOL_2D / L2_POOL_2D (cf) with TF SAME semantics and a fused
+    activation."""
 
     def __init__(self, kind: str, pool_size: tuple, strides: tuple, padding: str,
                  activation: str = "linear") -> None:
-        super().__init__(kind, pool_size, strides, padding)
-        self.activation = activation
+        super().__init__("avg" if kind == "l2" else kind, pool_size, strides, padding)
+        self.activation, self.l2 = activation, kind == "l2"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.l2:  # L2_POOL_2D: √(mean of squares over the real cells)
+            return fused(torch.sqrt(super().forward(x * x)), self.activation)
         return fused(super().forward(x), self.activation)
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tf2torch.conversion.graph.tflite.modules.layers import fused
+from tf2torch.conversion.graph.tflite.modules.layers import fused, same_device
 
 
 class Concat(nn.Module):
@@ -17,7 +17,7 @@ class Concat(nn.Module):
         self.axis, self.activation = axis, activation
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return fused(torch.cat(xs, dim=self.axis), self.activation)
+        return fused(torch.cat(same_device(xs), dim=self.axis), self.activation)
 
 
 class Reshape(nn.Module):
