@@ -20,7 +20,9 @@ from tf2torch.sources.checkpoint.table import (
     read_index,
     varint,
 )
+from tf2torch.sources.limits import MAX_CHECKPOINT_SHARDS
 from tf2torch.sources.model import TensorInfo, TensorStore
+from tf2torch.util.files import check_regular, open_regular
 
 # TF DataType enum → little-endian numpy dtype, for types stored as raw memcpy bytes.
 _NUMPY_DTYPES: dict[int, np.dtype] = {
@@ -123,7 +125,7 @@ def _decode(entry: Entry, raw: bytearray) -> np.ndarray:
     return _decode_strings(entry, raw)
 
 
-def _load(entry: Entry, shard: Path) -> np.ndarray:
+def _load(entry: Entry, shard: Path, confine: Path) -> np.ndarray:
     """Read one tensor from its shard, verifying its crc32c."""
     if entry.dtype not in _NUMPY_DTYPES and entry.dtype not in (_DT_STRING, _DT_BFLOAT16):
         raise SourceError(
@@ -131,7 +133,7 @@ def _load(entry: Entry, shard: Path) -> np.ndarray:
         )
     raw = bytearray(entry.size)  # writable buffer, so the returned array is writable too
     try:
-        with open(shard, "rb") as file:
+        with open_regular(shard, "data shard", SourceError, within=confine) as file:
             file.seek(entry.offset)
             got = file.readinto(raw)
     except FileNotFoundError:
@@ -157,18 +159,21 @@ def _refuse_sliced(entry: Entry, prefix: Path) -> np.ndarray:
     )
 
 
-def _loader(entry: Entry, shards: list[Path], prefix: Path) -> Callable[[], np.ndarray]:
+def _loader(entry: Entry, shards: list[Path], prefix: Path,
+            confine: Path) -> Callable[[], np.ndarray]:
     if entry.sliced:  # the whole-tensor entry of a partitioned variable names no data
         return functools.partial(_refuse_sliced, entry, prefix)
-    return functools.partial(_load, entry, shards[entry.shard])
+    return functools.partial(_load, entry, shards[entry.shard], confine)
 
 
-def _check_entries(entries: list[Entry], shards: list[Path], index: Path) -> None:
+def _check_entries(entries: list[Entry], shards: list[Path], index: Path,
+                   confine: Path) -> None:
     """Fail at open time on anything a later read would trip over, naming tensor and file."""
     shard_sizes = []
     for path in shards:
         try:
-            shard_sizes.append(path.stat().st_size)
+            shard_sizes.append(check_regular(path, "data shard", SourceError,
+                                             within=confine).st_size)
         except FileNotFoundError:
             raise SourceError(f"{path}: data shard not found") from None
     for entry in entries:
@@ -192,20 +197,26 @@ def _check_entries(entries: list[Entry], shards: list[Path], index: Path) -> Non
             )
 
 
-def read_bundle(prefix: Path) -> tuple[TensorStore, int]:
-    """The tensors of the bundle at `prefix` (lazily read) and its shard count."""
+def read_bundle(prefix: Path, confine: Path | None = None) -> tuple[TensorStore, int]:
+    """The tensors of the bundle at `prefix` (lazily read) and its shard count. Index and
+    shards must be regular files within `confine` (default: the prefix's folder; links may
+    point inside it)."""
+    confine = confine or prefix.parent
     index = prefix.with_name(prefix.name + ".index")
-    header, entries = read_index(index)
+    header, entries = read_index(index, confine)
     if header.big_endian:
         raise SourceError(f"{index}: big-endian checkpoints are not supported")
     if header.min_consumer > MAX_MIN_CONSUMER:
         raise SourceError(
             f"{index}: bundle format needs a reader of version {header.min_consumer}"
         )
+    if not 0 < header.num_shards <= MAX_CHECKPOINT_SHARDS:  # before building a path per shard
+        raise SourceError(f"{index}: header claims {header.num_shards:,} data shards "
+                          f"(a bundle has 1 to {MAX_CHECKPOINT_SHARDS:,}); corrupt index")
     shards = [_shard_path(prefix, i, header.num_shards) for i in range(header.num_shards)]
-    _check_entries(entries, shards, index)
+    _check_entries(entries, shards, index, confine)
     store = TensorStore()
     for entry in entries:
         info = TensorInfo(entry.name, entry.shape, _result_dtype(entry))
-        store.add(info, _loader(entry, shards, prefix))
+        store.add(info, _loader(entry, shards, prefix, confine))
     return store, header.num_shards

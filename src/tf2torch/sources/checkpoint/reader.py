@@ -14,8 +14,9 @@ from pathlib import Path
 from tf2torch.errors import SourceError
 from tf2torch.sources.checkpoint.bundle import read_bundle
 from tf2torch.sources.model import SourceModel
+from tf2torch.util.files import read_regular
 
-__all__ = ["find_runnables", "read_checkpoint", "release_meta"]
+__all__ = ["RUNNABLE_PATTERNS", "find_runnables", "read_checkpoint", "release_meta"]
 
 FORMAT = "tf-checkpoint"
 
@@ -30,9 +31,11 @@ _CHECKPOINT_LINE_RE = re.compile(r'^\s*model_checkpoint_path:\s*"((?:[^"\\]|\\.)
 def _prefix_from_checkpoint_file(folder: Path) -> Path | None:
     """The `model_checkpoint_path` of a folder's `checkpoint` state file, if any."""
     state = folder / "checkpoint"
-    if not state.is_file():
+    if not (state.exists() or state.is_symlink()):
         return None
-    match = _CHECKPOINT_LINE_RE.search(state.read_text(errors="replace"))
+    text = read_regular(state, "checkpoint state file", SourceError, within=folder,
+                        limit=1 << 20).decode("utf-8", "replace")
+    match = _CHECKPOINT_LINE_RE.search(text)
     if not match:
         raise SourceError(f"{state}: no model_checkpoint_path line")
     prefix = folder / match.group(1).replace('\\"', '"').replace("\\\\", "\\")
@@ -98,32 +101,38 @@ def _pick(candidates: list[Path], stem: str) -> Path | None:
     return ranked[0]
 
 
+# Reference files beside a checkpoint, by kind.
+RUNNABLE_PATTERNS: dict[str, tuple[str, ...]] = {
+    "tflite": ("*.tflite",),
+    "frozen_pb": ("*_frozen.pb", "frozen_graph.pb"),
+    "tests_h5": ("tests.h5",),
+    "keras": ("*.keras",),
+}
+
+
 def find_runnables(folder: Path, stem: str, recursive: bool = False) -> dict[str, Path]:
-    """Reference files beside a checkpoint: `tflite`, `frozen_pb`, `tests_h5`, `keras` paths."""
+    """Reference files beside a checkpoint: `tflite`, `frozen_pb`, `tests_h5`, `keras` paths.
+    FIFOs, devices and links are not reference files (the reader never opens them)."""
     glob = folder.rglob if recursive else folder.glob
-    patterns = {
-        "tflite": ["*.tflite"],
-        "frozen_pb": ["*_frozen.pb", "frozen_graph.pb"],
-        "tests_h5": ["tests.h5"],
-        "keras": ["*.keras"],
-    }
     found: dict[str, Path] = {}
-    for kind, globs in patterns.items():
-        candidates = [p for pattern in globs for p in glob(pattern) if p.is_file()]
+    for kind, globs in RUNNABLE_PATTERNS.items():
+        candidates = [p for pattern in globs for p in glob(pattern)
+                      if p.is_file() and not p.is_symlink()]
         chosen = _pick(candidates, stem)
         if chosen is not None:
             found[kind] = chosen
     return found
 
 
-def read_checkpoint(path: str | Path) -> SourceModel:
+def read_checkpoint(path: str | Path, confine: Path | None = None) -> SourceModel:
     """Open a TF V2 checkpoint; tensors are read (and crc-checked) lazily, one per access.
 
     `path` may be the prefix (`dir/model.ckpt`), its `.index`, a data shard, or a folder with
-    a `checkpoint` state file or exactly one `*.index`.
+    a `checkpoint` state file or exactly one `*.index`. Index and shards must be regular
+    files inside `confine` (default: the checkpoint's folder); links may point within it.
     """
     prefix = _resolve_prefix(Path(path))
-    store, num_shards = read_bundle(prefix)
+    store, num_shards = read_bundle(prefix, confine or prefix.parent)
     meta: dict[str, object] = {"num_shards": num_shards, **_release_from(prefix)}
     runnable = find_runnables(prefix.parent, _stem(prefix))
     meta_graph = prefix.with_name(prefix.name + ".meta")

@@ -17,6 +17,7 @@ from pathlib import Path
 import crc32c
 
 from tf2torch.errors import SourceError
+from tf2torch.util.files import read_regular
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48  # two BlockHandles padded to 40 bytes + 8-byte magic
@@ -215,9 +216,10 @@ def _table_entries(data: bytes) -> Iterator[tuple[bytes, memoryview]]:
         yield from _block_entries(_block(data, offset, size))
 
 
-def read_index(index: Path) -> tuple[_Header, list[Entry]]:
+def read_index(index: Path, confine: Path) -> tuple[_Header, list[Entry]]:
+    """Header and entries of a checkpoint index, a regular file within `confine`."""
     try:
-        data = index.read_bytes()
+        data = read_regular(index, "checkpoint index", SourceError, within=confine)
     except FileNotFoundError:
         raise SourceError(f"{index}: checkpoint index not found") from None
     except OSError as exc:
