@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (imported before TensorFlow: their shared libraries clash otherwise)
 
-from tf2torch.errors import SourceError, UnsafeArchiveError
+from tf2torch.errors import SourceError, Tf2TorchError, UnsafeArchiveError
 from tf2torch.sources import open_source
 from tf2torch.sources.archive import open_release_archive
+from tf2torch.sources.limits import ArchiveLimits
 
 tf = pytest.importorskip("tensorflow")
 
@@ -92,15 +93,28 @@ def test_default_extraction_is_a_fresh_temp_folder(
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    model = open_release_archive(release_tgz)
-    dest = model.meta["extracted_to"]
-    try:
+    with open_release_archive(release_tgz) as model:
+        dest = model.meta["extracted_to"]
         assert dest.name.startswith("tf2torch-")
         assert dest.parent == Path(tempfile.gettempdir())
         assert list(cwd.iterdir()) == []
         _assert_release(model, release_tgz, dest)
-    finally:
-        shutil.rmtree(dest)
+        # only what a conversion reads was written: not the eval graph nor the info text
+        assert sorted(p.name for p in dest.iterdir()) == sorted(
+            f"{RELEASE}{s}" for s in (".ckpt.index", ".ckpt.data-00000-of-00001", ".ckpt.meta",
+                                      "_frozen.pb", ".tflite"))
+    assert not dest.exists()  # the model's folder goes with it
+
+
+def test_temp_folder_removed_when_the_model_is_collected(release_tgz: Path) -> None:
+    import gc
+
+    model = open_release_archive(release_tgz)
+    dest = model.meta["extracted_to"]
+    assert dest.is_dir()
+    del model
+    gc.collect()
+    assert not dest.exists()
 
 
 # --- unsafe members ------------------------------------------------------------------------------
@@ -130,11 +144,15 @@ UNSAFE: dict[str, Callable[[Path], tuple[list, str]]] = {
     "absolute": lambda root: ([_file(f"{root}/outside/evil.txt")], f"{root}/outside/evil.txt"),
     "symlink-up": lambda root: ([_link("up", "../outside")], "up"),
     "symlink-absolute": lambda root: ([_link("abs", f"{root}/outside")], "abs"),
-    "symlink-chain": lambda root: ([_link("here", "."), _link("esc", "here/../outside")], "esc"),
+    # releases hold plain files only: any link refuses the archive, even one that stays inside
+    "symlink-chain": lambda root: ([_link("here", "."), _link("esc", "here/../outside")], "here"),
     "through-link": lambda root: (
         [_link("a", "."), _link("a/b", ".."), _file("a/b/outside/evil.txt")],
-        "a/b",
+        "a",
     ),
+    "symlink-inside": lambda root: ([_link("alias.txt", "good.txt")], "alias.txt"),
+    "duplicate": lambda root: ([_file("./good.txt.index"), _file("good.txt.index")],
+                               "good.txt.index"),
     "hardlink-up": lambda root: ([_link("hard", "../outside/evil.txt", tarfile.LNKTYPE)], "hard"),
     "device": lambda root: ([_device("null")], "null"),
 }
@@ -191,3 +209,101 @@ def test_archive_without_checkpoint(tmp_path: Path) -> None:
 def test_missing_archive(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"nope\.tgz: no such archive"):
         open_release_archive(tmp_path / "nope.tgz")
+
+
+# --- budgets: headers, members, totals ------------------------------------------------------------
+
+
+def _header_bomb(archive: Path, kind: bytes, size: int) -> Path:
+    """A `.tgz` whose first header declares `size` bytes of PAX/GNU long-name data (the data
+    itself is absent: a reader that trusts the size allocates it before noticing)."""
+    info = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "pax")
+    info.type, info.size = kind, size
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.fileobj.write(info.tobuf(tarfile.GNU_FORMAT))
+    return archive
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_header_bombs_refused_before_reading(tmp_path: Path, kind: bytes) -> None:
+    import resource
+
+    archive = _header_bomb(tmp_path / f"{RELEASE}.tgz", kind, 1 << 40)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SourceError, match=r"header declares 1,099,511,627,776 bytes, more than "
+                       r"the 1,048,576 allowed \(TF2TORCH_ARCHIVE_MAX_HEADER_BYTES\)") as caught:
+        open_release_archive(archive, extract_to=tmp_path / "out")
+    assert str(archive) in str(caught.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 << 10  # KiB
+    assert not (tmp_path / "out").exists()
+
+
+def test_long_names_within_the_header_budget(release_dir: Path, tmp_path: Path) -> None:
+    """Real long-name headers pass under the default budget and are refused under a small one."""
+    deep = tmp_path / "src" / ("d" * 120) / ("e" * 120)
+    shutil.copytree(release_dir, deep)
+    archive = _pack(tmp_path / f"{RELEASE}.tgz", tmp_path / "src", "w:gz")
+    with open_release_archive(archive) as model:
+        assert model.tensors["global_step"] == 1000
+    with pytest.raises(SourceError, match="header declares 512 bytes"):
+        open_release_archive(archive, limits=ArchiveLimits(header_bytes=100))
+
+
+@pytest.mark.parametrize(("limits", "message"), [
+    (ArchiveLimits(member_bytes=1000), r"more than the 1,000 allowed per member "
+                                       r"\(TF2TORCH_ARCHIVE_MAX_MEMBER_BYTES\)"),
+    (ArchiveLimits(total_bytes=4000), r"of the unpacked archive, more than allowed "
+                                      r"\(TF2TORCH_ARCHIVE_MAX_TOTAL_BYTES\)"),
+    (ArchiveLimits(members=3), r"is entry 4, more than the 3 allowed"),
+])
+def test_member_budgets(release_tgz: Path, tmp_path: Path, limits: ArchiveLimits,
+                        message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(SourceError, match=message) as caught:
+        open_release_archive(release_tgz, limits=limits)
+    assert str(release_tgz) in str(caught.value) and "member '" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # the partial extraction is gone
+
+
+def test_budgets_from_the_environment(release_tgz: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF2TORCH_ARCHIVE_MAX_MEMBER_BYTES", "1K")
+    assert ArchiveLimits.from_env().member_bytes == 1024
+    with pytest.raises(SourceError, match="more than the 1,024 allowed per member"):
+        open_release_archive(release_tgz)
+    monkeypatch.setenv("TF2TORCH_ARCHIVE_MAX_MEMBER_BYTES", "lots")
+    with pytest.raises(Tf2TorchError, match="TF2TORCH_ARCHIVE_MAX_MEMBER_BYTES='lots'"):
+        ArchiveLimits.from_env()
+
+
+def test_gzip_checksum_is_checked(release_tgz: Path, tmp_path: Path) -> None:
+    """A flipped CRC in the gzip trailer: seen only by reading to the very end."""
+    data = bytearray(release_tgz.read_bytes())
+    data[-8] ^= 0xFF
+    archive = tmp_path / release_tgz.name
+    archive.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match=r"corrupt or truncated archive \(CRC check failed"):
+        open_release_archive(archive, extract_to=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_errors_name_the_archive_and_member(release_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(release_dir, broken)
+    shard = broken / f"{RELEASE}.ckpt.data-00000-of-00001"
+    data = bytearray(shard.read_bytes())
+    data[0] ^= 0xFF  # the first tensor's bytes: its crc32c no longer matches
+    shard.write_bytes(bytes(data))
+    archive = _pack(tmp_path / f"{RELEASE}.tgz", broken)
+    with pytest.raises(SourceError, match="fails its crc32c check") as caught, \
+            open_release_archive(archive) as model:
+        for name in model.tensors:
+            model.tensors[name]
+    message = str(caught.value)
+    assert f"{archive} (member {RELEASE}.ckpt.data-00000-of-00001)" in message
+    assert "tf2torch-" not in message
+    (broken / f"{RELEASE}.ckpt.index").write_bytes(b"garbage" * 20)
+    archive = _pack(tmp_path / f"{RELEASE}.tgz", broken)
+    with pytest.raises(SourceError, match="bad magic") as caught:
+        open_release_archive(archive)
+    assert f"{archive} (member {RELEASE}.ckpt.index)" in str(caught.value)
+    assert "tf2torch-" not in str(caught.value)

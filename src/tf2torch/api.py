@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
@@ -15,7 +16,13 @@ import numpy as np
 
 from tf2torch.conversion.convert import Conversion, convert_source
 from tf2torch.conversion.macs import count_on_meta
-from tf2torch.errors import Tf2TorchError, UsageError, VerificationError
+from tf2torch.errors import (
+    MissingDependencyError,
+    NoReferenceError,
+    Tf2TorchError,
+    UsageError,
+    VerificationError,
+)
 from tf2torch.packages import repository
 from tf2torch.packages.attachments import REFERENCE_OUTPUTS
 from tf2torch.packages.card import Card
@@ -25,6 +32,7 @@ from tf2torch.packages.package import LoadedModel, load_package, write_package
 from tf2torch.packages.stats import count_parameters
 from tf2torch.references.tensorflow_worker import TensorFlowWorker, will_run_frozen_graph
 from tf2torch.sources import SourceModel, open_source
+from tf2torch.util.stages import stage
 from tf2torch.util.timing import Timings
 from tf2torch.verification.checks import (
     check_port,
@@ -56,6 +64,7 @@ class ConvertResult:
     conversion: Conversion
     verification: VerificationReport | None
     profile: dict = field(default_factory=dict)  # seconds per phase, peak memory
+    unverified: str | None = None  # why `verification` is None: turned off, or no reference
 
 
 def default_name(source: SourceModel) -> str:
@@ -97,42 +106,44 @@ def convert(
     worker = reference_worker
     if worker is None and will_run_frozen_graph(source, reference, verify):
         worker = TensorFlowWorker()  # imports TensorFlow while this process reads and converts
-    try:
-        with timings.phase("read the source"):
-            model = open_source(source, signature=signature)
-        with timings.phase("convert"):
-            conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
-                                        layout=layout, quantized=quantized)
-        encoder, decoder = codecs_for(conversion, preprocess, labels)
-        with timings.phase("verify (both sides)"):
-            report, cases = _verify(conversion, reference, _encode_images(encoder, images),
-                                    verify, worker, timings)
-    finally:
-        if worker is not None:
-            worker.close()
-            timings.seconds.update(worker.timings)
-    if report is not None and not report.passed:
-        raise VerificationError(
-            f"{model.path}: the converted model disagrees with {report.reference}:\n"
-            + report.table()
-        )
-    name = repository.check_name(name or default_name(model))
-    destination = Path(out) if out is not None else repository.publish_path(name)
-    with timings.phase("write the package"):
-        files = {}
-        if report is not None:
-            kind = "graph" if conversion.source.graph is not None else "zoo"
-            files[REFERENCE_OUTPUTS.name] = encode_cases(cases, kind, report.reference)
-        card = write_package(destination, conversion.net, _card_fields(
-            conversion, name, encoder, decoder, report, license), overwrite=overwrite,
-            files=files)
+    with ExitStack() as stack:  # the source's unpacked files go when the package is written
+        try:
+            with timings.phase("read the source"):
+                model = stack.enter_context(open_source(source, signature=signature))
+            with timings.phase("convert"):
+                conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
+                                            layout=layout, quantized=quantized)
+            encoder, decoder = codecs_for(conversion, preprocess, labels)
+            with timings.phase("verify (both sides)"):
+                report, cases, unverified = _verify(
+                    conversion, reference, _encode_images(encoder, images), verify, worker,
+                    timings)
+        finally:
+            if worker is not None:
+                worker.close()
+                timings.seconds.update(worker.timings)
+        if report is not None and not report.passed:
+            raise VerificationError(
+                f"{model.path}: the converted model disagrees with {report.reference}:\n"
+                + report.table()
+            )
+        name = repository.check_name(name or default_name(model))
+        destination = Path(out) if out is not None else repository.publish_path(name)
+        with timings.phase("write the package"):
+            files = {}
+            if report is not None:
+                kind = "graph" if conversion.source.graph is not None else "zoo"
+                files[REFERENCE_OUTPUTS.name] = encode_cases(cases, kind, report.reference)
+            card = write_package(destination, conversion.net, _card_fields(
+                conversion, name, encoder, decoder, report, license), overwrite=overwrite,
+                files=files)
     if compile:
         with timings.phase("compile"):
             compile_package(destination)
     profile = timings.to_dict()
     if worker is not None:
         profile["reference_peak_rss_mib"] = worker.peak_rss_mib
-    return ConvertResult(destination, card, conversion, report, profile)
+    return ConvertResult(destination, card, conversion, report, profile, unverified)
 
 
 def _card_fields(conversion: Conversion, name: str, encoder: Encoder | None, decoder: Any,
@@ -166,28 +177,30 @@ def _card_fields(conversion: Conversion, name: str, encoder: Encoder | None, dec
 def _verify(conversion: Conversion, reference: str | Path | None,
             images: dict[str, np.ndarray], verify: bool | None,
             worker: TensorFlowWorker | None = None, timings: Timings | None = None,
-            ) -> tuple[VerificationReport | None, list[StoredCase]]:
-    """Run the right reference, keeping what it answered; `verify=None` skips quietly when
-    none is at hand. A frozen graph runs in `worker` when one is given."""
+            ) -> tuple[VerificationReport | None, list[StoredCase], str | None]:
+    """Run the right reference, keeping what it answered; the third item says why there is
+    no report. `verify=None` skips only when no reference exists (or its framework is not
+    installed): a reference that is present but unreadable is an error. A frozen graph runs
+    in `worker` when one is given."""
     if verify is False:
-        return None, []
+        return None, [], "verification turned off"
     try:
         if conversion.source.graph is not None:
             graph_ref = graph_reference(conversion.source)
             recorder = Recorder(graph_ref.run)
             report = verify_graph(conversion, replace(graph_ref, run=recorder), images)
-            return report, recorder.cases(report.case_names())
+            return report, recorder.cases(report.case_names()), None
         ref = reference_from_file(reference, worker) if reference else \
             find_reference(conversion.source, worker)
-    except Tf2TorchError:
+    except (NoReferenceError, MissingDependencyError) as exc:
         if verify:
             raise
-        return None, []
+        return None, [], str(exc)
     recorder = Recorder(ref.run)
     report = verify_zoo(conversion, replace(ref, run=recorder), images)
     if timings is not None:
         timings.add("verify: the reference's calls, as this process waited", recorder.seconds)
-    return report, recorder.cases(report.case_names())
+    return report, recorder.cases(report.case_names()), None
 
 
 def _encode_images(encoder: Encoder | None, images: Sequence[str | Path]) -> dict[str, np.ndarray]:
@@ -286,21 +299,24 @@ def verify(
     """Verify a converted package (or a fresh conversion of `source`) against the original.
     A release's frozen graph runs in a TensorFlow process started first, as in `convert`."""
     worker = TensorFlowWorker() if will_run_frozen_graph(source, reference, True) else None
-    try:
-        model = open_source(source, signature=signature)
-        loaded = load(package) if package is not None else None
+    with ExitStack() as stack:
+        if worker is not None:
+            stack.callback(worker.close)
+        with stage("read the source"):
+            model = stack.enter_context(open_source(source, signature=signature))
+        with stage("load the package"):
+            loaded = load(package) if package is not None else None
         if loaded is not None and loaded.card.quantization:  # the package's own form
             quantized = loaded.card.quantization["form"]
-        conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
-                                    quantized=quantized)
+        with stage("convert"):
+            conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
+                                        quantized=quantized)
         if loaded is not None:
             conversion.net = loaded.net
         encoder, _ = codecs_for(conversion)
-        report, _ = _verify(conversion, reference, _encode_images(encoder, images), True,
-                            worker)
-    finally:
-        if worker is not None:
-            worker.close()
+        with stage("verify (both sides)"):
+            report, _, _ = _verify(conversion, reference, _encode_images(encoder, images),
+                                   True, worker)
     assert report is not None  # verify=True raises instead of skipping
     return report
 
@@ -326,20 +342,20 @@ def verify_layers(
 
     folder = repository.resolve(package)
     card = Card.read(folder / "card.json")
-    model = open_source(source, signature=signature)
-    digest = _source_fields(model)["sha256"]
-    if digest != card.source.get("sha256"):
-        raise Tf2TorchError(
-            f"{folder}: converted from {card.source.get('file')} (sha256 "
-            f"{str(card.source.get('sha256'))[:12]}…), not from {model.path.name} (sha256 "
-            f"{digest[:12]}…); its per-layer report would not describe this package")
-    # the package's own conversion options, so the fresh conversion is the packaged network
-    use_ema = card.mapping["ema"] if card.mapping else use_ema
-    input_size = card.config.get("input_size", input_size)
-    if card.quantization:
-        quantized = card.quantization["form"]
-    report = run(model, reference=reference, input_size=input_size, use_ema=use_ema, seed=seed,
-                 quantized=quantized)
+    with open_source(source, signature=signature) as model:
+        digest = _source_fields(model)["sha256"]
+        if digest != card.source.get("sha256"):
+            raise Tf2TorchError(
+                f"{folder}: converted from {card.source.get('file')} (sha256 "
+                f"{str(card.source.get('sha256'))[:12]}…), not from {model.path.name} (sha256 "
+                f"{digest[:12]}…); its per-layer report would not describe this package")
+        # the package's own conversion options, so the fresh conversion is the packaged network
+        use_ema = card.mapping["ema"] if card.mapping else use_ema
+        input_size = card.config.get("input_size", input_size)
+        if card.quantization:
+            quantized = card.quantization["form"]
+        report = run(model, reference=reference, input_size=input_size, use_ema=use_ema,
+                     seed=seed, quantized=quantized)
     record_layer_report(folder, report)
     return report
 

@@ -12,12 +12,23 @@ class Tf2TorchError(Exception):
     exit_code = 2
 
 
+INTERNAL_ERROR_EXIT = 3  # an exception that is not a Tf2TorchError: a bug, said in one line
+INTERRUPTED_EXIT = 130   # Ctrl-C, as shells report SIGINT
+
+
 class SourceError(Tf2TorchError):
     """A model file is missing, corrupt, truncated or of an unknown format."""
 
 
 class UnsafeArchiveError(SourceError):
     """An archive member would be written outside the extraction folder."""
+
+
+class NoReferenceError(Tf2TorchError):
+    """Nothing to verify against: no reference file was given or shipped with the source.
+
+    Only this absence lets `convert` skip verification; a reference that is present but
+    unreadable is a `SourceError`."""
 
 
 class MappingError(Tf2TorchError):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tf2torch.errors import Tf2TorchError
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class SourceModel:
     release archive), keyed by kind. `parsed` is the reader's own parse of the file where it
     keeps one (the flatbuffer tables of a `.tflite`), handed on so no later stage reads the
     file's structure again.
+
+    A model unpacked from an archive into a temporary folder owns that folder: `close()`
+    removes it (so does leaving a `with` block, garbage collection, or interpreter exit).
+    Leaving a `with` block with a tf2torch error also rewrites the paths it names inside the
+    unpacked folder as members of the archive, so messages name what the user gave.
     """
 
     format: str
@@ -77,3 +87,32 @@ class SourceModel:
     meta: dict[str, Any] = field(default_factory=dict)
     runnable: dict[str, Path] = field(default_factory=dict)
     parsed: Any = None
+    unpacked: tuple[Path, Path] | None = field(default=None, repr=False)  # (archive, folder)
+    _cleanup: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def unpacked_from(self, archive: Path, folder: Path, remove: bool) -> None:
+        """Record that the files live in `folder`, unpacked from `archive`; `remove`: the
+        folder is this model's to delete."""
+        self.unpacked = (archive, folder)
+        if remove:
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(folder), True)
+
+    def close(self) -> None:
+        """Remove the temporary folder this model was unpacked into, if any (idempotent)."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __enter__(self) -> SourceModel:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if isinstance(error, Tf2TorchError) and self.unpacked is not None:
+            error.args = (name_inside(str(error), self.unpacked[1], self.unpacked[0]),)
+        self.close()
+
+
+def name_inside(message: str, folder: Path, archive: Path) -> str:
+    """`message` with paths inside the unpacked `folder` named as members of `archive`."""
+    inside = re.escape(str(folder)) + r"[/\\]([^\s:'\"]+)"
+    message = re.sub(inside, lambda m: f"{archive} (member {m.group(1)})", message)
+    return message.replace(str(folder), str(archive))

@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tf2torch.util.stages import stage
+
 
 class Timings:
     """Seconds per named phase, in the order first seen; a phase entered twice adds up."""
@@ -17,9 +19,11 @@ class Timings:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        """Time a phase; an error escaping it is marked with its name (`util.stages`)."""
         start = time.perf_counter()
         try:
-            yield
+            with stage(name):
+                yield
         finally:
             self.add(name, time.perf_counter() - start)
 

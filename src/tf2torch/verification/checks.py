@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from tf2torch.conversion.convert import Conversion
-from tf2torch.errors import SourceError, UnsupportedError, VerificationError
+from tf2torch.errors import NoReferenceError, UnsupportedError, VerificationError
 from tf2torch.references import tensorflow as references
 from tf2torch.references.tensorflow_worker import TensorFlowWorker
 from tf2torch.sources import SourceModel
@@ -59,7 +59,7 @@ def find_reference(source: SourceModel, worker: TensorFlowWorker | None = None,
         path = source.runnable.get(kind)
         if path is not None:
             return reference_from_file(path, worker)
-    raise SourceError(
+    raise NoReferenceError(
         f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
         "tests.h5), or convert a release archive that contains one"
     )
@@ -118,7 +118,7 @@ def graph_reference(source: SourceModel) -> GraphReference:
         signature = f" ({source.parsed.signature})" if source.parsed.signature else ""
         return GraphReference(f"TensorFlow on {form} {source.path.name}{signature}",
                               tf_graph_runner(source))
-    raise UnsupportedError(f"{source.path}: no live reference for format {source.format}")
+    raise NoReferenceError(f"{source.path}: no live reference for format {source.format}")
 
 
 def graph_inputs(conversion: Conversion, seed: int = 0, batch: int = 2,

@@ -41,8 +41,11 @@ def verify_layers(
     the release ships, in that order: the frozen graph exposes every conv and BN, a `.tflite`
     only what its fused ops leave.
     """
-    model = (source if isinstance(source, SourceModel)
-             else open_source(source, signature=signature))
+    if not isinstance(source, SourceModel):
+        with open_source(source, signature=signature) as model:  # its unpacked files go after
+            return verify_layers(model, reference=reference, input_size=input_size,
+                                 use_ema=use_ema, seed=seed, quantized=quantized)
+    model = source
     if model.format == "tflite":
         return _per_op_tflite(model, seed, quantized)
     if model.format in TF_GRAPH_FORMATS:
