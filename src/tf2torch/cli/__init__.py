@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
-
-from tf2torch.errors import Tf2TorchError
 
 EPILOG = """\
 examples:
@@ -28,16 +25,13 @@ examples:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and an exit code
+    (`tf2torch.cli.boundary` lists them)."""
+    from tf2torch.cli.boundary import run_command
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except Tf2TorchError as exc:
-        print(f"tf2torch: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("tf2torch: interrupted; nothing was published", file=sys.stderr)
-        return 130
+    return run_command(args.command, args.handler, args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf2torch.cli import compile_command, predict_command, web_commands
+from tf2torch.cli import compile_command, predict_command, repository_commands, web_commands
+from tf2torch.cli.boundary import add_common_flags
 from tf2torch.cli.render import card_summary, config_text, emit_json, profile_table
 from tf2torch.util.choices import PREPROCESS_CHOICES
 
@@ -25,7 +26,8 @@ class Command:
         parser = sub.add_parser(self.name, help=self.help, description=self.description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         self.add_arguments(parser)
-        parser.set_defaults(handler=self.run)
+        add_common_flags(parser)
+        parser.set_defaults(handler=self.run, command=self.name)
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +110,8 @@ def _convert(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"path": str(result.path), "card": card_summary(result.card),
                    "verification": result.verification.to_dict() if result.verification else None,
-                   "mapping": result.card.mapping, "profile": result.profile})
+                   "unverified": result.unverified, "mapping": result.card.mapping,
+                   "profile": result.profile})
         return 0
     card = result.card
     print(f"converted {card.source['file']} → {card.architecture} {config_text(card)}")
@@ -118,8 +121,10 @@ def _convert(args: argparse.Namespace) -> int:
               f"({'EMA shadows used' if m['ema'] else 'raw weights'}); nothing missing")
     if result.verification:
         print(result.verification.table())
+    elif args.no_verify:
+        print("not verified: verification turned off (--no-verify)")
     else:
-        print("not verified: no reference at hand (give --reference FILE)")
+        print(f"not verified: {result.unverified}")
     print(f"package: {result.path}")
     return 0
 
@@ -217,72 +222,13 @@ def _inspect(args: argparse.Namespace) -> int:
     from tf2torch.cli.inspection import group_by_scope, render_groups
     from tf2torch.sources import open_source
 
-    model = open_source(args.source, signature=args.signature)
-    groups = group_by_scope(model.tensors.infos())
-    if args.json:
-        emit_json({"source": str(model.path), "format": model.format, "meta": model.meta,
-                   "scopes": [g.to_dict() for g in groups]})
-    else:
-        print(render_groups(model, groups))
-    return 0
-
-
-# --- repository -----------------------------------------------------------------------------
-
-def _list_args(p: argparse.ArgumentParser) -> None:
-    _json_flag(p)
-
-
-def _list(args: argparse.Namespace) -> int:
-    from tf2torch.packages import repository
-    from tf2torch.packages.card import Card
-
-    rows = []
-    for name in repository.list_names():
-        card = Card.read(repository.models_dir() / name / "card.json")
-        ver = card.verification
-        rows.append({"name": name, "architecture": card.architecture,
-                     "parameters": card.parameters, "source": card.source.get("file"),
-                     "verified": None if ver is None else ver["passed"], "created": card.created})
-    if args.json:
-        emit_json(rows)
-    elif not rows:
-        print(f"the repository at {repository.home()} is empty")
-    else:
-        print(f"{'name':32} {'architecture':16} {'params':>11}  verified  created")
-        for r in rows:
-            verified = {None: "-", True: "yes", False: "NO"}[r["verified"]]
-            print(f"{r['name']:32} {r['architecture']:16} {r['parameters']:>11,}  "
-                  f"{verified:8}  {r['created']}")
-    return 0
-
-
-def _show_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="repository name or package folder")
-    _json_flag(p)
-
-
-def _show(args: argparse.Namespace) -> int:
-    from tf2torch.packages import repository
-    from tf2torch.packages.card import Card
-
-    path = repository.resolve(args.name)
-    card = Card.read(path / "card.json")
-    if args.json:
-        emit_json(card_summary(card))
-    else:
-        print((path / "README.md").read_text(encoding="utf-8"))
-    return 0
-
-
-def _remove_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="repository name")
-
-
-def _remove(args: argparse.Namespace) -> int:
-    from tf2torch.packages import repository
-
-    print(f"removed {repository.remove(args.name)}")
+    with open_source(args.source, signature=args.signature) as model:
+        groups = group_by_scope(model.tensors.infos())
+        if args.json:
+            emit_json({"source": str(model.path), "format": model.format, "meta": model.meta,
+                       "scopes": [g.to_dict() for g in groups]})
+        else:
+            print(render_groups(model, groups))
     return 0
 
 
@@ -359,11 +305,14 @@ COMMANDS: tuple[Command, ...] = (
             "compared with the PyTorch module; above 1e-4 nothing is written.", _export_args,
             _export),
     Command("list", "list the packages in the repository", "Packages under "
-            "$TF2TORCH_HOME/models (default ~/.cache/tf2torch).", _list_args, _list),
+            "$TF2TORCH_HOME/models (default ~/.cache/tf2torch); a folder that is not a good "
+            "package is listed with what is wrong with it.", repository_commands.list_args,
+            repository_commands.list_packages),
     Command("show", "print a package's model card", "Prints the package README (or --json "
-            "card).", _show_args, _show),
-    Command("remove", "delete a package from the repository", "Deletes the package folder.",
-            _remove_args, _remove),
+            "card).", repository_commands.show_args, repository_commands.show),
+    Command("remove", "delete a package from the repository", "Deletes the package folder "
+            "(a repository entry that is a link: the link only).",
+            repository_commands.remove_args, repository_commands.remove),
     Command("compile", compile_command.HELP, compile_command.DESCRIPTION,
             compile_command.compile_args, compile_command.compile_command),
     Command("serve", web_commands.SERVE_HELP, web_commands.SERVE_DESCRIPTION,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,19 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tf2torch.errors import PackageError
-from tf2torch.packages.card import Card
+from tf2torch.packages.card import Card, check_string_sizes
 from tf2torch.packages.codecs import Decoder, Encoder, Prediction
 from tf2torch.packages.repository import staged_write
+from tf2torch.util.files import open_regular
 
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a package file: a regular file, never followed through a link."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, path.name, PackageError, follow=False) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -59,6 +61,8 @@ def write_package(destination: Path, net: nn.Module, card_fields: dict[str, Any]
     `card_fields` is every card field except `weights_sha256`, which is computed here;
     `files` are optional package files (`attachments`) written with it.
     """
+    for key, value in card_fields.items():  # before anything is written
+        check_string_sizes(value, key)
     with staged_write(destination, overwrite) as stage:
         for name, data in (files or {}).items():
             (stage / name).write_bytes(data)
@@ -143,31 +147,65 @@ class LoadedModel:
         return write_package(destination, self.net, fields, overwrite=overwrite)
 
 
+def _from_card(card_path: Path, part: str, make: Callable[[], Any]) -> Any:
+    """Build one part of a package from its card; a malformed card field is one error
+    naming the field, never a KeyError or TypeError from deep inside."""
+    try:
+        return make()
+    except PackageError as exc:
+        if str(card_path) in str(exc):
+            raise
+        raise PackageError(f"{card_path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise PackageError(f"{card_path}: field {part!r} cannot be used ({detail})") from None
+
+
+def _check_state(weights: Path, state: Mapping[str, torch.Tensor], net: nn.Module) -> None:
+    """Every stored tensor has the dtype and shape the card's architecture expects (torch's
+    `load_state_dict` would cast a changed dtype silently)."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise PackageError(
+            f"{weights}: does not fit the card's architecture (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})")
+    for key, tensor in state.items():
+        want = expected[key]
+        if tensor.dtype != want.dtype or tensor.shape != want.shape:
+            raise PackageError(
+                f"{weights}: tensor {key!r} is {str(tensor.dtype).removeprefix('torch.')} "
+                f"{list(tensor.shape)}, the card's architecture expects "
+                f"{str(want.dtype).removeprefix('torch.')} {list(want.shape)}")
+
+
 def load_package(path: Path) -> LoadedModel:
-    """Read and check a package folder: card schema, weights checksum, labels, shapes."""
-    card = Card.read(path / "card.json")
+    """Read and check a package folder: card schema and field types, weights checksum,
+    dtypes and shapes, labels. Package files are read only as regular files, never
+    through a link."""
+    card_path = path / "card.json"
+    card = Card.read(card_path)
     weights = path / WEIGHTS
-    if not weights.exists():
-        raise PackageError(f"{path}: {WEIGHTS} is missing")
-    actual = sha256_file(weights)
+    try:
+        actual = sha256_file(weights)
+    except FileNotFoundError:
+        raise PackageError(f"{path}: {WEIGHTS} is missing") from None
     if actual != card.weights_sha256:
         raise PackageError(
             f"{weights}: sha256 {actual[:12]}… does not match the card's "
             f"{card.weights_sha256[:12]}… (weights changed or truncated since conversion)"
         )
-    net = build_module(card)
+    net = _from_card(card_path, "config", lambda: build_module(card))
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise PackageError(f"{weights}: unreadable ({exc})") from exc
-    result = net.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        raise PackageError(
-            f"{weights}: does not fit the card's architecture (missing {missing[:3]}, "
-            f"unexpected {result.unexpected_keys[:3]})"
-        )
+    _check_state(weights, state, net)
+    net.load_state_dict(state, strict=False)
     net.eval()
-    encoder = Encoder.from_dict(card.encoder) if card.encoder else None
-    decoder = Decoder.from_dict(card.decoder) if card.decoder else None
+    encoder = _from_card(card_path, "encoder",
+                         lambda: Encoder.from_dict(card.encoder) if card.encoder else None)
+    decoder = _from_card(card_path, "decoder",
+                         lambda: Decoder.from_dict(card.decoder) if card.decoder else None)
     return LoadedModel(net=net, card=card, encoder=encoder, decoder=decoder, path=path)

@@ -33,22 +33,42 @@ def check_name(name: str) -> str:
     return name
 
 
-def list_names() -> list[str]:
+def entries() -> list[Path]:
+    """Every visible entry of the repository, packages or not (`list` notes the bad ones)."""
     root = models_dir()
     if not root.is_dir():
         return []
     sweep_partials(root)
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / "card.json").exists())
+    return sorted((p for p in root.iterdir() if not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why a repository entry is not a package tf2torch will read, or None."""
+    if path.is_symlink():
+        return f"a symbolic link (to {os.readlink(path)}); tf2torch does not follow links " \
+               "in the repository (tf2torch remove NAME removes the link)"
+    if not path.is_dir():
+        return "not a folder"
+    if not (path / "card.json").exists() and not (path / "card.json").is_symlink():
+        return "no card.json: not a tf2torch package"
+    return None
+
+
+def list_names() -> list[str]:
+    return [p.name for p in entries() if entry_problem(p) is None]
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """A package folder from a repository name or a path; unknown names suggest close ones."""
+    """A package folder from a repository name or a path; unknown names suggest close ones.
+    A repository entry that is a link is refused, never followed."""
     path = Path(name_or_path)
-    if path.is_dir():
+    if path.is_dir() and not (path.is_symlink() and path.parent == models_dir()):
         return path
     name = str(name_or_path)
     candidate = models_dir() / name
+    if _NAME.match(name) and candidate.is_symlink():
+        raise PackageError(f"{candidate}: repository entry is {entry_problem(candidate)}")
     if _NAME.match(name) and candidate.is_dir():
         return candidate
     names = list_names()
@@ -66,6 +86,9 @@ def staged_write(destination: Path, overwrite: bool = False) -> Iterator[Path]:
     A crash or Ctrl-C inside the block leaves `destination` as it was (absent, or the old
     package), never half-written.
     """
+    if destination.is_symlink():  # replacing it could write through the link
+        raise PackageError(f"{destination} is a symbolic link (to {os.readlink(destination)}); "
+                           "refusing to write through it (remove the link first)")
     if destination.exists() and not overwrite:
         raise PackageError(f"{destination} already exists (use --overwrite to replace it)")
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +112,17 @@ def staged_write(destination: Path, overwrite: bool = False) -> Iterator[Path]:
 
 
 def remove(name: str) -> Path:
-    path = resolve(check_name(name)) if not Path(name).is_dir() else Path(name)
+    """Delete a package: a repository name, or a package folder given by path. An entry
+    that is a link loses the link only; a folder that is not a package is refused."""
+    entry = models_dir() / name
+    if _NAME.match(name) and entry.is_symlink():
+        entry.unlink()
+        return entry
+    path = Path(name) if Path(name).is_dir() else resolve(check_name(name))
+    if path.is_symlink():
+        raise PackageError(f"{path}: a symbolic link; give the package folder itself")
+    if not (path / "card.json").is_file():
+        raise PackageError(f"{path}: no card.json — not a tf2torch package; not removed")
     shutil.rmtree(path)
     return path
 

@@ -10,6 +10,7 @@ Errors name the archive and the member, never a path inside the temporary folder
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
 import shutil
@@ -104,7 +105,5 @@ def open_release_archive(path: str | Path, extract_to: str | Path | None = None,
 def _remove(written: list[Path]) -> None:
     """Take back what this call wrote into a folder the user named."""
     for path in reversed(written):
-        try:
+        with contextlib.suppress(OSError):
             path.rmdir() if path.is_dir() else path.unlink()
-        except OSError:
-            pass

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 from tf2torch.errors import UsageError
 
-__all__ = ["ArchiveLimits", "MAX_CHECKPOINT_SHARDS"]
+__all__ = ["MAX_CHECKPOINT_SHARDS", "ArchiveLimits"]
 
 # TF names shards `.data-NNNNN-of-MMMMM`; beyond five digits no real bundle goes.
 MAX_CHECKPOINT_SHARDS = 99_999

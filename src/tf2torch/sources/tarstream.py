@@ -13,6 +13,7 @@ very end, so a gzip/bz2/xz checksum or length mismatch is always seen.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import os
@@ -30,10 +31,11 @@ from tf2torch.sources.limits import ArchiveLimits, env_name
 __all__ = ["ArchiveLimitError", "extract_members"]
 
 # Leading bytes of each compressed form → how to decompress it as a stream.
+# (Each is closed by `extract_members`' with block.)
 _DECOMPRESSORS: dict[bytes, Callable[[BinaryIO], BinaryIO]] = {
     b"\x1f\x8b": lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
     b"BZh": lambda raw: bz2.BZ2File(raw),
-    b"\xfd7zXZ\x00": lambda raw: lzma.LZMAFile(raw),
+    b"\xfd7zXZ\x00": lambda raw: lzma.LZMAFile(raw),  # noqa: SIM115
 }
 # What the decompressors and tarfile raise on corrupt or truncated input.
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
@@ -127,10 +129,8 @@ class _Written:
             shutil.rmtree(self.root, ignore_errors=True)
             return
         for path in reversed(self.paths):
-            try:
+            with contextlib.suppress(OSError):
                 path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
-            except OSError:
-                pass
 
 
 def _refuse(archive: Path, member: tarfile.TarInfo, why: str, limit: str) -> ArchiveLimitError:

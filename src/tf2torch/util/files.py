@@ -59,7 +59,7 @@ def open_regular(path: Path, what: str, error: type[Tf2TorchError], *,
         flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
-    except OSError as exc:
+    except OSError:
         if not follow and path.is_symlink():  # swapped for a link since the check
             raise error(f"{path}: {what} is a symbolic link; refused") from None
         raise

@@ -8,7 +8,7 @@ travels on the exception itself.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 __all__ = ["stage", "stage_of"]
 
@@ -21,10 +21,8 @@ def stage(name: str) -> Iterator[None]:
         yield
     except BaseException as exc:
         if getattr(exc, _ATTRIBUTE, None) is None:
-            try:
+            with suppress(AttributeError, TypeError):  # a type that takes no attributes
                 setattr(exc, _ATTRIBUTE, name)
-            except (AttributeError, TypeError):  # an exception type that takes no attributes
-                pass
         raise
 
 
