@@ -152,3 +152,22 @@ def test_link_out_of_the_folder_refused_but_inside_allowed(tmp_path: Path) -> No
     shard.unlink()
     shard.symlink_to(kept)  # a link within the checkpoint's folder is the user's own layout
     np.testing.assert_array_equal(read_checkpoint(prefix).tensors["w"], np.arange(4))
+
+
+def test_weights_stored_as_integers_are_not_cast_into_a_float_module() -> None:
+    """An index entry whose dtype was edited float32 → int32 (same size, valid CRCs) reads
+    as int32; the mapping must refuse it, not cast it into the conv."""
+    import torch
+
+    from tf2torch.conversion.zoo.mapping import Rule, map_weights
+
+    module = torch.nn.Conv2d(1, 2, 1)
+    rules = (Rule(r"conv/weights", "weight", lambda a: a.reshape(2, 1, 1, 1)),
+             Rule(r"conv/biases", "bias"))
+    honest = {"conv/weights": np.ones(2, np.float32), "conv/biases": np.zeros(2, np.float32)}
+    assert map_weights(honest, module, rules)[1].ok
+    edited = {**honest, "conv/weights": np.ones(2, np.int32)}
+    report = map_weights(edited, module, rules)[1]
+    assert not report.ok
+    assert report.shape_mismatches == [
+        "conv/weights: stored as int32, weight needs floating-point weights"]

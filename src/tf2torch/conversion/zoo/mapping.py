@@ -134,6 +134,10 @@ def map_weights(
             continue
         read_from = name + EMA_SUFFIX if report.ema and name + EMA_SUFFIX in shadows else name
         array = rule.transform(np.asarray(tensors[read_from]))
+        if array.dtype.kind != "f":  # e.g. an index entry's dtype edited to int32: no cast
+            report.shape_mismatches.append(
+                f"{read_from}: stored as {array.dtype}, {target} needs floating-point weights")
+            continue
         want = tuple(expected[target].shape)
         if tuple(array.shape) != want:
             report.shape_mismatches.append(
