@@ -102,6 +102,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("tflite", "MIRROR_PAD", "attr:value"): "the fill value applies to constant padding only",
     ("tflite", "SQUARED_DIFFERENCE", "attr:activation"): "a square is never negative: a ReLU "
     "after it changes nothing",
+    ("tensorflow", "MirrorPad", "attr:value"): "the fill value applies to constant padding "
+    "only",
+    ("tflite", "L2_POOL_2D", "attr:activation"): "a root of a mean of squares is never "
+    "negative: a ReLU after it changes nothing",
+    **{("tflite", "BIDIRECTIONAL_SEQUENCE_LSTM", f"negate:lstm.bias_hh_l0{d}"): "TFLite has "
+       "one bias per gate, in bias_ih; torch's second bias is zero" for d in ("", "_reverse")},
+    **{("tensorflow", op, "attr:same_shape"): "a hint for lowering (the output's shape "
+       "without a meta run), unused by comparisons and exact where the converter sets it"
+       for op in ("Equal", "NotEqual", "Less", "LessEqual", "Greater", "GreaterEqual",
+                  "RealDiv")},
     **{("tflite", op, "attr:keep_batch"): "the recorded output shape's batch is -1 (dynamic): "
        "reshaping to it keeps the batch either way" for op in ("EXPAND_DIMS", "SQUEEZE")},
 }

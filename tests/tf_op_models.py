@@ -92,6 +92,8 @@ CASES: list[OpCase] = [
         x, k, [1, 2, 2, 1], "SAME"))(_w(rng, 3, 3, 4, 2))),
     OpCase("conv_transpose", lambda tf, rng: (lambda k: lambda x: tf.nn.conv2d_transpose(
         x, k, [tf.shape(x)[0], 18, 22, 5], 2, "SAME"))(_w(rng, 3, 3, 5, 4))),
+    OpCase("conv_transpose_valid", lambda tf, rng: (lambda k: lambda x: tf.nn.conv2d_transpose(
+        x, k, [tf.shape(x)[0], 19, 23, 5], 2, "VALID"))(_w(rng, 3, 3, 5, 4))),
     OpCase("conv3d", lambda tf, rng: (lambda k: lambda x: tf.nn.conv3d(
         x, k, [1, 1, 2, 1, 1], "SAME"))(_w(rng, 2, 3, 3, 4, 5)), ((None, 4, 6, 7, 4),)),
     OpCase("fused_batch_norm", _batch_norm),
@@ -112,16 +114,26 @@ CASES: list[OpCase] = [
                                            "squared_difference")],
     OpCase("divide", _binary("divide"), TWO, zeros=False),
     OpCase("mul_const", _binary("multiply", const=True)),
+    # TF1 Select with a vector condition picks rows (listed first: the mutation run's example)
+    OpCase("select_v1_rows", lambda tf, rng: lambda x, y: tf.compat.v1.where(
+        tf.reduce_mean(x, [1, 2, 3]) > 0.0, x, y), TWO),
     OpCase("compare_select", lambda tf, rng: lambda x, y: tf.where(x > y, x * 2.0, y) + tf.cast(
         tf.less_equal(x, 0.5), tf.float32), TWO),
     OpCase("select_v1", lambda tf, rng: lambda x, y: tf.compat.v1.where(
         tf.greater(x, 0.0), x, y), TWO),
+    OpCase("select_v2_vector_condition", lambda tf, rng: lambda x, y: tf.where(
+        tf.reduce_mean(y, [0, 1, 2]) > 0.0, x, y), TWO),  # broadcast on the last axis
     *[OpCase(f"reduce_{n}", _reduce(n)) for n in ("mean", "sum", "max", "min", "prod")],
     OpCase("argmax", lambda tf, rng: lambda x: tf.cast(tf.argmax(x, -1), tf.float32)),
+    # integer outputs as they are: their dtype is compared too
+    OpCase("argmax_int64", lambda tf, rng: lambda x: tf.argmax(x, -1)),
+    OpCase("cast_int", lambda tf, rng: lambda x: tf.cast(x * 3.0, tf.int32)),
     OpCase("max_pool", lambda tf, rng: lambda x: tf.nn.max_pool2d(x, 3, 2, "SAME")),
     OpCase("avg_pool", lambda tf, rng: lambda x: tf.nn.avg_pool2d(x, 3, 2, "SAME")),
     OpCase("pool3d", lambda tf, rng: lambda x: tf.nn.max_pool3d(x, 2, 2, "VALID") +
            tf.nn.avg_pool3d(x, 2, 2, "VALID"), ((None, 4, 6, 8, 3),)),
+    OpCase("pool3d_same", lambda tf, rng: lambda x: tf.nn.max_pool3d(x, 3, 2, "SAME") +
+           tf.nn.avg_pool3d(x, 3, 2, "SAME"), ((None, 5, 6, 7, 3),)),
     OpCase("pad", lambda tf, rng: lambda x: tf.pad(x, [[0, 0], [1, 2], [3, 0], [0, 0]])),
     OpCase("pad_v2", lambda tf, rng: lambda x: tf.pad(x, [[0, 0], [1, 1], [0, 2], [1, 0]],
                                                       constant_values=-1.5)),

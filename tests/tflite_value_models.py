@@ -42,7 +42,7 @@ def _compare(t):
 
 def _logic(t):
     tf = _tf()
-    a, b = t > 0.0, t < 0.5
+    a, b = t > 0.0, tf.reverse(t, [1]) < -0.3  # independent: both false somewhere
     return tf.cast(tf.concat([tf.logical_and(a, b), tf.logical_or(a, b), tf.logical_not(a)],
                              -1), tf.float32)
 
@@ -51,6 +51,17 @@ def _select(t):
     tf = _tf()
     return tf.concat([tf.where(t > 0.1, t * 3.0, -t), tf.where(t < 0.0, t, 0.5),
                       tf.where(tf.abs(t) > 0.5, tf.ones_like(t), tf.zeros_like(t))], -1)
+
+
+def _argmin_floormod_not_select(t):
+    """ARG_MIN, FLOOR_MOD, LOGICAL_NOT (of a non-comparison) and TF1's SELECT, with the
+    indices also returned as they are (int64), so their dtype is checked too."""
+    tf = _tf()
+    a, b = t > 0.2, tf.reverse(t, [1]) < 0.0
+    low = tf.argmin(t, axis=-1)
+    picked = tf.raw_ops.Select(condition=tf.logical_not(tf.logical_and(a, b)), x=t, y=-2.0 * t)
+    return [tf.concat([tf.math.floormod(t * 3.0, 0.7), picked,
+                       tf.cast(low, tf.float32)[..., None] * t], -1), tf.argmax(t, axis=-1), low]
 
 
 def _static_where(t):
@@ -157,7 +168,8 @@ VALUE_MODELS: dict[str, Callable] = {
     "matrix_diagonals": _model((4, 4), _lambda(_diagonals)),
     "local_response_norm": _model((4, 4, 8), _lambda(_lrn)),
     "comparisons": _model((5, 6), _lambda(_compare)),
-    "logical": _model((5, 6), _lambda(_logic)),
+    "logical_independent": _model((5, 6), _lambda(_logic)),
+    "argmin_floormod_not_select": _model((5, 6), _lambda(_argmin_floormod_not_select)),
     "select": _model((5, 6), _lambda(_select)),
     "static_where": _model((4, 3), _lambda(_static_where)),
     "fill_shape_range": _model((4,), _lambda(_fill_shape_range)),

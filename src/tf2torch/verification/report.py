@@ -106,7 +106,13 @@ def compare_arrays(
     case: str, output: str, net: np.ndarray, ref: np.ndarray, tolerance: Tolerance,
     classes_axis: int | None = None,
 ) -> Comparison:
-    """Measure `net` against `ref`; top-k agreement when `classes_axis` names a class axis."""
+    """Measure `net` against `ref`; top-k agreement when `classes_axis` names a class axis.
+    Integer and boolean outputs (indices, masks, counts) must also keep the original's dtype:
+    an int32 index returned as int64, or a mask as floats, is a different model."""
+    exact = {_exact_dtype(net), _exact_dtype(ref)}
+    if len(exact) > 1:
+        raise ValueError(f"{case}/{output}: dtypes differ, net {np.asarray(net).dtype} vs "
+                         f"reference {np.asarray(ref).dtype}")
     net = np.asarray(net, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if net.shape != ref.shape:
@@ -120,6 +126,12 @@ def compare_arrays(
         top5 = _topk_agreement(net, ref, 5, classes_axis)
     return Comparison(case, output, tuple(net.shape), max_abs, max_rel, tolerance.bound(ref),
                       top1, top5, rule=tolerance.rule)
+
+
+def _exact_dtype(values: np.ndarray) -> str:
+    """The dtype an output must keep: its own if integer or boolean; any float otherwise."""
+    dtype = np.asarray(values).dtype
+    return "float" if np.issubdtype(dtype, np.floating) else str(dtype)
 
 
 def _topk_agreement(net: np.ndarray, ref: np.ndarray, k: int, axis: int) -> float:

@@ -71,8 +71,23 @@ def signature_endpoints(signature: Any, main: Mapping[str, TfNode], source: str,
     return inputs, outputs
 
 
+# Results a graph may hand out (float, half, int32, int64, bool: scores, indices, masks);
+# shape queries left unread are bookkeeping, not results.
+_RESULT_TYPES = (1, 19, 3, 9, 10)
+_SHAPE_OPS = {"Shape", "ShapeN", "Size", "Rank"}
+
+
+def _result_type(node: TfNode) -> int:
+    """The DataType of a node's first output, from the attribute that holds it."""
+    for name in ("output_type", "DstT", "out_type", "T", "dtype"):
+        value = node.attr(name, None)
+        if value is not None:
+            return value
+    return 1
+
+
 def graph_endpoints(main: Mapping[str, TfNode], source: str) -> tuple[Inputs, Outputs]:
-    """Placeholders (numbers, not strings) in, and out every float result that depends on
+    """Placeholders (numbers, not strings) in, and out every numeric result that depends on
     one and that no node reads, in graph order."""
     placeholders = [n for n in main.values() if n.op == "Placeholder"
                     and n.attr("dtype") not in (STRING, RESOURCE, VARIANT)]
@@ -85,13 +100,13 @@ def graph_endpoints(main: Mapping[str, TfNode], source: str) -> tuple[Inputs, Ou
     for node in main.values():
         if node.name in read_nodes or node.op in _NOT_OUTPUTS or node.name.startswith("save/"):
             continue
-        if node.attr("T", node.attr("dtype", 1)) not in (1, 19):  # float results only
+        if _result_type(node) not in _RESULT_TYPES or node.op in _SHAPE_OPS:
             continue
         ancestors = {n.name for n in topological(main, [node.name])}
         if ancestors & fed:
             outputs.append(((node.name, 0), node.name))
     if not outputs:
-        raise SourceError(f"{source}: found no output (a float result that depends on a "
+        raise SourceError(f"{source}: found no output (a numeric result that depends on a "
                           "placeholder and that no node reads)")
     used = {n.name for ref, _ in outputs for n in topological(main, [ref[0]])}
     inputs: Inputs = {}

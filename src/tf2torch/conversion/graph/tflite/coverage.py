@@ -10,9 +10,13 @@ from tf2torch.conversion.graph.tflite import FORMAT, quantized
 from tf2torch.conversion.graph.tflite.refusals import REFUSED
 from tf2torch.sources.tflite.opcodes import BUILTIN_OPS
 
+# Not a converter: the reader unrolls every WHILE whose trip count follows from constants
+# (`sources/tflite/loops.py`) and refuses the others, naming them.
+UNROLLED_WHEN_READ = {"WHILE"}
+
 
 def _simulation(op: str) -> str:
-    if op == "WHILE":
+    if op in UNROLLED_WHEN_READ:
         return "unrolled when read (trip count from constants); its body's ops as listed"
     if op in quantized.NOT_SIMULATED:
         return "float form only"
@@ -28,7 +32,7 @@ def op_table() -> list[tuple[str, str, str]]:
     registry = converters.default_registry()
     rows = []
     for op in sorted(set(BUILTIN_OPS.values())):
-        if (FORMAT, op, 1) in registry:
+        if (FORMAT, op, 1) in registry or op in UNROLLED_WHEN_READ:
             rows.append((op, "converted", _simulation(op)))
         else:
             rows.append((op, "refused", REFUSED.get(op, "?")))

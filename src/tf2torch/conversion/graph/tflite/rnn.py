@@ -99,14 +99,7 @@ def convert_bidirectional_sequence_lstm(node: Node, ctx: LowerContext) -> Lowere
     return Lowered(module, SOURCE, (*forward, *backward))
 
 
-def convert_while(node: Node, ctx: LowerContext) -> Lowered:
-    """Never reached: the reader unrolls every WHILE whose trip count follows from
-    constants (`sources/tflite/loops.py`) and refuses the others, naming them."""
-    raise ValueError("a WHILE loop left in the graph (the reader unrolls them)")
-
-
 CONVERTERS = {
-    "WHILE": convert_while,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": convert_unidirectional_sequence_lstm,
     "BIDIRECTIONAL_SEQUENCE_LSTM": convert_bidirectional_sequence_lstm,
 }
