@@ -102,6 +102,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("tflite", "MIRROR_PAD", "attr:value"): "the fill value applies to constant padding only",
     ("tflite", "SQUARED_DIFFERENCE", "attr:activation"): "a square is never negative: a ReLU "
     "after it changes nothing",
+    ("tensorflow", "Select", "attr:rows"): "the module reshapes only a vector condition, "
+    "which the converter marks as rows itself; elsewhere the flag is unread",
     ("tensorflow", "MirrorPad", "attr:value"): "the fill value applies to constant padding "
     "only",
     ("tflite", "L2_POOL_2D", "attr:activation"): "a root of a mean of squares is never "
@@ -217,6 +219,10 @@ def _changed_value(name: str, value: Any, cls: type) -> Any:
             if value in pair:
                 return pair[1 - pair.index(value)]
         return _other_entry(cls, value)
+    if name == "literals" and value:  # (operand position, value, dtype) entries: keyed, so
+        pos, literal, dtype = value[0]  # change the first one's value, not the order
+        new = _changed_value("value", literal, cls)
+        return None if new is None else type(value)([(pos, new, dtype), *value[1:]])
     if isinstance(value, tuple | list) and value:
         if name not in _ORDERLESS and len(value) > 1 and list(value) != list(value)[::-1]:
             return type(value)(reversed(value))
@@ -270,7 +276,8 @@ def mutants_of(key: Key, lowered: Lowered, weight_shapes: dict[str, tuple[int, .
 def _weight_and_argument_mutants(key: Key, lowered: Lowered,
                                  weight_shapes: dict[str, tuple[int, ...]]) -> Iterator[Mutant]:
     for i, b in enumerate(lowered.bindings):
-        yield Mutant(key, f"negate:{b.param}", _negate(i))
+        if (*key[:2], f"negate:{b.param}") not in EQUIVALENT:
+            yield Mutant(key, f"negate:{b.param}", _negate(i))
         shape = weight_shapes.get(b.source) if b.source else None
         axes = _swap_axes(tuple(shape)) if shape else None
         if axes is not None:

@@ -17,7 +17,7 @@ def op_graphs():
         for case in CASES:
             write_graph(case, folder / f"{case.name}.pb")
 
-    return cached("ops-2", build)  # -2: integer outputs, row selection, SAME 3D pools
+    return cached("ops-3", build)  # -3: integer outputs, row selection, paddings that matter
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

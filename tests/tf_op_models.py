@@ -90,8 +90,9 @@ CASES: list[OpCase] = [
     OpCase("conv_explicit", _conv([[0, 0], [1, 2], [0, 3], [0, 0]])),
     OpCase("depthwise", lambda tf, rng: (lambda k: lambda x: tf.nn.depthwise_conv2d(
         x, k, [1, 2, 2, 1], "SAME"))(_w(rng, 3, 3, 4, 2))),
+    # 5×5 at stride 2: SAME crops one row and column before (a 3×3 kernel crops none)
     OpCase("conv_transpose", lambda tf, rng: (lambda k: lambda x: tf.nn.conv2d_transpose(
-        x, k, [tf.shape(x)[0], 18, 22, 5], 2, "SAME"))(_w(rng, 3, 3, 5, 4))),
+        x, k, [tf.shape(x)[0], 18, 22, 5], 2, "SAME"))(_w(rng, 5, 5, 5, 4))),
     OpCase("conv_transpose_valid", lambda tf, rng: (lambda k: lambda x: tf.nn.conv2d_transpose(
         x, k, [tf.shape(x)[0], 19, 23, 5], 2, "VALID"))(_w(rng, 3, 3, 5, 4))),
     OpCase("conv3d", lambda tf, rng: (lambda k: lambda x: tf.nn.conv3d(
@@ -131,7 +132,7 @@ CASES: list[OpCase] = [
     OpCase("max_pool", lambda tf, rng: lambda x: tf.nn.max_pool2d(x, 3, 2, "SAME")),
     OpCase("avg_pool", lambda tf, rng: lambda x: tf.nn.avg_pool2d(x, 3, 2, "SAME")),
     OpCase("pool3d", lambda tf, rng: lambda x: tf.nn.max_pool3d(x, 2, 2, "VALID") +
-           tf.nn.avg_pool3d(x, 2, 2, "VALID"), ((None, 4, 6, 8, 3),)),
+           tf.nn.avg_pool3d(x, 2, 2, "VALID"), ((None, 5, 7, 8, 3),)),  # VALID drops a row
     OpCase("pool3d_same", lambda tf, rng: lambda x: tf.nn.max_pool3d(x, 3, 2, "SAME") +
            tf.nn.avg_pool3d(x, 3, 2, "SAME"), ((None, 5, 6, 7, 3),)),
     OpCase("pad", lambda tf, rng: lambda x: tf.pad(x, [[0, 0], [1, 2], [3, 0], [0, 0]])),

@@ -55,13 +55,19 @@ def _select(t):
 
 def _argmin_floormod_not_select(t):
     """ARG_MIN, FLOOR_MOD, LOGICAL_NOT (of a non-comparison) and TF1's SELECT, with the
-    indices also returned as they are (int64), so their dtype is checked too."""
+    integer results (indices, a RANGE, a ONE_HOT) also returned as they are, so their dtype
+    is checked too."""
     tf = _tf()
     a, b = t > 0.2, tf.reverse(t, [1]) < 0.0
     low = tf.argmin(t, axis=-1)
-    picked = tf.raw_ops.Select(condition=tf.logical_not(tf.logical_and(a, b)), x=t, y=-2.0 * t)
+    # NOT of a reduction: the converter folds NOT of a comparison or of AND into other ops
+    keep = tf.logical_and(a, tf.logical_not(tf.reduce_any(b, axis=-1, keepdims=True)))
+    picked = tf.raw_ops.Select(condition=keep, x=t, y=-2.0 * t)
+    steps = tf.cast(low, tf.int32)[..., None] * 0 + tf.range(tf.shape(t)[-1])  # int32 RANGE
+    hot = tf.one_hot(tf.cast(low, tf.int32), 6, on_value=3, off_value=-1, dtype=tf.int32)
     return [tf.concat([tf.math.floormod(t * 3.0, 0.7), picked,
-                       tf.cast(low, tf.float32)[..., None] * t], -1), tf.argmax(t, axis=-1), low]
+                       tf.cast(low, tf.float32)[..., None] * t], -1), tf.argmax(t, axis=-1), low,
+            steps, hot]
 
 
 def _static_where(t):
@@ -169,7 +175,7 @@ VALUE_MODELS: dict[str, Callable] = {
     "local_response_norm": _model((4, 4, 8), _lambda(_lrn)),
     "comparisons": _model((5, 6), _lambda(_compare)),
     "logical_independent": _model((5, 6), _lambda(_logic)),
-    "argmin_floormod_not_select": _model((5, 6), _lambda(_argmin_floormod_not_select)),
+    "argmin_floormod_not_select_int": _model((5, 6), _lambda(_argmin_floormod_not_select)),
     "select": _model((5, 6), _lambda(_select)),
     "static_where": _model((4, 3), _lambda(_static_where)),
     "fill_shape_range": _model((4,), _lambda(_fill_shape_range)),
