@@ -17,6 +17,7 @@ import numpy as np
 
 from tf2torch.errors import SourceError
 from tf2torch.sources.checkpoint.bundle import read_bundle
+from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 from tf2torch.sources.tensorflow import endpoints
 from tf2torch.sources.tensorflow.graph import build_graph
@@ -145,6 +146,7 @@ def _finish(path: Path, parsed: TfGraphFile, signature: str | None,
     meta = {"form": parsed.form, "signature": parsed.signature, "fixed_batch": fixed}
     graph, weights = build_graph(simplified, [(n, spec) for n, (spec, _) in inputs.items()],
                                  outputs, name, meta)
+    validate_graph(graph, path)
     tensors = _store(variables, weights)
     info = {
         "signature": parsed.signature,

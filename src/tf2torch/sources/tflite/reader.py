@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tf2torch.errors import SourceError
+from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 from tf2torch.sources.tflite import quantization
 from tf2torch.sources.tflite.graph import (
@@ -60,6 +61,7 @@ def read_tflite(path: str | Path) -> SourceModel:
     constants = find_constants(model, sub, read, folded if sub is not original else None)
     labels = output_names(model, original, unique_names(original))
     graph = build_graph(model, sub, constants, path.stem, labels)
+    validate_graph(graph, path)
     store = TensorStore()
     index_of = {name: i for i, name in enumerate(unique_names(sub))}
     for tensor_name, spec in graph.weights.items():

@@ -13,6 +13,7 @@ far fewer checks and crashes on several of these, so a file goes to it only afte
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 from tf2torch.errors import SourceError
@@ -89,10 +90,10 @@ def _check_quantization(t: TflTensor, at: str) -> None:
     if len(q.zero_point) not in (1, len(q.scale)):
         raise SourceError(f"{at}: {len(q.scale)} quantization scales but "
                           f"{len(q.zero_point)} zero points")
-    if len(q.scale) > 1:
-        if not 0 <= q.axis < len(t.shape) or t.shape[q.axis] != len(q.scale):
-            raise SourceError(f"{at}: {len(q.scale)} per-channel scales along axis {q.axis} "
-                              f"of shape {list(t.shape)}")
+    if len(q.scale) > 1 and not (0 <= q.axis < len(t.shape)
+                                 and t.shape[q.axis] == len(q.scale)):
+        raise SourceError(f"{at}: {len(q.scale)} per-channel scales along axis {q.axis} "
+                          f"of shape {list(t.shape)}")
 
 
 def _check_sparsity(t: TflTensor, at: str) -> None:
@@ -116,7 +117,7 @@ def _check_sparsity(t: TflTensor, at: str) -> None:
             walked *= max(size, 1)
             budgets.check(budgets.ACTIVATION_ELEMENTS, walked, f"{at}, sparse level {level}")
             continue
-        if any(b < a for a, b in zip(segments, segments[1:], strict=False)) or \
+        if any(b < a for a, b in pairwise(segments)) or \
                 (segments and (segments[0] < 0 or segments[-1] > len(indices))):
             raise SourceError(f"{at}: sparse level {level} has segments that are not an "
                               f"increasing split of its {len(indices)} indices")
