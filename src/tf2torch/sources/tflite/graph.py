@@ -295,6 +295,9 @@ def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[s
 # refuse the model when preparing it (kernel_util CalculateActivationRange; checked against
 # the interpreter in tests/test_tflite_ops.py).
 _CLAMP_ONLY = {"tanh", "sign_bit"}
+# Recurrent ops: the code is the cell's activation (TANH in every Keras LSTM), not a clamp.
+_CELL_ACTIVATION = {"LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM",
+                    "RNN", "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN"}
 _IGNORES_UNCLAMPED = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "AVERAGE_POOL_2D",
                       "MAX_POOL_2D"}
 
@@ -305,7 +308,7 @@ def _fused_activation(op: TflOperator, code: int) -> str:
         raise SourceError(f"{name} ({op.op}): fused activation code {code} is not one TFLite "
                           f"defines (0-{max(ACTIVATIONS)}): a corrupt file?")
     activation = ACTIVATIONS[code]
-    if activation not in _CLAMP_ONLY:
+    if activation not in _CLAMP_ONLY or op.op in _CELL_ACTIVATION:
         return activation
     if op.op in _IGNORES_UNCLAMPED:
         return "linear"  # what TFLite's own kernels compute
