@@ -23,6 +23,7 @@ def validate_graph(graph: Graph, path: Path | str) -> None:
         raise SourceError(f"{path}: the model has no inputs")
     if not graph.outputs:
         raise SourceError(f"{path}: the model has no outputs")
+    _check_names(graph, path)
     written: dict[str, str] = {}
     for spec in graph.inputs:
         budgets.check_shape(spec.shape, f"{path}: input {spec.name!r}")
@@ -50,6 +51,18 @@ def validate_graph(graph: Graph, path: Path | str) -> None:
     for tensor in graph.outputs:
         if tensor not in written:
             raise SourceError(f"{path}: output {tensor!r} is computed by no node")
+
+
+def _check_names(graph: Graph, path: Path | str) -> None:
+    """Every name a string (they become Python identifiers and dictionary keys)."""
+    names = [graph.name, *(i.name for i in graph.inputs), *graph.outputs, *graph.output_names,
+             *graph.weights]
+    for node in graph.nodes:
+        names += [node.name, node.op, node.module, *node.inputs, *node.outputs,
+                  *node.weights.values()]
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise SourceError(f"{path}: a name in the model is {str(bad[0])[:40]!r}, not a text")
 
 
 def _itemsize(dtype: str) -> int:

@@ -152,12 +152,14 @@ def check_config(graph: Graph) -> None:
     """Every node's config: numbers where Keras writes numbers; weights of the declared
     shapes."""
     for node in graph.nodes:
+        if not node.inputs:
+            raise SourceError(f"layer {node.name!r} ({node.op}) is called on no tensor")
         for key, ok in _NUMERIC.items():
             if key in node.attrs and not ok(node.attrs[key]):
                 raise SourceError(f"layer {node.name!r} ({node.op}): {key} is "
                                   f"{_show(node.attrs[key])}, not what Keras writes there")
         padding = node.attrs.get("padding")
-        if padding is not None and not (isinstance(padding, str) and padding in _PADDING_WORDS
+        if padding is not None and not ((isinstance(padding, str) and padding in _PADDING_WORDS)
                                         or _ints(False, nested=True)(padding)):
             raise SourceError(f"layer {node.name!r} ({node.op}): padding is {_show(padding)}")
         _check_kernels(node, graph)

@@ -40,7 +40,7 @@ def read_keras(path: str | Path) -> SourceModel:
         return _read_h5(path)
     except SourceError as err:
         raise SourceError(f"{path}: {err}") from None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, RuntimeError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise SourceError(f"{path}: corrupt or truncated Keras file ({err})") from None
     except (TypeError, AttributeError, IndexError) as err:  # JSON of another structure
         raise SourceError(f"{path}: the model config is not laid out as Keras writes it "
@@ -154,6 +154,6 @@ def _loader(dataset: h5py.Dataset):
     def load() -> np.ndarray:
         try:
             return np.asarray(dataset[()])
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # h5py: corrupt structures raise either
             raise SourceError(f"{dataset.file.filename}: cannot read {dataset.name} ({err})") from None
     return load
