@@ -26,7 +26,11 @@ def validate_graph(graph: Graph, path: Path | str) -> None:
     _check_names(graph, path)
     written: dict[str, str] = {}
     for spec in graph.inputs:
-        budgets.check_shape(spec.shape, f"{path}: input {spec.name!r}")
+        where = f"{path}: input {spec.name!r}"
+        if any(d is not None and (not isinstance(d, int) or d < 1) for d in spec.shape):
+            raise SourceError(f"{where}: shape {list(spec.shape)} holds a size that is not a "
+                              "positive integer")
+        budgets.check_shape(spec.shape, where)
         written[spec.name] = "<input>"
     total = 0
     for name, weight in graph.weights.items():

@@ -47,27 +47,38 @@ def check_zip(archive: zipfile.ZipFile) -> None:
 
 
 def check_h5(h5: h5py.File, file_size: int) -> None:
-    """Every link and dataset of `h5`: nothing outside the file, declared sizes backed."""
+    """Every link and dataset of `h5`: nothing outside the file, declared sizes backed.
+
+    Walks with h5py's low-level API on raw names: its high-level visitors decode every name
+    as UTF-8 and fail inside HDF5's callback (a SystemError) on a name that is not."""
     problems: list[str] = []
+    hard: list[bytes] = []
 
-    def visit(name: str, link: Any) -> None:
-        if isinstance(link, h5py.ExternalLink):
-            problems.append(f"{name!r} is an HDF5 external link to {link.filename}:{link.path}"
-                            ", a file outside the model")
-        elif isinstance(link, h5py.SoftLink):
-            problems.append(f"{name!r} is an HDF5 soft link (Keras writes none)")
+    def visit(name: bytes) -> int | None:
+        shown = name.decode("utf8", "replace")
+        try:
+            kind = h5.id.links.get_info(name).type
+        except Exception as err:  # noqa: BLE001 - an exception here would be a SystemError
+            problems.append(f"link {shown!r} is unreadable ({err})")
+            return 1
+        if kind == h5py.h5l.TYPE_EXTERNAL:
+            problems.append(f"{shown!r} is an HDF5 external link, to a file outside the model")
+        elif kind == h5py.h5l.TYPE_SOFT:
+            problems.append(f"{shown!r} is an HDF5 soft link (Keras writes none)")
+        elif kind != h5py.h5l.TYPE_HARD:
+            problems.append(f"{shown!r} is an HDF5 link of a kind Keras does not write")
+        else:
+            hard.append(name)
+        return 1 if problems else None
 
-    h5.visititems_links(visit)
+    h5.id.links.visit(visit)
     if problems:
         raise SourceError(problems[0])
     total = 0
-
-    def dataset(name: str, obj: Any) -> None:
-        nonlocal total
+    for name in hard:
+        obj = h5[name]
         if isinstance(obj, h5py.Dataset):
-            total += _check_dataset(name, obj, file_size)
-
-    h5.visititems(dataset)
+            total += _check_dataset(name.decode("utf8", "replace"), obj, file_size)
     budgets.check(budgets.WEIGHT_BYTES, total, "HDF5 weights")
 
 

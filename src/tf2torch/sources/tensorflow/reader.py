@@ -55,6 +55,15 @@ def is_saved_model(path: Path) -> bool:
 def read_tensorflow(path: str | Path, signature: str | None = None) -> SourceModel:
     """A SavedModel (folder or its saved_model.pb), a GraphDef `.pb` or a `.meta` file."""
     path = Path(path)
+    try:
+        return _read(path, signature)
+    except SourceError as err:  # every message names the file
+        if str(err).startswith(str(path)):
+            raise
+        raise SourceError(f"{path}: {err}") from None
+
+
+def _read(path: Path, signature: str | None) -> SourceModel:
     if is_saved_model(path):
         return _read_saved_model(path if path.is_dir() else path.parent, signature)
     if not path.is_file():
