@@ -109,8 +109,8 @@ def _text(value: Any) -> str:
     return value
 
 
-def _items(value: Any) -> list:
-    if not isinstance(value, list):
+def _items(value: Any) -> list | tuple:
+    if not isinstance(value, list | tuple):
         raise TypeError(f"{str(value)[:40]!r} where a list belongs")
     return value
 
