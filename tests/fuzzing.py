@@ -56,10 +56,7 @@ class Child:
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], TIMEOUT)
         line = self.proc.stdout.readline() if ready else ""
-        if line:
-            reply = json.loads(line)
-        else:
-            reply = self._death(ready)
+        reply = json.loads(line) if line else self._death(ready)
         self.outcomes[reply["outcome"]] += 1
         if reply["outcome"] == "MemoryError":  # the cap: a heap that large is a finding
             self.close()

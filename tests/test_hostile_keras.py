@@ -10,15 +10,15 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow")
-h5py = pytest.importorskip("h5py")
 
 from tf2torch.conversion.graph import build_from_ir
 from tf2torch.errors import SourceError
 from tf2torch.sources import open_source
+
+pytest.importorskip("tensorflow")
 
 KERNEL = "model_weights/conv/conv/kernel"
 

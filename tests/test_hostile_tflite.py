@@ -5,7 +5,6 @@ TensorFlow-written models edited with TensorFlow's own flatbuffer tools."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import pytest

@@ -74,3 +74,22 @@ def test_a_file_the_reader_refuses_never_reaches_the_interpreter(tmp_path) -> No
     with pytest.raises(SourceError, match="padding 7"):
         tflite_runner(path)
     assert not isolated_tflite._shared  # no worker was started for it
+
+
+def test_a_crash_in_tensorflow_running_a_graph_is_an_error_naming_the_file() -> None:
+    """TensorFlow graphs run in a worker too: an abort there (a CHECK failure in a kernel,
+    sent here as the signal) is one SourceError naming the file; the next graph runs."""
+    from tf2torch.references import isolated_graph
+    from tf2torch.references.isolated_graph import tf_graph_runner
+    from tf2torch.sources import open_source
+    from tf_graph_models import tf1_graph
+
+    source = open_source(tf1_graph() / "frozen.pb")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 24, 24, 3)).astype(np.float32)
+    run = tf_graph_runner(source)
+    assert run(x)["probabilities"].shape == (1, 10)
+    os.kill(isolated_graph._shared[0]._proc.pid, signal.SIGABRT)
+    with pytest.raises(SourceError, match=r"frozen.pb \(run\): TensorFlow crashed with "
+                                          "SIGABRT"):
+        run(x)
+    assert np.isfinite(tf_graph_runner(source)(x)["probabilities"]).all()
