@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tf2torch.conversion.graph import build_from_ir
-from tf2torch.errors import SourceError
+from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources import open_source
 
 pytest.importorskip("tensorflow")
@@ -206,4 +206,14 @@ def test_card_graph_of_another_structure_is_a_source_error(seeds) -> None:
     graph = open_source(seeds["keras"]).graph.to_json()
     graph["nodes"][1]["inputs"] = ["nowhere:0"]
     with pytest.raises(SourceError, match="tensor 'nowhere:0' is no input and no node's output"):
+        build_from_ir(graph)
+
+
+def test_card_graph_attribute_a_converter_cannot_use_names_the_node(seeds) -> None:
+    """Fuzz finding (slow budget): a stride of 0 in a card's graph divided by zero in the
+    conv converter; any such failure is one error naming the node."""
+    graph = open_source(seeds["keras"]).graph.to_json()
+    conv = next(n for n in graph["nodes"] if n["op"] == "Conv2D")
+    conv["attrs"]["strides"] = [0, 0]
+    with pytest.raises(UnsupportedError, match=r"^conv \(Conv2D\): cannot convert: .*zero"):
         build_from_ir(graph)

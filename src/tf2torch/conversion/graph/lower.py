@@ -225,7 +225,7 @@ class _Lowerer:
 # What a module or converter raises on attributes it cannot use (a size that is a string,
 # an axis out of range, an input count the op does not take).
 _ATTRIBUTE_ERRORS = (RuntimeError, ValueError, NotImplementedError, IndexError, TypeError,
-                     KeyError, AttributeError, OverflowError)
+                     KeyError, AttributeError, ArithmeticError)
 
 
 def _qualified(name: str, defaults: Mapping[str, Any]) -> Any:
