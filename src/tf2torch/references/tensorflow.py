@@ -87,19 +87,22 @@ def tflite_reference(path: Path, output_name: str = "probabilities") -> Referenc
     return Reference(f"TFLite interpreter on {path.name}", run, None, (output_name,))
 
 
-def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: str = "default"):
+def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: str = "default",
+                       checked: bool = False):
     """TensorFlow's TFLite interpreter, tensors allocated, in a process of its own
     (`isolated_tflite.py`), on a file tf2torch's reader has checked first.
 
     `kernels` picks the runtime: "default" (XNNPACK where it applies), "builtin" (TFLite's
     optimized kernels alone) or "reference" (its plain reference kernels). `preserve_all`
     keeps every intermediate tensor; it turns "default" into "builtin", since XNNPACK's
-    internal tensors are not kept (they would read as garbage).
+    internal tensors are not kept (they would read as garbage). `checked`: the caller has
+    read the file with tf2torch's reader (which validates it) or derived it from one it read.
     """
     from tf2torch.references.isolated_tflite import IsolatedInterpreter
     from tf2torch.sources.tflite.reader import read_tflite_model
 
-    read_tflite_model(path)  # a file the reader refuses never reaches TFLite's kernels
+    if not checked:
+        read_tflite_model(path)  # a file the reader refuses never reaches TFLite's kernels
     if preserve_all and kernels == "default":
         kernels = "builtin"
     return IsolatedInterpreter(Path(path), preserve_all, kernels)
