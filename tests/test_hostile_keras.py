@@ -95,7 +95,8 @@ def _set(name: str, key: str, value) -> Callable[[dict], None]:
 
 
 def _negative_input(config: dict) -> None:  # fuzz finding: torch's "negative dimension"
-    _layer(config, "input_layer")["config"]["batch_shape"] = [None, 8, -1, 3]
+    layer = next(x for x in config["config"]["layers"] if x["class_name"] == "InputLayer")
+    layer["config"]["batch_shape"] = [None, 8, -1, 3]
 
 
 def _called_on_nothing(config: dict) -> None:  # fuzz finding: "forward() missing x"
