@@ -218,3 +218,18 @@ def test_card_graph_attribute_a_converter_cannot_use_names_the_node(seeds) -> No
     conv["attrs"]["strides"] = [0, 0]
     with pytest.raises(UnsupportedError, match=r"^conv \(Conv2D\): cannot convert: .*zero"):
         build_from_ir(graph)
+
+
+def test_stored_reference_with_external_storage_is_refused(tmp_path) -> None:
+    """A release's `tests.h5` is HDF5 too: a dataset kept in /dev/zero is not read."""
+    from tf2torch.references.tensorflow import stored_reference
+
+    path = tmp_path / "tests.h5"
+    with h5py.File(path, "w") as h5:
+        h5["RandomInput"] = np.zeros((1, 4, 4, 3), np.float32)
+        h5["OutputForZeros"] = np.zeros((1, 5), np.float32)
+        h5.create_dataset("OutputForRandom", shape=(1, 5), dtype="f4",
+                          external=[("/dev/zero", 0, h5py.h5f.UNLIMITED)])
+    with pytest.raises(SourceError, match=r"tests.h5: dataset 'OutputForRandom' keeps its "
+                                          "data in HDF5 external storage"):
+        stored_reference(path)

@@ -32,10 +32,15 @@ def stored_reference(path: Path) -> Reference:
     """`tests.h5`: RandomInput (NHWC), OutputFor{Zeros,Random}, optional LogitsFor{...}."""
     import h5py
 
+    from tf2torch.sources.keras.checks import check_h5
+
     try:
         with h5py.File(path, "r") as f:
+            check_h5(f, Path(path).stat().st_size)  # nothing read from outside the file
             data = {k: np.asarray(f[k]) for k in f}
-    except OSError as exc:
+    except SourceError as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except (OSError, RuntimeError) as exc:
         raise SourceError(f"{path}: not a readable HDF5 reference file ({exc})") from exc
     needed = {"RandomInput", "OutputForZeros", "OutputForRandom"}
     if not needed <= set(data):
