@@ -198,5 +198,6 @@ def test_unknown_fused_activation_code_is_a_corrupt_file(tmp_path) -> None:
     model.subgraphs[0].operators[0].builtinOptions.fusedActivationFunction = 42
     path = tmp_path / "bad_activation.tflite"
     flatbuffer_utils.write_model(model, str(path))
-    with pytest.raises(SourceError, match=r"conv_2d_0 \(CONV_2D\): fused activation code 42"):
+    with pytest.raises(SourceError, match=r"bad_activation.tflite: .*conv_2d_0 \(CONV_2D\): fused activation "
+                       r"function 42 is not one"):
         read_tflite(path)

@@ -7,9 +7,7 @@ plus the inputs it can answer for. TensorFlow is imported only by the live refer
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Mapping
-from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +32,15 @@ def stored_reference(path: Path) -> Reference:
     """`tests.h5`: RandomInput (NHWC), OutputFor{Zeros,Random}, optional LogitsFor{...}."""
     import h5py
 
+    from tf2torch.sources.keras.checks import check_h5
+
     try:
         with h5py.File(path, "r") as f:
+            check_h5(f, Path(path).stat().st_size)  # nothing read from outside the file
             data = {k: np.asarray(f[k]) for k in f}
-    except OSError as exc:
+    except SourceError as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except (OSError, RuntimeError) as exc:
         raise SourceError(f"{path}: not a readable HDF5 reference file ({exc})") from exc
     needed = {"RandomInput", "OutputForZeros", "OutputForRandom"}
     if not needed <= set(data):
@@ -89,34 +92,25 @@ def tflite_reference(path: Path, output_name: str = "probabilities") -> Referenc
     return Reference(f"TFLite interpreter on {path.name}", run, None, (output_name,))
 
 
-def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: str = "default"):
-    """TensorFlow's TFLite interpreter, tensors allocated, quietly.
+def tflite_interpreter(path: str | Path, preserve_all: bool = False, kernels: str = "default",
+                       checked: bool = False):
+    """TensorFlow's TFLite interpreter, tensors allocated, in a process of its own
+    (`isolated_tflite.py`), on a file tf2torch's reader has checked first.
 
     `kernels` picks the runtime: "default" (XNNPACK where it applies), "builtin" (TFLite's
     optimized kernels alone) or "reference" (its plain reference kernels). `preserve_all`
     keeps every intermediate tensor; it turns "default" into "builtin", since XNNPACK's
-    internal tensors are not kept (they would read as garbage).
+    internal tensors are not kept (they would read as garbage). `checked`: the caller has
+    read the file with tf2torch's reader (which validates it) or derived it from one it read.
     """
-    tf = _import_tf("running a .tflite file")
-    resolvers = tf.lite.experimental.OpResolverType
+    from tf2torch.references.isolated_tflite import IsolatedInterpreter
+    from tf2torch.sources.tflite.reader import read_tflite_model
+
+    if not checked:
+        read_tflite_model(path)  # a file the reader refuses never reaches TFLite's kernels
     if preserve_all and kernels == "default":
         kernels = "builtin"
-    options: dict = {"experimental_preserve_all_tensors": True} if preserve_all else {}
-    if kernels != "default":
-        options["experimental_op_resolver_type"] = {
-            "builtin": resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            "reference": resolvers.BUILTIN_REF}[kernels]
-    with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's own deprecation notice
-        interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count(),
-                                          **options)
-    try:
-        interpreter.allocate_tensors()
-    except RuntimeError as exc:  # e.g. a custom op it has no kernel for
-        reason = str(exc).strip().splitlines()[0]
-        raise SourceError(f"{path}: TensorFlow's TFLite interpreter cannot run it: {reason}") \
-            from exc
-    return interpreter
+    return IsolatedInterpreter(Path(path), preserve_all, kernels)
 
 
 def frozen_graph_reference(path: Path) -> Reference:

@@ -36,12 +36,14 @@ def _interpreter(path: Path, preserve_all: bool = False, kernels: str = "default
                  twin: bool = False):
     from tf2torch.references.tensorflow import tflite_interpreter
 
+    # every caller here has the file's parsed (validated) tables; a twin is derived from them
     if not twin:
-        return tflite_interpreter(path, preserve_all, kernels)
+        return tflite_interpreter(path, preserve_all, kernels, checked=True)
     from tf2torch.references.tflite_twin import write_float_twin
 
     with tempfile.TemporaryDirectory(prefix="tf2torch-twin-") as folder:
-        return tflite_interpreter(write_float_twin(path, folder), preserve_all, kernels)
+        return tflite_interpreter(write_float_twin(path, folder), preserve_all, kernels,
+                                  checked=True)
 
 
 def _as_list(inputs: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:

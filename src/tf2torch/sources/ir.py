@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tf2torch.errors import SourceError
+
 
 @dataclass(frozen=True)
 class Node:
@@ -70,20 +72,62 @@ class Graph:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Graph:
+        """The graph `to_json` wrote; a document of another structure is a `SourceError`."""
+        try:
+            return cls._from_json(data)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise SourceError(f"graph IR of another structure than tf2torch writes "
+                              f"({type(err).__name__}: {err})") from None
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Graph:
         nodes = [
-            Node(n["name"], n["op"], n["module"], tuple(n["inputs"]), tuple(n["outputs"]),
-                 n.get("attrs", {}), n.get("weights", {}), n.get("version", 1))
-            for n in data["nodes"]
+            Node(_text(n["name"]), _text(n["op"]), _text(n["module"]), _texts(n["inputs"]),
+                 _texts(n["outputs"]), _mapping(n.get("attrs", {})),
+                 {_text(k): _text(v) for k, v in _mapping(n.get("weights", {})).items()},
+                 int(n.get("version", 1)))
+            for n in _items(data["nodes"])
         ]
-        inputs = [GraphInput(i["name"], tuple(i["shape"]), i.get("dtype", "float32"))
-                  for i in data["inputs"]]
-        weights = {k: WeightSpec(tuple(v["shape"]), v["dtype"])
-                   for k, v in data.get("weights", {}).items()}
-        return cls(data["format"], data["name"], inputs, list(data["outputs"]),
-                   list(data["output_names"]), nodes, weights, dict(data.get("meta", {})))
+        inputs = [GraphInput(_text(i["name"]), _shape(i["shape"], True),
+                             _text(i.get("dtype", "float32"))) for i in _items(data["inputs"])]
+        weights = {_text(k): WeightSpec(_shape(v["shape"], False), _text(v["dtype"]))
+                   for k, v in _mapping(data.get("weights", {})).items()}
+        return cls(_text(data["format"]), _text(data["name"]), inputs,
+                   list(_texts(data["outputs"])), list(_texts(data["output_names"])), nodes,
+                   weights, dict(_mapping(data.get("meta", {}))))
 
     def op_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for node in self.nodes:
             counts[node.op] = counts.get(node.op, 0) + 1
         return counts
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{str(value)[:40]!r} where a name belongs")
+    return value
+
+
+def _items(value: Any) -> list | tuple:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{str(value)[:40]!r} where a list belongs")
+    return value
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(_text(v) for v in _items(value))
+
+
+def _mapping(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{str(value)[:40]!r} where a mapping belongs")
+    return value
+
+
+def _shape(value: Any, unknown: bool) -> tuple:
+    sizes = tuple(_items(value))
+    if not all((d is None and unknown) or (isinstance(d, int) and not isinstance(d, bool))
+               for d in sizes):
+        raise TypeError(f"shape {str(value)[:40]} is not a list of sizes")
+    return sizes

@@ -111,7 +111,7 @@ def graph_reference(source: SourceModel) -> GraphReference:
         return GraphReference(f"TFLite interpreter on {source.path.name}",
                               tflite_runner(source), partial(tflite_spread, source), twin)
     if source.format in TF_GRAPH_FORMATS:
-        from tf2torch.references.tensorflow_graph import tf_graph_runner
+        from tf2torch.references.isolated_graph import tf_graph_runner
 
         form = {"tf-saved-model": "SavedModel", "tf-frozen-graph": "frozen graph",
                 "tf-meta-graph": "meta graph + checkpoint"}[source.format]

@@ -11,6 +11,7 @@ from tf2torch.conversion.graph.converters import default_registry
 from tf2torch.conversion.graph.lower import lower
 from tf2torch.conversion.graph.registry import ModuleSpec, Registry
 from tf2torch.errors import SourceError
+from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.ir import Graph
 from tf2torch.sources.model import SourceModel
 
@@ -104,4 +105,5 @@ def build_from_ir(
     """The same module as `convert_graph` gave, with zero weights, from the IR alone; load
     the weights with `load_state_dict` (same keys)."""
     graph = Graph.from_json(ir_json)
+    validate_graph(graph, "the card's graph")
     return lower(graph, registry or default_registry(), None, layout).net

@@ -26,7 +26,7 @@ from tf2torch.conversion.graph import modules
 from tf2torch.conversion.graph.registry import ANY, CF, SOURCE, LowerContext, Lowered, ModuleSpec, Registry
 from tf2torch.conversion.graph.transforms import TRANSFORMS
 from tf2torch.conversion.macs import MacCounter
-from tf2torch.errors import MappingError, UnsupportedError
+from tf2torch.errors import MappingError, Tf2TorchError, UnsupportedError
 from tf2torch.sources.ir import Graph, Node
 
 # Size used for unknown spatial dimensions while inferring shapes on the meta device.
@@ -183,16 +183,23 @@ class _Lowerer:
         return path
 
     def lower_node(self, node: Node) -> None:
+        """One node into the fx graph. Its attributes come from the file: what a converter
+        or module cannot make of them is an error naming the node, never a traceback."""
+        try:
+            self._lower_node(node)
+        except Tf2TorchError:
+            raise
+        except _ATTRIBUTE_ERRORS as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UnsupportedError(f"{node.name} ({node.op}): cannot convert: {reason}") from err
+
+    def _lower_node(self, node: Node) -> None:
         inputs = [self.values[t] for t in node.inputs]
         lowered, path, module = self.module_for(node, inputs)
         layout = lowered.layout if lowered.layout != ANY else self.common_layout(inputs)
         args = [self.in_layout(v, layout) for v in inputs]
-        try:
-            with MacCounter().watch(module) as macs:  # the shapes are known here: count now
-                out = _infer_meta(module, [a.meta for a in args])
-        except (RuntimeError, ValueError, NotImplementedError, IndexError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UnsupportedError(f"{node.name} ({node.op}): cannot convert: {reason}") from err
+        with MacCounter().watch(module) as macs:  # the shapes are known here: count now
+            out = _infer_meta(module, [a.meta for a in args])
         self.multiply_adds += macs.total
         call = self.fx.create_node("call_module", path, tuple(a.node for a in args),
                                    name=identifier(node.name))
@@ -213,6 +220,12 @@ class _Lowerer:
             want = CF if self.layout == "nchw" and value.meta.dim() == 4 else SOURCE
             results.append(self.in_layout(value, want).node)
         self.fx.output(results[0] if len(results) == 1 else tuple(results))
+
+
+# What a module or converter raises on attributes it cannot use (a size that is a string,
+# an axis out of range, an input count the op does not take).
+_ATTRIBUTE_ERRORS = (RuntimeError, ValueError, NotImplementedError, IndexError, TypeError,
+                     KeyError, AttributeError, ArithmeticError)
 
 
 def _qualified(name: str, defaults: Mapping[str, Any]) -> Any:

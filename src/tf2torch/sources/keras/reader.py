@@ -9,7 +9,6 @@ Configs are parsed as JSON only: nothing in the file is unpickled, evaluated or 
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zipfile
 from pathlib import Path
@@ -19,10 +18,13 @@ import h5py
 import numpy as np
 
 from tf2torch.errors import SourceError
+from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.ir import WeightSpec
+from tf2torch.sources.keras.checks import check_config, check_h5, check_version, check_zip
 from tf2torch.sources.keras.graph import build_graph
 from tf2torch.sources.keras.weights import keras3_weights, legacy_weights
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
+from tf2torch.util.budgets import load_json
 
 _ZIP_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
@@ -38,8 +40,11 @@ def read_keras(path: str | Path) -> SourceModel:
         return _read_h5(path)
     except SourceError as err:
         raise SourceError(f"{path}: {err}") from None
-    except (OSError, KeyError, ValueError, json.JSONDecodeError, zipfile.BadZipFile) as err:
+    except (OSError, RuntimeError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise SourceError(f"{path}: corrupt or truncated Keras file ({err})") from None
+    except (TypeError, AttributeError, IndexError) as err:  # JSON of another structure
+        raise SourceError(f"{path}: the model config is not laid out as Keras writes it "
+                          f"({type(err).__name__}: {err})") from None
 
 
 def _read_archive(path: Path) -> SourceModel:
@@ -48,14 +53,23 @@ def _read_archive(path: Path) -> SourceModel:
         for required in ("config.json", "model.weights.h5"):
             if required not in names:
                 raise SourceError(f".keras archive has no {required}")
-        config = json.loads(archive.read("config.json"))
-        metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
-        member = archive.getinfo("model.weights.h5")
+        check_zip(archive)
         if archive.testzip() is not None:
             raise SourceError("archive member fails its CRC check (corrupt file)")
+        config = _dict(load_json(archive.read("config.json"), "config.json"), "config.json")
+        metadata = (_dict(load_json(archive.read("metadata.json"), "metadata.json"),
+                          "metadata.json") if "metadata.json" in names else {})
+        member = archive.getinfo("model.weights.h5")
     h5 = h5py.File(_open_member(path, member), "r")
-    version = str(metadata.get("keras_version", "3"))
+    check_h5(h5, member.file_size)
+    version = check_version(metadata.get("keras_version", "3"), "metadata.json")
     return _source(path, config, keras3_weights(h5, config), version)
+
+
+def _dict(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise SourceError(f"{where}: a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def _open_member(path: Path, member: zipfile.ZipInfo) -> BinaryIO:
@@ -106,12 +120,13 @@ class _Window(io.RawIOBase):
 
 def _read_h5(path: Path) -> SourceModel:
     h5 = h5py.File(path, "r")
+    check_h5(h5, path.stat().st_size)
     if "model_config" not in h5.attrs:
         raise SourceError("HDF5 file has no model config (a weights-only file? "
                           "save the whole model with model.save)")
-    config = json.loads(_text(h5.attrs["model_config"]))
-    version = _text(h5.attrs.get("keras_version", h5["model_weights"].attrs.get(
-        "keras_version", "2") if "model_weights" in h5 else "2"))
+    config = _dict(load_json(_text(h5.attrs["model_config"]), "model_config"), "model_config")
+    version = check_version(h5.attrs.get("keras_version", h5["model_weights"].attrs.get(
+        "keras_version", "2") if "model_weights" in h5 else "2"), "keras_version")
     return _source(path, config, legacy_weights(h5, config), version)
 
 
@@ -129,6 +144,8 @@ def _source(path: Path, config: dict, datasets: dict[str, h5py.Dataset],
         store.add(TensorInfo(name, tuple(dataset.shape), dtype), _loader(dataset))
         specs[name] = WeightSpec(tuple(int(d) for d in dataset.shape), dtype.name)
     graph = build_graph(config, specs, version)
+    validate_graph(graph, path)
+    check_config(graph)
     meta = {"keras_version": version, "model_name": graph.name}
     return SourceModel("keras", path, store, graph, meta)
 
@@ -137,6 +154,6 @@ def _loader(dataset: h5py.Dataset):
     def load() -> np.ndarray:
         try:
             return np.asarray(dataset[()])
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # h5py: corrupt structures raise either
             raise SourceError(f"{dataset.file.filename}: cannot read {dataset.name} ({err})") from None
     return load

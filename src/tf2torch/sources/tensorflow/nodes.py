@@ -184,6 +184,8 @@ def topological(nodes: Mapping[str, TfNode], wanted: Iterable[str]) -> list[TfNo
         stack = [(start, False)]
         while stack:
             name, expanded = stack.pop()
+            if name not in nodes:
+                raise SourceError(f"the graph reads node {name!r}, which it does not have")
             if expanded:
                 state[name] = 2
                 order.append(nodes[name])

@@ -17,6 +17,7 @@ import numpy as np
 
 from tf2torch.errors import SourceError
 from tf2torch.sources.checkpoint.bundle import read_bundle
+from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 from tf2torch.sources.tensorflow import endpoints
 from tf2torch.sources.tensorflow.graph import build_graph
@@ -54,6 +55,15 @@ def is_saved_model(path: Path) -> bool:
 def read_tensorflow(path: str | Path, signature: str | None = None) -> SourceModel:
     """A SavedModel (folder or its saved_model.pb), a GraphDef `.pb` or a `.meta` file."""
     path = Path(path)
+    try:
+        return _read(path, signature)
+    except SourceError as err:  # every message names the file
+        if str(err).startswith(str(path)):
+            raise
+        raise SourceError(f"{path}: {err}") from None
+
+
+def _read(path: Path, signature: str | None) -> SourceModel:
     if is_saved_model(path):
         return _read_saved_model(path if path.is_dir() else path.parent, signature)
     if not path.is_file():
@@ -145,6 +155,7 @@ def _finish(path: Path, parsed: TfGraphFile, signature: str | None,
     meta = {"form": parsed.form, "signature": parsed.signature, "fixed_batch": fixed}
     graph, weights = build_graph(simplified, [(n, spec) for n, (spec, _) in inputs.items()],
                                  outputs, name, meta)
+    validate_graph(graph, path)
     tensors = _store(variables, weights)
     info = {
         "signature": parsed.signature,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tf2torch.errors import SourceError
+from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
 from tf2torch.sources.tflite import quantization
 from tf2torch.sources.tflite.graph import (
@@ -25,18 +26,25 @@ from tf2torch.sources.tflite.graph import (
 from tf2torch.sources.tflite.loops import unroll_loops
 from tf2torch.sources.tflite.opcodes import NUMPY_DTYPES
 from tf2torch.sources.tflite.schema import TflModel, parse_model
+from tf2torch.sources.tflite.validate import validate_model
 
 __all__ = ["read_metadata", "read_tflite", "read_tflite_model"]
 
 
 def read_tflite_model(path: str | Path) -> TflModel:
-    """The parsed flatbuffer structure (subgraphs, tensors, ops, buffers, metadata)."""
-    with _mapped(Path(path)) as buf:
+    """The parsed flatbuffer structure (subgraphs, tensors, ops, buffers, metadata), checked
+    as a graph (`validate.py`): nothing malformed reaches a builder or an interpreter."""
+    path = Path(path)
+    with _mapped(path) as buf:
         view = memoryview(buf)
         try:
-            return parse_model(view)
+            model = parse_model(view)
+        except SourceError as err:
+            raise SourceError(f"{path}: {err}") from None
         finally:
             view.release()
+    validate_model(model, path)
+    return model
 
 
 def read_tflite(path: str | Path) -> SourceModel:
@@ -53,6 +61,7 @@ def read_tflite(path: str | Path) -> SourceModel:
     constants = find_constants(model, sub, read, folded if sub is not original else None)
     labels = output_names(model, original, unique_names(original))
     graph = build_graph(model, sub, constants, path.stem, labels)
+    validate_graph(graph, path)
     store = TensorStore()
     index_of = {name: i for i, name in enumerate(unique_names(sub))}
     for tensor_name, spec in graph.weights.items():

@@ -40,7 +40,11 @@ def densify(values: np.ndarray, sparsity: Sparsity, shape: tuple[int, ...]) -> n
         raise SourceError(f"sparse tensor: {values.size} values for {len(coords)} positions")
     dense = np.zeros(shape, values.dtype)
     if coords:
-        dense[tuple(np.array(coords).T)] = values.reshape(-1)
+        try:
+            dense[tuple(np.array(coords).T)] = values.reshape(-1)
+        except IndexError:
+            raise SourceError(f"sparse tensor: an index lies outside its shape {list(shape)}") \
+                from None
     return dense
 
 

@@ -146,7 +146,12 @@ def _per_class(array: np.ndarray) -> bool:
 
 
 def _class_shift(net: np.ndarray, ref: np.ndarray, bound: float) -> int:
-    """k = ±1 when the net's logits are the reference's rolled by k classes (background)."""
+    """k = ±1 when the net's logits are the reference's rolled by k classes (background).
+
+    Needs three classes at least: with one or two, every class wraps around (two-class heads
+    of detectors, a single score per anchor), so a roll says nothing."""
+    if net.ndim == 0 or net.shape[-1] < 3:
+        return 0
     for shift in (1, -1):
         rolled = np.roll(ref, shift, axis=-1)
         inner = slice(1, -1)  # the wrapped-around class differs anyway

@@ -123,7 +123,7 @@ def _per_op_tflite(model: SourceModel, seed: int, quantized: str) -> LayerReport
 
 def _per_node_tensorflow(model: SourceModel, seed: int) -> LayerReport:
     """Every converted node's output against TensorFlow's tensor of the same name."""
-    from tf2torch.references.tensorflow_graph import tf_graph_intermediates
+    from tf2torch.references.isolated_graph import tf_graph_intermediates
     from tf2torch.verification.layerwise.perop import compare_per_op
 
     conversion = convert_source(model)
