@@ -121,7 +121,7 @@ def test_demo_frozen_graph_goes_the_graph_path(standin, tmp_path, capsys, record
     record_figures("tf-graphs", model=f"{name}_frozen.pb (stand-in release)", size=size,
                    form="frozen", max_abs=worst["max_abs"], bound=worst["bound"],
                    passed=data["verification"]["passed"], convert_s=None,  # CLI: + verify
-                   nodes=len(data["card"]["config"]["graph"]["nodes"]))
+                   nodes=len(json.loads((out / "card.json").read_text())["config"]["graph"]["nodes"]))
     assert data["card"]["architecture"] == "tensorflow-graph"
     assert data["verification"]["passed"]
     assert {c["output"] for c in data["verification"]["comparisons"]} == {

@@ -196,7 +196,8 @@ def compare_with_tensorflow(path: Path, low: float = -1.0, high: float = 1.0, se
     source = open_source(path, signature=signature)
     conversion = convert_source(source)
     if measured is not None:
-        measured.update(convert_s=time.perf_counter() - start, nodes=len(source.graph.nodes))
+        measured.update(convert_s=time.perf_counter() - start,
+                        nodes=len(conversion.source.graph.nodes))
     shapes = [tuple(shape) for _, shape, _ in conversion.inputs]
     rng = np.random.default_rng(seed)
     cases = {"zeros": [np.zeros((1, *s), np.float32) for s in shapes],
