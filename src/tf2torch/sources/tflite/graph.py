@@ -297,6 +297,10 @@ def _node(op: TflOperator, sub: TflSubgraph, constants: Constants, names: list[s
 _CLAMP_ONLY = {"tanh", "sign_bit"}
 _IGNORES_UNCLAMPED = {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "AVERAGE_POOL_2D",
                       "MAX_POOL_2D"}
+# Recurrent ops apply their "fused" activation inside the cell (TFLite's
+# ApplyActivationToVector takes every code), so TANH there is the cell's own activation.
+_CELL_ACTIVATION = {"LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "RNN",
+                    "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
 
 
 def _fused_activation(op: TflOperator, code: int) -> str:
@@ -305,7 +309,7 @@ def _fused_activation(op: TflOperator, code: int) -> str:
         raise SourceError(f"{name} ({op.op}): fused activation code {code} is not one TFLite "
                           f"defines (0-{max(ACTIVATIONS)}): a corrupt file?")
     activation = ACTIVATIONS[code]
-    if activation not in _CLAMP_ONLY:
+    if activation not in _CLAMP_ONLY or op.op in _CELL_ACTIVATION:
         return activation
     if op.op in _IGNORES_UNCLAMPED:
         return "linear"  # what TFLite's own kernels compute
