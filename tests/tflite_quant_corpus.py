@@ -55,7 +55,7 @@ _UNMADE = {("lstm_loop", "int8"), ("gru_loop", "int8"), ("bilstm_loop", "int8")}
 _FAST = {"q_mobilenetv2_96-dynamic", "q_mobilenetv2_96-int8-simulate",
          "q_mobilenetv2_96-int8-float", "audio_stft-float32", "audio_stft-int8-simulate",
          "lstm_fused-float32", "lstm_fused-int8-float", "gru_unrolled-dynamic",
-         "gru_loop-float32",
+         "gru_loop-float32", "bilstm_unrolled-int8-simulate",
          "masking-float32", "masking-int8-simulate"}
 
 
