@@ -76,7 +76,8 @@ tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 
 def _run(code: str, *args: str) -> tuple[float, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(CONTENDERS), str(STUBS)])}
+           # this checkout's tf2torch, whatever the venv has installed
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(CONTENDERS), str(STUBS)])}
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
                          text=True, env=env)
