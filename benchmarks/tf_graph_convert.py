@@ -15,6 +15,8 @@ venv without their dependencies (onnx2torch would pull torchvision and a CUDA to
 
     .venv/bin/pip install --no-deps --target .cache/bench-contenders tf2onnx onnx2torch
 
+(or anywhere, named by `TF2TORCH_BENCH_CONTENDERS`; `TF2TORCH_BENCH_STUBS` moves the stub).
+
 onnx2torch imports torchvision at import time for two ops (NMS, RoiAlign) neither model
 uses; torchvision is not installable here without a CUDA torch, so onnx2torch runs with an
 import stub for it (`.cache/bench-stubs`, written by this script).
@@ -33,8 +35,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = ROOT / ".cache" / "bench-contenders"
-STUBS = ROOT / ".cache" / "bench-stubs"
+# Where the contenders were installed (`pip install --target`) and the import stub is
+# written; override to keep them out of a shared cache.
+CONTENDERS = Path(os.environ.get("TF2TORCH_BENCH_CONTENDERS", ROOT / ".cache" / "bench-contenders"))
+STUBS = Path(os.environ.get("TF2TORCH_BENCH_STUBS", ROOT / ".cache" / "bench-stubs"))
 MODELS = ["ResNet50", "MobileNetV2"]
 
 TF2TORCH = """
@@ -72,7 +76,8 @@ tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 
 def _run(code: str, *args: str) -> tuple[float, str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(CONTENDERS), str(STUBS)])}
+           # this checkout's tf2torch, whatever the venv has installed
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(CONTENDERS), str(STUBS)])}
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
                          text=True, env=env)

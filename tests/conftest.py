@@ -7,6 +7,7 @@ fresh one.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -29,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--forbid-skips", action="store_true",
                      help="fail the run if any test skipped (what `make test` uses), unless "
                           "TF2TORCH_OFFLINE=1 says the user knowingly runs without downloads")
+    parser.addoption("--figures", metavar="FILE", default=None,
+                     help="append each corpus test's measured figures to FILE (JSON lines), "
+                          "for the tables in docs/ (`python tools/corpus_tables.py FILE`)")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -65,6 +69,20 @@ OPT_OUTS = ("TF2TORCH_OFFLINE", "TF2TORCH_SKIP_BROWSER")
 
 def _opted_out() -> bool:
     return any(os.environ.get(name) == "1" for name in OPT_OUTS)
+
+
+@pytest.fixture(scope="session")
+def record_figures(request: pytest.FixtureRequest):
+    """`record_figures(table, **row)`: append a corpus row to `--figures FILE`, if given; the
+    rows are measured by the test that asserts on them, so the docs' tables come from a run."""
+    target = request.config.getoption("--figures")
+
+    def record(table: str, **row) -> None:
+        if target:
+            with open(target, "a") as out:
+                out.write(json.dumps({"table": table, **row}) + "\n")
+
+    return record
 
 
 @pytest.fixture(autouse=True)

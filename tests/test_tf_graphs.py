@@ -38,20 +38,32 @@ def _app_params():
 
 
 @pytest.mark.parametrize(("app", "form"), list(_app_params()))
-def test_application_matches_tensorflow(app, form):
+def test_application_matches_tensorflow(app, form, record_figures):
     saved = application_saved_model(app)
     path = saved if form == "saved_model" else frozen_graph(saved)
-    report = compare_with_tensorflow(path, 0.0, 255.0)
+    measured: dict = {}
+    report = compare_with_tensorflow(path, 0.0, 255.0, measured=measured)
+    worst = max(report.comparisons, key=lambda c: c.max_abs)
+    record_figures("tf-graphs", model=app.name, size=app.size, form=form,
+                   max_abs=worst.max_abs, bound=worst.bound, passed=report.passed, **measured)
     assert report.passed, report.table()
 
 
-def test_module_with_two_inputs_outputs_and_signatures():
+def _record(record_figures, model: str, form: str, report, measured: dict) -> None:
+    worst = max(report.comparisons, key=lambda c: c.max_abs)
+    record_figures("tf-graphs", model=model, size=None, form=form, max_abs=worst.max_abs,
+                   bound=worst.bound, passed=report.passed, **measured)
+
+
+def test_module_with_two_inputs_outputs_and_signatures(record_figures):
     path = two_input_module()
     source = open_source(path)
     assert source.meta["signature"] == "serving_default"
     assert [i.name for i in source.graph.inputs] == ["features", "image"]  # by key, as TF
     assert source.graph.output_names == ["embedding", "score"]
-    report = compare_with_tensorflow(path)
+    measured: dict = {}
+    report = compare_with_tensorflow(path, measured=measured)
+    _record(record_figures, "tf.Module, two inputs/outputs", "saved_model", report, measured)
     assert report.passed, report.table()
     other = compare_with_tensorflow(path, signature="features_only")
     assert other.passed and {c.output for c in other.comparisons} == {"projected"}
@@ -63,19 +75,24 @@ def test_missing_signature_lists_those_that_exist():
         open_source(two_input_module(), signature="predict")
 
 
-def test_transformer_encoder_matches_tensorflow():
+def test_transformer_encoder_matches_tensorflow(record_figures):
     path = transformer_encoder()
     ops = open_source(path).graph.op_counts()
     assert {"Einsum", "Tanh", "Softmax", "Rsqrt"} <= set(ops) and {"Erf", "Erfc"} & set(ops)
-    report = compare_with_tensorflow(path, -2.0, 2.0)
+    measured: dict = {}
+    report = compare_with_tensorflow(path, -2.0, 2.0, measured=measured)
+    _record(record_figures, "transformer encoder (Keras layers)", "saved_model", report,
+            measured)
     assert report.passed, report.table()
 
 
 @pytest.mark.parametrize("name", ["model.ckpt.meta", "model.ckpt", "frozen.pb"])
-def test_tf1_graph_matches_tensorflow(name):
+def test_tf1_graph_matches_tensorflow(name, record_figures):
     """The meta graph, the checkpoint prefix beside it (no zoo architecture fits: graph
     path) and the frozen GraphDef."""
-    report = compare_with_tensorflow(tf1_graph() / name)
+    measured: dict = {}
+    report = compare_with_tensorflow(tf1_graph() / name, measured=measured)
+    _record(record_figures, "TF1 classifier (tf.compat.v1)", name, report, measured)
     assert report.passed, report.table()
 
 
@@ -87,14 +104,24 @@ def test_tf1_meta_graph_reads_variables_through_the_saver():
     assert source.graph.op_counts()["FusedBatchNormV3"] == 1
 
 
-def test_demo_frozen_graph_goes_the_graph_path(standin, tmp_path, capsys):
-    """`tf2torch convert mobilenet_v2_1.4_224_frozen.pb`: graph path, matches TensorFlow."""
-    frozen = standin(0.35, 96).prefix.parent / "mobilenet_v2_0.35_96_frozen.pb"
+@pytest.mark.parametrize(("multiplier", "size"), [
+    (0.35, 96), pytest.param(1.4, 224, marks=pytest.mark.slow, id="demo-release-1.4_224")])
+def test_demo_frozen_graph_goes_the_graph_path(standin, tmp_path, capsys, record_figures,
+                                               multiplier, size):
+    """`tf2torch convert mobilenet_v2_1.4_224_frozen.pb` (the demo release's own frozen
+    graph; a small release of the same build in CI): graph path, matches TensorFlow."""
+    name = f"mobilenet_v2_{multiplier:g}_{size}"
+    frozen = standin(multiplier, size).prefix.parent / f"{name}_frozen.pb"
     out = tmp_path / "pkg"
     code, stdout, err = _cli(capsys, "convert", str(frozen), "-o", str(out), "--json",
                              "--emit-code", str(tmp_path / "model.py"))
     assert code == 0, err
     data = json.loads(stdout)
+    worst = max(data["verification"]["comparisons"], key=lambda c: c["max_abs"])
+    record_figures("tf-graphs", model=f"{name}_frozen.pb (stand-in release)", size=size,
+                   form="frozen", max_abs=worst["max_abs"], bound=worst["bound"],
+                   passed=data["verification"]["passed"], convert_s=None,  # CLI: + verify
+                   nodes=len(json.loads((out / "card.json").read_text())["config"]["graph"]["nodes"]))
     assert data["card"]["architecture"] == "tensorflow-graph"
     assert data["verification"]["passed"]
     assert {c["output"] for c in data["verification"]["comparisons"]} == {

@@ -5,6 +5,7 @@ per-op models in full int8, uint8 edges, and the checks that a broken port fails
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -17,14 +18,17 @@ from tf2torch.errors import UnsupportedError
 from tf2torch.sources import open_source
 from tf2torch.verification.checks import graph_reference, verify_graph
 from tflite_models import OP_MODELS, cached
-from tflite_quant_corpus import all_cases, verify_case
+from tflite_quant_corpus import all_cases, figures, verify_case
 from tflite_value_models import CORPUS
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow
                                                else []) for c in all_cases()])
-def test_corpus_verifies_with_its_status(case) -> None:
-    report, _ = verify_case(case)
+def test_corpus_verifies_with_its_status(case, record_figures) -> None:
+    start = time.perf_counter()
+    report, conversion = verify_case(case)
+    record_figures("tflite-quantized",
+                   **figures(case, report, conversion, time.perf_counter() - start))
     assert report.passed, report.table()
     expected = {"simulate": "within-one-step", "float": "within-quantization-error"}
     if case.form.startswith("int8"):

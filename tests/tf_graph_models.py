@@ -188,11 +188,16 @@ def tf1_graph() -> Path:
 
 def compare_with_tensorflow(path: Path, low: float = -1.0, high: float = 1.0, seed: int = 0,
                             signature: str | None = None, zeros: bool = True,
-                            ) -> VerificationReport:
+                            measured: dict | None = None) -> VerificationReport:
     """Convert `path` without TensorFlow and compare every output with TensorFlow's run of
-    the same file, on zeros and a seeded random batch in [low, high]."""
+    the same file, on zeros and a seeded random batch in [low, high]. `measured`, if given,
+    receives the conversion's time (reading included) and node count."""
+    start = time.perf_counter()
     source = open_source(path, signature=signature)
     conversion = convert_source(source)
+    if measured is not None:
+        measured.update(convert_s=time.perf_counter() - start,
+                        nodes=len(conversion.source.graph.nodes))
     shapes = [tuple(shape) for _, shape, _ in conversion.inputs]
     rng = np.random.default_rng(seed)
     cases = {"zeros": [np.zeros((1, *s), np.float32) for s in shapes],

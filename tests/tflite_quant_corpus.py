@@ -55,7 +55,7 @@ _UNMADE = {("lstm_loop", "int8"), ("gru_loop", "int8"), ("bilstm_loop", "int8")}
 _FAST = {"q_mobilenetv2_96-dynamic", "q_mobilenetv2_96-int8-simulate",
          "q_mobilenetv2_96-int8-float", "audio_stft-float32", "audio_stft-int8-simulate",
          "lstm_fused-float32", "lstm_fused-int8-float", "gru_unrolled-dynamic",
-         "gru_loop-float32",
+         "gru_loop-float32", "bilstm_unrolled-int8-simulate",
          "masking-float32", "masking-int8-simulate"}
 
 
@@ -89,38 +89,55 @@ def verify_case(case: Case) -> tuple[VerificationReport, object]:
     return verify_graph(conversion, graph_reference(source)), conversion
 
 
-def quantization_error(report: VerificationReport, conversion) -> str:
-    """|file − dequantized twin| behind the bound of a float port, worst over the cases
-    (in output steps for full-integer files)."""
+def quantization_error(report: VerificationReport, conversion) -> tuple[float | None, float | None]:
+    """|file − dequantized twin| behind the bound of a float port, worst over the cases, and
+    the output step it is measured against (full-integer files; None for float outputs)."""
     rows = [c for c in report.comparisons if c.rule == "quantization"]
     if not rows:
-        return "-"
+        return None, None
     twin_rows = {(c.case, c.output): c for c in report.comparisons if c.against}
     gaps = [r.bound - (twin_rows[(r.case, r.output)].bound if (r.case, r.output) in twin_rows
                        else 0.0) for r in rows]
     steps = output_steps(conversion.config["graph"])
-    worst = max(gaps)
     step = max((steps[r.output] or 0.0) for r in rows)
-    return f"{worst:.2e}" + (f" ({worst / step:.1f} steps)" if step else "")
+    return max(gaps), step or None
+
+
+def figures(case: Case, report: VerificationReport, conversion, seconds: float) -> dict:
+    """What docs/tflite_compatibility.md records of one verified case."""
+    on_file = [c for c in report.comparisons if not c.against]
+    on_twin = [c for c in report.comparisons if c.against]
+    gap, step = quantization_error(report, conversion)
+    return {"model": case.name, "file": case.form,
+            "port": case.quantized if case.form.startswith("int8") else "float",
+            "file_vs_twin": gap, "step": step,
+            "max_abs": max(c.max_abs for c in on_file), "bound": max(c.bound for c in on_file),
+            "port_vs_twin": max(c.max_abs for c in on_twin) if on_twin else None,
+            "status": report.status if report.passed else "FAIL", "seconds": seconds}
+
+
+def markdown_row(row: dict) -> str:
+    gap, step = row["file_vs_twin"], row["step"]
+    file_vs_twin = "-" if gap is None else f"{gap:.2e}" + (f" ({gap / step:.1f} steps)"
+                                                           if step else "")
+    twin = "-" if row["port_vs_twin"] is None else f"{row['port_vs_twin']:.1e}"
+    return (f"| {row['model']} | {row['file']} | {row['port']} | {file_vs_twin} "
+            f"| {row['max_abs']:.2e} (bound {row['bound']:.1e}) | {twin} | {row['status']} "
+            f"| {row['seconds']:.0f} s |")
+
+
+HEADER = ("| model | file | port | file vs twin | port vs file | port vs twin | status | time |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
 
 
 def row(case: Case) -> str:
     start = time.perf_counter()
     report, conversion = verify_case(case)
-    on_file = [c for c in report.comparisons if not c.against]
-    on_twin = [c for c in report.comparisons if c.against]
-    worst = max(c.max_abs for c in on_file)
-    magnitude = max(c.bound for c in on_file)
-    twin = f"{max(c.max_abs for c in on_twin):.1e}" if on_twin else "-"
-    return (f"| {case.name} | {case.form} | {case.quantized if case.form.startswith('int8') else 'float'} "
-            f"| {quantization_error(report, conversion)} | {worst:.2e} (bound {magnitude:.1e}) "
-            f"| {twin} | {report.status if report.passed else 'FAIL'} "
-            f"| {time.perf_counter() - start:.0f} s |")
+    return markdown_row(figures(case, report, conversion, time.perf_counter() - start))
 
 
 def main(names: list[str]) -> None:
-    print("| model | file | port | file vs twin | port vs file | port vs twin | status | time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(HEADER)
     for case in all_cases():
         if names and case.name not in names and case.id not in names:
             continue

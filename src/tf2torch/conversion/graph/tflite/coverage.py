@@ -20,6 +20,8 @@ def _simulation(op: str) -> str:
         return "unrolled when read (trip count from constants); its body's ops as listed"
     if op in quantized.NOT_SIMULATED:
         return "float form only"
+    if op in quantized.BYTE_COPY:
+        return "copies bytes (each q read on the output grid)"
     if op in quantized.EXACT:
         return "integer kernel"
     if op in quantized.PASSTHROUGH:

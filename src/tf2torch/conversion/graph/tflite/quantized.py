@@ -236,6 +236,23 @@ def requantized(node: Node, ctx: LowerContext, lowered: Lowered) -> Lowered:
     return replace(lowered, spec=module, bindings=bindings)
 
 
+# Ops that copy bytes even where TensorFlow's converter gave the output another grid than the
+# input (a Keras Bidirectional layer's ReverseV2): each q is kept and read on the output grid
+# (measured on the interpreter, XNNPACK and builtin kernels alike: tests/test_tflite_quantized).
+BYTE_COPY = {"REVERSE_V2"}
+
+
+def _byte_copy(node: Node, ctx: LowerContext, lowered: Lowered) -> Lowered:
+    (in_scale, in_zero), (out_scale, out_zero) = (
+        _grid(_operand_params(node, ctx, 0)), _grid(qparams(ctx, node.outputs[0])))
+    if (in_scale, in_zero) == (out_scale, out_zero):
+        return lowered
+    module = spec("Reinterpreted", inner=lowered.spec, in_scale=in_scale, in_zero=in_zero,
+                  out_scale=out_scale, out_zero=out_zero)
+    bindings = tuple(replace(b, param=f"inner.{b.param}") for b in lowered.bindings)
+    return replace(lowered, spec=module, bindings=bindings)
+
+
 # How each op's float lowering becomes its integer simulation.
 EXACT = {
     "CONV_2D": _weighted("QConv2d", "out_channels"),
@@ -253,13 +270,12 @@ EXACT = {
     "QUANTIZE": _quantize,
     "HARD_SWISH": _hard_swish,
     "RSQRT": _lookup,
+    **dict.fromkeys(BYTE_COPY, _byte_copy),
 }
 # Ops that only move values (the output grid is the input's): no rounding needed.
 PASSTHROUGH = {"DEQUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "MAX_POOL_2D",
                "STRIDED_SLICE", "SLICE", "GATHER", "SPLIT", "SPLIT_V", "PACK", "UNPACK",
-               "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "REVERSE_V2", "TILE", "BROADCAST_TO"}
-
-
+               "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "TILE", "BROADCAST_TO"}
 def quantization_aware(op: str, converter: Convert) -> Convert:
     """`converter` (the float lowering) adapted to the simulate form where the node's output
     is quantized; unchanged otherwise."""

@@ -57,6 +57,7 @@ from tf2torch.conversion.graph.tflite.modules.quant import (
     QSquaredDifference,
     QTransposeConv2d,
     Quantize,
+    Reinterpreted,
     Requantized,
 )
 from tf2torch.conversion.graph.tflite.modules.rnn import SequenceLSTM
@@ -138,6 +139,7 @@ __all__ = [
     "Quantize",
     "Range",
     "Reduce",
+    "Reinterpreted",
     "Requantized",
     "Reshape",
     "Resize",

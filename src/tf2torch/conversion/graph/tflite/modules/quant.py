@@ -376,3 +376,18 @@ class Requantized(nn.Module):
             return y
         q = round_half_away(y.float() * self.inverse) + self.zero
         return real(torch.clamp(q, self.low, self.high) - self.zero, self.scale)
+
+
+class Reinterpreted(nn.Module):
+    """An int8 kernel that copies bytes (REVERSE_V2) onto an output grid other than its
+    input's: TFLite keeps each q and reads it on the output grid (no requantization)."""
+
+    def __init__(self, inner: nn.Module, in_scale: float, in_zero: int, out_scale: float,
+                 out_zero: int) -> None:
+        super().__init__()
+        self.inner, self.in_scale, self.in_zero = inner, in_scale, in_zero
+        self.out_scale, self.out_zero = out_scale, out_zero
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        q = centred(self.inner(*xs), self.in_scale) + self.in_zero
+        return real(q - self.out_zero, self.out_scale)
