@@ -16,7 +16,7 @@ import torch  # noqa: F401  (imported before TensorFlow: their shared libraries 
 from tf2torch.errors import SourceError, Tf2TorchError, UnsafeArchiveError
 from tf2torch.sources import open_source
 from tf2torch.sources.archive import open_release_archive
-from tf2torch.sources.limits import ArchiveLimits
+from tf2torch.util.budgets import ArchiveLimits
 
 tf = pytest.importorskip("tensorflow")
 

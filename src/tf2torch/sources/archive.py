@@ -24,9 +24,9 @@ from tf2torch.sources.checkpoint.reader import (
     read_checkpoint,
     release_meta,
 )
-from tf2torch.sources.limits import ArchiveLimits
 from tf2torch.sources.model import SourceModel, name_inside
 from tf2torch.sources.tarstream import extract_members
+from tf2torch.util.budgets import ArchiveLimits
 from tf2torch.util.files import check_regular
 
 __all__ = ["open_release_archive"]

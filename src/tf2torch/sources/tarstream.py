@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tf2torch.errors import SourceError, UnsafeArchiveError
-from tf2torch.sources.limits import ArchiveLimits, env_name
+from tf2torch.util.budgets import ArchiveLimits, env_name
 
 __all__ = ["ArchiveLimitError", "extract_members"]
 

@@ -12,6 +12,10 @@ be raised (or lowered) through an environment variable, read at every check:
 | `TF2TORCH_MAX_COMPRESSION_RATIO`     | 200      | a zip member's size / its stored size    |
 | `TF2TORCH_MAX_JSON_DEPTH`            | 100      | nesting of a JSON config                 |
 | `TF2TORCH_MAX_JSON_BYTES`            | 64 MiB   | size of a JSON config                    |
+
+Sizes take a K/M/G/T suffix (`8G`). Release archives have their own ceilings
+(`ArchiveLimits`, `TF2TORCH_ARCHIVE_MAX_*`), and a checkpoint header at most
+`MAX_CHECKPOINT_SHARDS` shards.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from tf2torch.errors import SourceError
+from tf2torch.errors import SourceError, UsageError
 
 _GiB = 1 << 30
 
@@ -39,11 +43,7 @@ class Budget:
         raw = os.environ.get(self.variable)
         if raw is None or not raw.strip():
             return self.default
-        try:
-            value = int(float(raw))
-        except ValueError:
-            raise SourceError(f"{self.variable}={raw!r}: expected a number") from None
-        return max(value, 1)
+        return max(parse_size(raw, self.variable), 1)
 
 
 WEIGHT_BYTES = Budget("TF2TORCH_MAX_WEIGHT_BYTES", 8 * _GiB, "bytes of weights")
@@ -107,3 +107,54 @@ def load_json(raw: bytes | str, where: str) -> Any:
         return json.loads(data)
     except (ValueError, RecursionError) as err:
         raise SourceError(f"{where}: not valid JSON ({err})") from None
+
+
+# --- release archives and checkpoint headers ---------------------------------------------
+
+# TF names shards `.data-NNNNN-of-MMMMM`; beyond five digits no real bundle goes.
+MAX_CHECKPOINT_SHARDS = 99_999
+
+_SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE_RE = re.compile(r"\s*(\d+)\s*([KMGT]?)(?:I?B)?\s*", re.I)
+
+
+def parse_size(text: str, variable: str) -> int:
+    """`8G` → 8 GiB, `1e9` → 10⁹; one clear error naming the variable otherwise."""
+    match = _SIZE_RE.fullmatch(text)
+    if match:
+        return int(match.group(1)) * _SUFFIX[match.group(2).upper()]
+    try:
+        return int(float(text))
+    except ValueError:
+        raise UsageError(f"{variable}={text!r}: expected a number, e.g. 1e8, 8G or 500M") \
+            from None
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Ceilings on reading a release archive (`.tgz`, `.tar.gz`, `.tar`).
+
+    `header_bytes`: one PAX or GNU long-name header (Python's tarfile reads a header whole);
+    `member_bytes`: one member; `total_bytes`: all members together (what is decompressed);
+    `members`: how many entries.
+    """
+
+    header_bytes: int = 1 << 20
+    member_bytes: int = 8 << 30
+    total_bytes: int = 16 << 30
+    members: int = 10_000
+
+    @classmethod
+    def from_env(cls) -> ArchiveLimits:
+        """Defaults, overridden by `TF2TORCH_ARCHIVE_MAX_<FIELD>` where set."""
+        values = {}
+        for f in fields(cls):
+            variable = env_name(f.name)
+            if os.environ.get(variable):
+                values[f.name] = parse_size(os.environ[variable], variable)
+        return cls(**values)
+
+
+def env_name(field: str) -> str:
+    """`member_bytes` → `TF2TORCH_ARCHIVE_MAX_MEMBER_BYTES`."""
+    return f"TF2TORCH_ARCHIVE_MAX_{field.upper()}"

@@ -20,8 +20,8 @@ from tf2torch.sources.checkpoint.table import (
     read_index,
     varint,
 )
-from tf2torch.sources.limits import MAX_CHECKPOINT_SHARDS
 from tf2torch.sources.model import TensorInfo, TensorStore
+from tf2torch.util.budgets import MAX_CHECKPOINT_SHARDS
 from tf2torch.util.files import check_regular, open_regular
 
 # TF DataType enum → little-endian numpy dtype, for types stored as raw memcpy bytes.
