@@ -102,6 +102,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("tflite", "MIRROR_PAD", "attr:value"): "the fill value applies to constant padding only",
     ("tflite", "SQUARED_DIFFERENCE", "attr:activation"): "a square is never negative: a ReLU "
     "after it changes nothing",
+    ("tflite", "BIDIRECTIONAL_SEQUENCE_LSTM", "attr:proj_clip"): "clips a projection's "
+    "output; TensorFlow's converter writes fused bidirectional LSTMs without projection",
     ("tensorflow", "Select", "attr:rows"): "the module reshapes only a vector condition, "
     "which the converter marks as rows itself; elsewhere the flag is unread",
     ("tensorflow", "MirrorPad", "attr:value"): "the fill value applies to constant padding "

@@ -35,9 +35,11 @@ def _dense_bias(k, units: int):
 
 def _compare(t):
     tf = _tf()
-    return tf.concat([tf.cast(op(t, c), tf.float32) for op, c in (
-        (tf.equal, tf.round(t)), (tf.not_equal, 0.25), (tf.less, -0.2), (tf.less_equal, 0.1),
-        (tf.greater, tf.reverse(t, [1])), (tf.greater_equal, 0.3))], axis=-1)
+    steps = tf.round(t * 4.0)  # values a literal can hit: NOT_EQUAL's 1.0 is not vacuous
+    pairs = ((tf.equal, tf.round(t)), (tf.less, -0.2), (tf.less_equal, 0.1),
+             (tf.greater, tf.reverse(t, [1])), (tf.greater_equal, 0.3))
+    return tf.concat([tf.cast(tf.not_equal(steps, 1.0), tf.float32)]
+                     + [tf.cast(op(t, c), tf.float32) for op, c in pairs], axis=-1)
 
 
 def _logic(t):
@@ -63,7 +65,7 @@ def _argmin_floormod_not_select(t):
     # NOT of a reduction: the converter folds NOT of a comparison or of AND into other ops
     keep = tf.logical_and(a, tf.logical_not(tf.reduce_any(b, axis=-1, keepdims=True)))
     picked = tf.raw_ops.Select(condition=keep, x=t, y=-2.0 * t)
-    steps = tf.cast(low, tf.int32)[..., None] * 0 + tf.range(tf.shape(t)[-1])  # int32 RANGE
+    steps = tf.cast(low, tf.int32)[..., None] * 0 + tf.range(tf.shape(t)[-1])
     hot = tf.one_hot(tf.cast(low, tf.int32), 6, on_value=3, off_value=-1, dtype=tf.int32)
     return [tf.concat([tf.math.floormod(t * 3.0, 0.7), picked,
                        tf.cast(low, tf.float32)[..., None] * t], -1), tf.argmax(t, axis=-1), low,
@@ -173,7 +175,7 @@ VALUE_MODELS: dict[str, Callable] = {
     "masks_angles_buckets": _model((6, 4), _lambda(_masks_and_angles)),
     "matrix_diagonals": _model((4, 4), _lambda(_diagonals)),
     "local_response_norm": _model((4, 4, 8), _lambda(_lrn)),
-    "comparisons": _model((5, 6), _lambda(_compare)),
+    "comparisons_on_steps": _model((5, 6), _lambda(_compare)),
     "logical_independent": _model((5, 6), _lambda(_logic)),
     "argmin_floormod_not_select_int": _model((5, 6), _lambda(_argmin_floormod_not_select)),
     "select": _model((5, 6), _lambda(_select)),

@@ -108,12 +108,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.new:
         part = args.report.with_suffix(".new.json")
+        part.unlink(missing_ok=True)
         code = run(part, unreported(args.report))
-        if code == 0:
+        if part.exists():  # written only when every test passed; survivors are reported
             merge(args.report, part)
     else:
         code = 0 if args.doc_only else run(args.report)
-    if args.write_doc or args.doc_only:
+    if (args.write_doc or args.doc_only) and args.report.exists():
         DOC.write_text(render(json.loads(args.report.read_text()), date.today().isoformat()))
         print(f"wrote {DOC}")
     return code
