@@ -85,7 +85,9 @@ def _fill_shape_range(t):
     n = tf.shape(t)[0]  # the batch, known only at run time
     steps = tf.cast(tf.range(0, tf.shape(t)[1] * 2, 2), tf.float32)
     filled = tf.fill(tf.stack([n, 3]), 0.75)
-    return tf.concat([t * steps, filled, tf.broadcast_to(t[:, :1], tf.stack([n, 2]))], -1)
+    backwards = tf.gather(t, tf.range(tf.shape(t)[1] - 1, -1, -1), axis=1)  # RANGE as indices
+    return tf.concat([t * steps, filled, tf.broadcast_to(t[:, :1], tf.stack([n, 2])),
+                      backwards], -1)
 
 
 def _cumsum(t):
@@ -180,7 +182,7 @@ VALUE_MODELS: dict[str, Callable] = {
     "argmin_floormod_not_select_int": _model((5, 6), _lambda(_argmin_floormod_not_select)),
     "select": _model((5, 6), _lambda(_select)),
     "static_where": _model((4, 3), _lambda(_static_where)),
-    "fill_shape_range": _model((4,), _lambda(_fill_shape_range)),
+    "fill_shape_range_gather": _model((4,), _lambda(_fill_shape_range)),
     "cumsum_reverse": _model((5, 3), _lambda(_cumsum)),
     "one_hot_gather_nd": _model((5, 6), _lambda(_one_hot_gather_nd)),
     "scatter_nd": _model((10,), _lambda(_scatter_nd)),
