@@ -76,14 +76,22 @@ _ORIGINAL_GET = Registry.get
 
 
 def _recording_get(self: Registry, key: Key) -> Callable:
+    """The converter, wrapped so that a test counts as exercising it only when it is called
+    (a test that merely looks every key up, to check names or docs, lowers nothing)."""
     converter = _ORIGINAL_GET(self, key)
-    RECORDER.record(key)
-    mutant = RECORDER.mutant
-    if mutant is not None:
-        return mutant.wrap(converter) if mutant.key == key else converter
-    if RECORDER.examples and key not in EXAMPLES:
-        return _example_recording(converter, key)
-    return converter
+
+    def recording(node: Any, ctx: Any) -> Lowered:
+        RECORDER.record(key)
+        mutant = RECORDER.mutant
+        if mutant is not None:
+            return (mutant.wrap(converter) if mutant.key == key else converter)(node, ctx)
+        lowered = converter(node, ctx)
+        if RECORDER.examples and key not in EXAMPLES:
+            EXAMPLES[key] = _Example(lowered, dict(ctx.weight_shapes))
+        return lowered
+
+    recording.__name__ = converter.__name__
+    return recording
 
 
 # --- mutants --------------------------------------------------------------------------------
@@ -100,6 +108,8 @@ _OPERAND_ORDER = {"const_first", "constant_first"}
 # Mutants that cannot change a result, by converter and mutant name, with the reason.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("tflite", "MIRROR_PAD", "attr:value"): "the fill value applies to constant padding only",
+    ("tensorflow", "LogicalOr", "attr:op"): "the replacement op is the table's first other "
+    "entry, add, and on booleans (LogicalOr takes no other type) torch's add is a logical or",
     ("tflite", "SQUARED_DIFFERENCE", "attr:activation"): "a square is never negative: a ReLU "
     "after it changes nothing",
     ("tflite", "BIDIRECTIONAL_SEQUENCE_LSTM", "attr:proj_clip"): "clips a projection's "
@@ -306,16 +316,6 @@ class _Example:
 
 
 EXAMPLES: dict[Key, _Example] = {}
-
-
-def _example_recording(converter: Callable, key: Key) -> Callable:
-    def recorded(node: Any, ctx: Any) -> Lowered:
-        lowered = converter(node, ctx)
-        EXAMPLES.setdefault(key, _Example(lowered, dict(ctx.weight_shapes)))
-        return lowered
-
-    recorded.__name__ = converter.__name__
-    return recorded
 
 
 # --- the session ------------------------------------------------------------------------------

@@ -176,6 +176,38 @@ def test_ops_activations_and_constants(tmp_path):
     assert_matches(save(model, tmp_path, "ops"), -4.0, 4.0)
 
 
+def test_ops_elementwise(tmp_path):
+    """keras.ops element-wise calls, each its own node in the functional graph (Mish is an
+    operation of keras.activations: keras.activations.mish itself needs a concrete tensor)."""
+    from keras.src.activations.activations import Mish
+
+    x = inputs = keras.Input((4, 4, 3))
+    x = L.Conv2D(4, 1)(x)
+    y = L.Conv2D(4, 1)(inputs)
+    ops = keras.ops
+    unary = [ops.exp, ops.hard_silu, Mish(), ops.relu6, ops.selu, ops.sigmoid, ops.silu,
+             ops.softplus, ops.softsign, ops.tanh]
+    outs = [fn(x) for fn in unary]
+    denominator = ops.exp(y) + 0.5
+    outs += [ops.divide(x, denominator), ops.true_divide(y, denominator),
+             ops.maximum(x, y), ops.minimum(x, y)]
+    model = keras.Model(inputs, outs)
+    assert_matches(save(model, tmp_path, "ops_elementwise"), -3.0, 3.0)
+
+
+def test_application_layers(tmp_path):
+    """Layers keras.applications define for themselves: InceptionResNetV2's scaled residual
+    sum and ConvNeXt's stochastic depth (an identity at inference)."""
+    from keras.src.applications.convnext import StochasticDepth
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    inputs = keras.Input((4, 4, 3))
+    a, b = L.Conv2D(4, 1)(inputs), L.Conv2D(4, 3, padding="same")(inputs)
+    x = CustomScaleLayer(0.17)([a, b])
+    x = StochasticDepth(0.3)(L.Conv2D(4, 1)(x))
+    assert_matches(save(keras.Model(inputs, x), tmp_path, "application_layers"))
+
+
 def test_merge_layers(tmp_path):
     a, b, c = keras.Input((4, 4, 3)), keras.Input((4, 4, 3)), keras.Input((4, 4, 3))
     ca, cb = L.Conv2D(3, 1)(a), L.Conv2D(3, 1)(b)  # CF inputs mixed with a raw SOURCE one

@@ -58,6 +58,33 @@ def test_a_weak_test_lets_a_mutant_survive(tmp_path) -> None:
     assert "SURVIVED: negate:conv.bias" in done.stdout
 
 
+LOOKUP_ONLY_TEST = '''
+from tf2torch.conversion.graph.converters import default_registry
+
+
+def test_every_converter_has_a_name():
+    for key in default_registry().keys():
+        assert default_registry().get(key).__name__
+'''
+
+
+def test_looking_a_converter_up_is_not_exercising_it(tmp_path) -> None:
+    """Only a converter a test calls (lowers a node through) counts as exercised: a test that
+    looks every key up, to check names, must leave all of them unexercised."""
+    test_file = tmp_path / "test_lookup.py"
+    test_file.write_text(LOOKUP_ONLY_TEST)
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+         str(REPO / "pyproject.toml"), "--rootdir", str(REPO), str(test_file), "--mutate",
+         "--mutate-require-all", "--mutate-report", str(report)],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "tests")})
+    assert done.returncode != 0, done.stdout
+    found = json.loads(report.read_text())
+    assert found["converters"] == {}
+    assert len(found["unexercised"]) == len(default_registry().keys())
+
+
 def test_converter_table_lists_exactly_the_registry() -> None:
     """docs/converters.md (made by tools/mutate.py) cannot drift from the registry."""
     doc = (REPO / "docs" / "converters.md").read_text(encoding="utf-8")
@@ -74,6 +101,7 @@ def test_converter_table_lists_exactly_the_registry() -> None:
     assert listed == registered, {"not in the doc": sorted(registered - listed),
                                   "not registered": sorted(listed - registered)}
     assert "untested" not in doc
+    assert "| 0/0 |" not in doc  # every exercised converter has at least one mutant
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ def op_graphs():
         for case in CASES:
             write_graph(case, folder / f"{case.name}.pb")
 
-    return cached("ops-3", build)  # -3: integer outputs, row selection, paddings that matter
+    return cached("ops-4", build)  # -4: raw op forms, logic, inf and nan tests
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -82,6 +82,15 @@ def _batch_norm(tf, rng):
                                                       is_training=False)[0]
 
 
+def _raw_batch_norm(tf, rng, op):
+    scale, offset, mean = (rng.uniform(lo, hi, 4).astype(np.float32)
+                           for lo, hi in ((0.5, 1.5), (-.3, .3), (-.5, .5)))
+    variance = rng.uniform(0.5, 2, 4).astype(np.float32)
+    return lambda x: getattr(tf.raw_ops, op)(x=x, scale=scale, offset=offset, mean=mean,
+                                             variance=variance, epsilon=1e-3,
+                                             is_training=False)[0]
+
+
 R4 = ((None, 9, 11, 4),)
 TWO = ((None, 9, 11, 4), (None, 9, 11, 4))
 CASES: list[OpCase] = [
@@ -164,6 +173,48 @@ CASES: list[OpCase] = [
     *[OpCase(f"resize_{m}{'_align' if a else ''}{'_half' if h else ''}", _resize(m, a, h))
       for m in ("bilinear", "nearest") for a, h in ((False, False), (True, False),
                                                     (False, True))],
+    *[OpCase(n, _unary(n)) for n in ("atan", "ceil", "cos", "sin", "tan", "expm1", "rint")],
+    OpCase("log1p", _unary("log1p"), R4, -0.9, 2.0),
+    OpCase("reciprocal_inv", lambda tf, rng: lambda x: tf.math.reciprocal(x) + tf.raw_ops.Inv(
+        x=x), R4, 0.5, 2.0, zeros=False),
+    # the raw forms older graphs hold: Add (not AddV2), Div, BatchMatMul V1/V3, FusedBatchNorm
+    # V1/V2, ClipByValue (tf.clip_by_value writes Minimum and Maximum)
+    OpCase("add_v1", lambda tf, rng: lambda x, y: tf.raw_ops.Add(x=x, y=y * 0.5), TWO),
+    OpCase("add_n", lambda tf, rng: lambda x, y: tf.add_n([x, y * 2.0, x]), TWO),
+    OpCase("div_v1", lambda tf, rng: lambda x, y: tf.raw_ops.Div(x=x, y=y), TWO, zeros=False),
+    # y rounded to whole numbers: zeros where divide_no_nan must give 0, not inf
+    OpCase("div_no_nan", lambda tf, rng: lambda x, y: tf.math.divide_no_nan(x, tf.round(y)),
+           TWO),
+    OpCase("floor_div_mod", lambda tf, rng: lambda x, y: tf.math.floordiv(x * 3.0, y) +
+           tf.math.floormod(x * 3.0, y) * 10.0, TWO, 0.3, 2.0, zeros=False),
+    OpCase("truncate_div", lambda tf, rng: lambda x, y: tf.cast(tf.truncatediv(
+        tf.cast(x * 20.0, tf.int32), tf.cast(tf.abs(y) * 3.0 + 1.0, tf.int32)),
+        tf.float32), TWO),
+    OpCase("batch_matmul_v1", lambda tf, rng: lambda x, y: tf.raw_ops.BatchMatMul(
+        x=x, y=y, adj_y=True), TWO),
+    OpCase("batch_matmul_v3", lambda tf, rng: lambda x, y: tf.raw_ops.BatchMatMulV3(
+        x=x, y=y, Tout=tf.float32, adj_x=True), TWO),
+    OpCase("fused_batch_norm_v1", lambda tf, rng: _raw_batch_norm(tf, rng, "FusedBatchNorm")),
+    OpCase("fused_batch_norm_v2", lambda tf, rng: _raw_batch_norm(tf, rng, "FusedBatchNormV2")),
+    OpCase("clip_by_value_raw", lambda tf, rng: lambda x: tf.raw_ops.ClipByValue(
+        t=x, clip_value_min=np.float32(-0.5), clip_value_max=np.float32(0.7))),
+    OpCase("argmin", lambda tf, rng: lambda x: tf.argmin(x, 2)),
+    OpCase("space_batch_nd", lambda tf, rng: lambda x: tf.batch_to_space(tf.space_to_batch_nd(
+        x, [2, 1], [[1, 0], [0, 0]]), [1, 2], [[0, 0], [1, 2]])),
+    OpCase("depth_space", lambda tf, rng: lambda x: tf.nn.depth_to_space(
+        tf.nn.space_to_depth(x, 2), 2) + tf.nn.space_to_depth(tf.nn.depth_to_space(
+            x, 2), 2), ((None, 8, 10, 4),)),
+    # equal and not-equal on rounded values, so that both outcomes occur
+    OpCase("comparisons", lambda tf, rng: lambda x, y: tf.cast(tf.stack([
+        tf.equal(tf.round(x), tf.round(y)), tf.not_equal(tf.round(x), tf.round(y)),
+        tf.less(x, y), tf.greater_equal(x, y)], -1), tf.float32), TWO),
+    OpCase("logical", lambda tf, rng: lambda x, y: tf.cast(tf.stack([
+        tf.logical_and(x > 0.0, y > 0.0), tf.logical_or(x > 1.0, y < -1.0),
+        tf.logical_not(x > y)], -1), tf.float32), TWO),
+    # rounded operands: x/0 gives ±inf and 0/0 nan somewhere in the batch
+    OpCase("is_finite_inf_nan", lambda tf, rng: lambda x, y: (lambda q: tf.cast(tf.stack([
+        tf.math.is_finite(q), tf.math.is_inf(q), tf.math.is_nan(q)], -1), tf.float32))(
+        tf.round(x) / tf.round(y)), TWO),
 ]
 
 

@@ -23,11 +23,12 @@ History = tuple[str, int, int]
 
 
 def layer_op(layer: LayerConfig) -> str:
-    """The op name a layer is registered under: its class, `ops.<Class>` for Keras 3 ops,
-    `<module>.<Class>` for classes defined outside Keras (never registered)."""
+    """The op name a layer is registered under: its class, `ops.<Class>` for Keras 3 ops
+    (the activation operations, such as Mish, live beside the activations rather than in
+    keras.src.ops), `<module>.<Class>` for classes defined outside Keras (never registered)."""
     cls = layer["class_name"]
     module = layer.get("module") or ""
-    if module.startswith("keras.src.ops"):
+    if module.startswith(("keras.src.ops", "keras.src.activations")):
         return f"ops.{cls}"
     if module and not module.startswith(("keras", "tf_keras")):
         return f"{module}.{cls}"
