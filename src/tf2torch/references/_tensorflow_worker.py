@@ -1,16 +1,13 @@
 """Runs a frozen TensorFlow graph for tf2torch, in a process of its own.
 
-Started by `tensorflow_worker.py` (which documents the protocol) at the start of a
-conversion: it imports TensorFlow straight away, while the parent imports torch and converts,
-then answers requests on stdin/stdout. Needs only numpy and TensorFlow; executes nothing it
-is sent, and reads arrays with `allow_pickle=False`.
+Started by `tensorflow_worker.py` at the start of a conversion: it imports TensorFlow
+straight away, while the parent imports torch and converts, then answers requests with
+`util/frames.py`'s `serve`. Needs only numpy, TensorFlow and that module (not torch);
+executes nothing it is sent, and reads arrays with `allow_pickle=False`.
 """
 
-import io
-import json
 import os
 import resource
-import struct
 import sys
 import time
 
@@ -22,38 +19,13 @@ sys.modules.setdefault("keras.src.optimizers", None)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tf2torch.util.frames import serve  # noqa: E402
+
 IMPORT_S = time.perf_counter() - started
-_IN, _OUT = sys.stdin.buffer, sys.stdout.buffer
-sys.stdout = sys.stderr  # anything a library prints must not corrupt the replies
 
 
-def read_frame():
-    size = _IN.read(8)
-    return None if len(size) < 8 else _IN.read(struct.unpack(">Q", size)[0])
-
-
-def write_frame(data):
-    _OUT.write(struct.pack(">Q", len(data)) + data)
-
-
-def receive():
-    header = read_frame()
-    if header is None:
-        return None, []
-    header = json.loads(header)
-    arrays = [np.load(io.BytesIO(read_frame()), allow_pickle=False)
-              for _ in range(header.get("arrays", 0))]
-    return header, arrays
-
-
-def send(header, arrays=()):
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    write_frame(json.dumps({**header, "arrays": len(arrays), "peak_rss_mib": peak_mib}).encode())
-    for array in arrays:
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        write_frame(buffer.getvalue())
-    _OUT.flush()
+def peak_memory():
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # KiB
 
 
 def load(path):
@@ -76,29 +48,24 @@ def load(path):
                  for f in fetches])
 
 
-def main():
-    graph = None
-    send({"ok": True, "import_s": IMPORT_S, "tensorflow": tf.version.VERSION})
-    while True:
-        header, arrays = receive()
-        if header is None:
-            return
+class Worker:
+    def __init__(self):
+        self.graph = None
+
+    def handle(self, header, arrays):
         began = time.perf_counter()
-        try:
-            if header["op"] == "load":
-                graph = load(header["path"])
-                send({"ok": True, "seconds": time.perf_counter() - began})
-            elif header["op"] == "run":
-                batch = arrays[0]
-                probs, logits = (np.asarray(t).reshape(len(batch), -1)
-                                 for t in graph(tf.constant(batch)))
-                send({"ok": True, "seconds": time.perf_counter() - began,
-                      "names": ["logits", "probabilities"]}, [logits, probs])
-            else:
-                send({"ok": False, "error": f"unknown request {header['op']!r}"})
-        except Exception as exc:  # reported to the parent, which raises it as a SourceError
-            send({"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+        if header["op"] == "load":
+            self.graph = load(header["path"])
+            return {"seconds": time.perf_counter() - began}, []
+        if header["op"] == "run":
+            batch = arrays[0]
+            probs, logits = (np.asarray(t).reshape(len(batch), -1)
+                             for t in self.graph(tf.constant(batch)))
+            return {"seconds": time.perf_counter() - began,
+                    "names": ["logits", "probabilities"]}, [logits, probs]
+        raise ValueError(f"unknown request {header['op']!r}")
 
 
 if __name__ == "__main__":
-    main()
+    serve(Worker().handle, {"import_s": IMPORT_S, "tensorflow": tf.version.VERSION},
+          peak_memory)

@@ -7,10 +7,7 @@ interpreters on files the parent has validated, and calls only the interpreter m
 `allow_pickle=False`.
 """
 
-import io
-import json
 import os
-import struct
 import sys
 import warnings
 
@@ -19,20 +16,11 @@ sys.modules.setdefault("keras.src.optimizers", None)  # not needed to run a .tfl
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-_IN, _OUT = sys.stdin.buffer, sys.stdout.buffer
-sys.stdout = sys.stderr  # anything a library prints must not corrupt the replies
+from tf2torch.util.frames import serve  # noqa: E402
+
 METHODS = {"get_input_details", "get_output_details", "get_tensor_details",
            "get_signature_list", "_get_ops_details", "resize_tensor_input", "allocate_tensors",
            "reset_all_variables", "set_tensor", "invoke", "get_tensor"}
-
-
-def read_frame():
-    size = _IN.read(8)
-    return None if len(size) < 8 else _IN.read(struct.unpack(">Q", size)[0])
-
-
-def write_frame(data):
-    _OUT.write(struct.pack(">Q", len(data)) + data)
 
 
 def decode(value, arrays):
@@ -60,15 +48,6 @@ def encode(value, arrays):
     return value
 
 
-def send(header, arrays=()):
-    write_frame(json.dumps({**header, "arrays": len(arrays)}).encode())
-    for array in arrays:
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        write_frame(buffer.getvalue())
-    _OUT.flush()
-
-
 def create(path, preserve_all, kernels):
     resolvers = tf.lite.experimental.OpResolverType
     options = {"experimental_preserve_all_tensors": True} if preserve_all else {}
@@ -84,36 +63,27 @@ def create(path, preserve_all, kernels):
     return interpreter
 
 
-def main():
-    interpreters = {}
-    created = 0
-    send({"ok": True, "tensorflow": tf.version.VERSION})
-    while True:
-        header = read_frame()
-        if header is None:
-            return
-        header = json.loads(header)
-        arrays = [np.load(io.BytesIO(read_frame()), allow_pickle=False)
-                  for _ in range(header.get("arrays", 0))]
+class Worker:
+    """Interpreters created here by id; only the methods in METHODS are called on them."""
+
+    def __init__(self):
+        self.interpreters, self.created = {}, 0
+
+    def handle(self, header, arrays):
         for key in header.get("drop", ()):
-            interpreters.pop(key, None)
-        try:
-            if header["op"] == "create":
-                key, created = created, created + 1
-                interpreters[key] = create(header["path"], header["preserve_all"],
-                                           header["kernels"])
-                send({"ok": True, "id": key})
-            elif header["op"] == "call" and header["method"] in METHODS:
-                method = getattr(interpreters[header["id"]], header["method"])
-                out = []
-                result = encode(method(*decode(header["args"], arrays)), out)
-                send({"ok": True, "result": result}, out)
-            else:
-                send({"ok": False, "kind": "ValueError", "error": "unknown request"})
-        except Exception as exc:  # reported to the parent, which raises a clear error
-            send({"ok": False, "kind": type(exc).__name__,
-                  "error": (str(exc).strip().splitlines() or [""])[0]})
+            self.interpreters.pop(key, None)
+        if header["op"] == "create":
+            key, self.created = self.created, self.created + 1
+            self.interpreters[key] = create(header["path"], header["preserve_all"],
+                                            header["kernels"])
+            return {"id": key}, []
+        if header["op"] == "call" and header["method"] in METHODS:
+            method = getattr(self.interpreters[header["id"]], header["method"])
+            out = []
+            result = encode(method(*decode(header["args"], arrays)), out)
+            return {"result": result}, out
+        raise ValueError("unknown request")
 
 
 if __name__ == "__main__":
-    main()
+    serve(Worker().handle, {"tensorflow": tf.version.VERSION})

@@ -10,13 +10,12 @@ interpreter methods tf2torch uses; a crash of the worker is a `SourceError` nami
 (the next interpreter starts a fresh worker), a `RuntimeError` of the interpreter (a kernel
 that refuses the file) an `InterpreterError`, which is both.
 
-The frames are `worker_process.py`'s; inside a request or an answer, arrays are
+The messages are `util/frames.py`'s; inside a request or an answer, arrays are
 `{"__array__": k}`, tuples `{"__tuple__": [...]}`, numpy dtypes `{"__dtype__": name}`.
 """
 
 from __future__ import annotations
 
-import atexit
 import weakref
 from pathlib import Path
 from typing import Any
@@ -24,31 +23,14 @@ from typing import Any
 import numpy as np
 
 from tf2torch.errors import SourceError
-from tf2torch.references.worker_process import WorkerProcess
+from tf2torch.references.worker_process import SharedWorker
 
-_SCRIPT = Path(__file__).with_name("_tflite_worker.py")
+WORKER = SharedWorker(Path(__file__).with_name("_tflite_worker.py"),
+                      "TensorFlow's TFLite interpreter")
 
 
 class InterpreterError(SourceError, RuntimeError):
     """TFLite's interpreter refused or failed to run a file (a `RuntimeError` there)."""
-
-
-_shared: list[WorkerProcess] = []  # at most one live worker per process
-
-
-def _worker() -> WorkerProcess:
-    if not _shared or not _shared[0].alive:
-        if _shared:
-            _shared.pop().close()
-        _shared.append(WorkerProcess(_SCRIPT, "TensorFlow's TFLite interpreter"))
-    return _shared[0]
-
-
-@atexit.register
-def close_worker() -> None:
-    """Stop the shared worker (also at exit); the next interpreter starts a fresh one."""
-    while _shared:
-        _shared.pop().close()
 
 
 def _encode(value: Any, arrays: list[np.ndarray]) -> Any:
@@ -81,7 +63,7 @@ class IsolatedInterpreter:
 
     def __init__(self, path: Path, preserve_all: bool, kernels: str) -> None:
         self.path = Path(path)
-        self._worker = _worker()
+        self._worker = WORKER.get()
         reply = self._ask({"op": "create", "path": str(self.path.resolve()),
                            "preserve_all": preserve_all, "kernels": kernels}, [], "load")
         self._id = reply["id"]

@@ -186,6 +186,22 @@ def _tflite_nodes(interpreter: Any) -> tuple[list[GraphNode], str | None]:
     return nodes, (str(softmax[-1]["inputs"][0]) if softmax else None)
 
 
+def layer_reference(kind: str, path: str | os.PathLike) -> LayerReference:
+    """The layer reference of a runnable original, in this process (the reference worker's
+    side of `isolated_keras.IsolatedLayers`): a frozen graph, a Keras file, or the demo's
+    Keras stand-in (its layers named after slim's scopes)."""
+    from tf2torch.references.keras import load_keras_model
+
+    if kind == "frozen_pb":
+        return FrozenGraphLayers(path)
+    model = load_keras_model(path)
+    if kind == "keras_standin":
+        return KerasLayers(model, standin_naming(model))
+    if kind == "keras":
+        return KerasLayers(model)
+    raise ValueError(f"no layer reference of kind {kind!r}")
+
+
 # --- stand-in naming: slim tensor names ↔ Keras MobileNetV2 layers ------------------------
 
 def standin_naming(model: Any, top_scope: str = "MobilenetV2") -> Naming:

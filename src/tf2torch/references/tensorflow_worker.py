@@ -8,27 +8,21 @@ the release and builds the module; by the time verification asks, it is ready. I
 path of the frozen graph the release already unpacked (nothing is read twice) and the input
 batches; it answers logits and probabilities, and how long each step took.
 
-Protocol (stdin/stdout of `_tensorflow_worker.py`): a message is a JSON header, then
-`header["arrays"]` arrays in `.npy` format (read with `allow_pickle=False`), each of them
-a frame: an 8-byte big-endian length and the bytes. The worker speaks first, once
-TensorFlow is imported.
+The messages are `util/frames.py`'s, and the worker a `WorkerProcess` (so a crash, silence
+or memory past its cap is one error); this one also reports its peak memory in each answer.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import struct
-import subprocess
-import sys
-import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tf2torch.errors import SourceError
+from tf2torch.references.worker_process import WorkerProcess
 
 _SCRIPT = Path(__file__).with_name("_tensorflow_worker.py")
 RELEASE_SUFFIXES = (".tgz", ".tar.gz")
@@ -39,66 +33,33 @@ class TensorFlowWorker:
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        # -P: the script's folder (which holds references/tensorflow.py) stays off sys.path
-        self._proc = subprocess.Popen([sys.executable, "-P", str(_SCRIPT)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self._stderr)
-        self._ready: dict | None = None
+        self._process = WorkerProcess(_SCRIPT, "the frozen-graph reference (TensorFlow)",
+                                      wait=False)
         self.timings: dict[str, float] = {}
-        self.peak_rss_mib: float | None = None  # the worker's, as of its last reply
+        weakref.finalize(self, self._process.close)  # a reference dropped stops its worker
+
+    @property
+    def peak_rss_mib(self) -> float | None:
+        """The worker's peak resident memory, as of its last answer."""
+        return self._process.last.get("peak_rss_mib")
 
     def _request(self, header: dict, arrays: tuple[np.ndarray, ...] = ()) -> tuple[dict, list]:
-        self._wait_ready()
-        frames = [json.dumps({**header, "arrays": len(arrays)}).encode()]
-        for array in arrays:
-            buffer = io.BytesIO()
-            np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            frames.append(buffer.getvalue())
-        try:
-            for frame in frames:
-                self._proc.stdin.write(struct.pack(">Q", len(frame)) + frame)
-            self._proc.stdin.flush()
-        except BrokenPipeError:
-            raise self._died() from None
-        reply, out = self._receive()
+        doing = f"{header.get('path', 'frozen graph')} ({header['op']})"
+        if not self._process.alive:
+            raise SourceError(f"{doing}: the frozen-graph reference stopped earlier")
+        self._wait_ready(doing)
+        reply, out = self._process.request(header, arrays, doing)
         if not reply.get("ok"):
             raise SourceError(f"TensorFlow could not {header['op']} {header.get('path', '')}: "
-                              f"{reply.get('error')}")
+                              f"{reply.get('kind')}: {reply.get('error')}")
         return reply, out
 
-    def _frame(self) -> bytes:
-        size = self._proc.stdout.read(8)
-        if len(size) < 8:
-            raise self._died()
-        return self._proc.stdout.read(struct.unpack(">Q", size)[0])
-
-    def _receive(self) -> tuple[dict, list[np.ndarray]]:
-        header = json.loads(self._frame())
-        self.peak_rss_mib = header.get("peak_rss_mib")
-        arrays = [np.load(io.BytesIO(self._frame()), allow_pickle=False)
-                  for _ in range(header.get("arrays", 0))]
-        return header, arrays
-
-    def _wait_ready(self) -> None:
-        if self._ready is None:
+    def _wait_ready(self, doing: str) -> None:
+        if "reference: waited for the import" not in self.timings:
             waited = time.perf_counter()
-            self._ready, _ = self._receive()
-            self.timings["reference: TensorFlow import (own process)"] = self._ready["import_s"]
+            hello = self._process.ready(doing)
+            self.timings["reference: TensorFlow import (own process)"] = hello["import_s"]
             self.timings["reference: waited for the import"] = time.perf_counter() - waited
-
-    def _died(self) -> SourceError:
-        self._proc.wait(timeout=10)
-        self._stderr.seek(0)
-        tail = [line for line in self._stderr.read().decode(errors="replace").splitlines()
-                if line.strip()][-3:]
-        if any("No module named 'tensorflow'" in line for line in tail):
-            from tf2torch.errors import MissingDependencyError
-
-            return MissingDependencyError("a live frozen-graph reference needs TensorFlow: "
-                                          "pip install 'tf2torch[tf]'")
-        return SourceError(f"the TensorFlow worker stopped (exit {self._proc.returncode}): "
-                           + " | ".join(tail))
 
     def frozen_graph(self, path: Path) -> Any:
         """A `Reference` running the frozen GraphDef at `path` in the worker."""
@@ -117,14 +78,7 @@ class TensorFlowWorker:
                          ("logits", "probabilities"))
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._proc.stdin.close()
-                self._proc.wait(timeout=10)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
-        self._stderr.close()
+        self._process.close()
 
     def __enter__(self) -> TensorFlowWorker:
         return self

@@ -1,43 +1,70 @@
 """A runtime in a process of its own, spoken to in frames: its crash is an error here.
 
 A model comes from the user, and the runtimes that run originals (TFLite's C++ kernels,
-TensorFlow's) trust the file: a malformed one can end the process with a signal or an
-abort. Run in a `WorkerProcess`, that ends the worker, and this process raises one
-`SourceError` naming the file and how the worker ended.
+TensorFlow's) trust the file: a malformed one can end the process with a signal, an abort,
+or an allocation that would take the machine's memory. Run in a `WorkerProcess`, that ends
+the worker, and this process raises one `SourceError` naming the file and how the worker
+ended. The messages are `util/frames.py`'s; the worker scripts answer with its `serve`.
 
-Protocol (stdin/stdout): a message is a JSON header, then `header["arrays"]` arrays in `.npy`
-format (`allow_pickle=False`), each a frame: an 8-byte big-endian length and the bytes. The
-worker speaks first, once its runtime is imported; a request may list `drop`, objects the
-worker may free. A worker that does not answer in `TF2TORCH_REFERENCE_TIMEOUT` seconds
-(default 600) is stopped.
+Limits, read when a worker starts: a worker that does not answer in
+`TF2TORCH_REFERENCE_TIMEOUT` seconds (default 600) is stopped, and so is one whose resident
+memory passes `TF2TORCH_REFERENCE_MEMORY` (a size such as `12G`; default 80% of this
+machine's memory), checked four times a second while it works.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import atexit
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from tf2torch.errors import MissingDependencyError, SourceError
+from tf2torch.util.budgets import parse_size
+from tf2torch.util.frames import Message, decode, encode
 
-_TIMEOUT = float(os.environ.get("TF2TORCH_REFERENCE_TIMEOUT", "600"))
+_POLL_S = 0.25  # how often a working worker's memory is looked at
+
+
+def _timeout_s() -> float:
+    return float(os.environ.get("TF2TORCH_REFERENCE_TIMEOUT", "600"))
+
+
+def _memory_cap() -> int | None:
+    raw = os.environ.get("TF2TORCH_REFERENCE_MEMORY", "").strip()
+    if raw:
+        return parse_size(raw, "TF2TORCH_REFERENCE_MEMORY")
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.8)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _resident_bytes(pid: int) -> int | None:
+    """The process's resident memory from /proc (Linux); None where that is not readable."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class WorkerProcess:
     """A started worker: `request` sends one message and returns the answer; its death
-    (a signal, an exit, silence past the timeout) is a `SourceError` saying so."""
+    (a signal, an exit, silence past the timeout, memory past the cap) is a `SourceError`
+    saying so. `wait=False` returns at once: the worker imports its runtime meanwhile, and
+    the first request (or `ready()`) waits for its hello."""
 
-    def __init__(self, script: Path, runtime: str) -> None:
+    def __init__(self, script: Path, runtime: str, *, wait: bool = True) -> None:
         self.runtime = runtime  # what runs there, for messages
+        self.timeout_s, self.memory_cap = _timeout_s(), _memory_cap()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
         # -P: the script's folder (which holds references/tensorflow.py) stays off sys.path
@@ -45,47 +72,65 @@ class WorkerProcess:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._stderr, env=env)
         self.alive = True
-        self.dropped: list[int] = []  # interpreters gone here, to free there
-        self._receive(f"starting {runtime}")
+        self.dropped: list[int] = []  # objects gone here, to free there
+        self.last: dict = {}  # the last answer's header
+        self._hello: dict | None = None
+        if wait:
+            self.ready()
 
-    def request(self, header: dict, arrays: list[np.ndarray], doing: str) -> tuple[dict, list]:
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def ready(self, doing: str | None = None) -> dict:
+        """The worker's first message, once its runtime is imported."""
+        if self._hello is None:
+            self._hello = self._receive(doing or f"starting {self.runtime}")[0]
+        return self._hello
+
+    def request(self, header: dict, arrays: list[np.ndarray] | tuple, doing: str) -> Message:
+        self.ready(doing)
         drop = self.dropped[:]
         del self.dropped[: len(drop)]
-        frames = [json.dumps({**header, "arrays": len(arrays), "drop": drop}).encode()]
-        for array in arrays:
-            buffer = io.BytesIO()
-            np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            frames.append(buffer.getvalue())
         try:
-            for frame in frames:
-                self._proc.stdin.write(struct.pack(">Q", len(frame)) + frame)
+            self._proc.stdin.write(encode({**header, "drop": drop}, list(arrays)))
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died(doing) from None
         return self._receive(doing)
 
+    def _receive(self, doing: str) -> Message:
+        message = decode(lambda size: self._read(size, doing))
+        if message is None:
+            raise self._died(doing)
+        self.last = message[0]
+        return message
+
     def _read(self, size: int, doing: str) -> bytes:
         data = b""
+        deadline = time.monotonic() + self.timeout_s
         while len(data) < size:
-            ready, _, _ = select.select([self._proc.stdout], [], [], _TIMEOUT)
+            ready, _, _ = select.select([self._proc.stdout], [], [], _POLL_S)
             if not ready:
-                self.close()
-                raise SourceError(f"{doing}: {self.runtime} did not answer in "
-                                  f"{_TIMEOUT:.0f} s (TF2TORCH_REFERENCE_TIMEOUT); stopped it")
+                self._check_limits(doing, deadline)
+                continue
             chunk = os.read(self._proc.stdout.fileno(), size - len(data))
             if not chunk:
                 raise self._died(doing)
             data += chunk
         return data
 
-    def _frame(self, doing: str) -> bytes:
-        return self._read(struct.unpack(">Q", self._read(8, doing))[0], doing)
-
-    def _receive(self, doing: str) -> tuple[dict, list[np.ndarray]]:
-        header = json.loads(self._frame(doing))
-        arrays = [np.load(io.BytesIO(self._frame(doing)), allow_pickle=False)
-                  for _ in range(header.get("arrays", 0))]
-        return header, arrays
+    def _check_limits(self, doing: str, deadline: float) -> None:
+        if time.monotonic() > deadline:
+            self.close()
+            raise SourceError(f"{doing}: {self.runtime} did not answer in "
+                              f"{self.timeout_s:.0f} s (TF2TORCH_REFERENCE_TIMEOUT); stopped it")
+        resident = _resident_bytes(self._proc.pid)
+        if self.memory_cap is not None and resident is not None and resident > self.memory_cap:
+            self.close()
+            raise SourceError(f"{doing}: {self.runtime} used {resident / 2**30:.1f} GiB, over "
+                              f"the {self.memory_cap / 2**30:.1f} GiB allowed "
+                              "(TF2TORCH_REFERENCE_MEMORY); stopped it")
 
     def _died(self, doing: str) -> SourceError:
         self.alive = False
@@ -116,3 +161,32 @@ class WorkerProcess:
                 self._proc.kill()
                 self._proc.wait()
         self._stderr.close()
+
+
+class SharedWorker:
+    """At most one live worker of a script per process, started on first use and shared
+    (its runtime is imported once); after a crash, the next use starts a fresh one. Every
+    shared worker is stopped at exit."""
+
+    def __init__(self, script: Path, runtime: str) -> None:
+        self.script, self.runtime = script, runtime
+        self._live: WorkerProcess | None = None
+        atexit.register(self.close)
+
+    @property
+    def current(self) -> WorkerProcess | None:
+        return self._live
+
+    def get(self) -> WorkerProcess:
+        """The live worker, or a fresh one (whose first request waits for its import, so
+        that a failure there names the file being run)."""
+        if self._live is None or not self._live.alive:
+            self.close()
+            self._live = WorkerProcess(self.script, self.runtime, wait=False)
+        return self._live
+
+    def close(self) -> None:
+        """Stop the worker; the next `get` starts a fresh one."""
+        if self._live is not None:
+            live, self._live = self._live, None
+            live.close()

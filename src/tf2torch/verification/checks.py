@@ -288,14 +288,13 @@ def verify_graph(conversion: Conversion, reference: GraphReference,
 def reference_from_file(path: str | Path, worker: TensorFlowWorker | None = None,
                         ) -> references.Reference:
     """A reference file for the zoo path: a `.tflite` or frozen `.pb` to run (a `.pb` in
-    `worker`'s process when one is given), or `tests.h5`."""
+    `worker`'s process, or in a worker started now: TensorFlow never runs a user's graph in
+    this process), or `tests.h5`."""
     path = Path(path)
     if path.suffix == ".tflite":
         return references.tflite_reference(path)
     if path.suffix == ".pb":
-        if worker is not None:
-            return worker.frozen_graph(path)
-        return references.frozen_graph_reference(path)
+        return (worker or TensorFlowWorker()).frozen_graph(path)
     return references.stored_reference(path)
 
 

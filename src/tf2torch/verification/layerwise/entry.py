@@ -11,17 +11,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tf2torch.conversion.convert import convert_source
 from tf2torch.errors import Tf2TorchError
-from tf2torch.references.layers import (
-    FrozenGraphLayers,
-    KerasLayers,
-    LayerReference,
-    TfliteLayers,
-    standin_naming,
-)
+from tf2torch.references.isolated_keras import IsolatedLayers
+from tf2torch.references.layers import LayerReference, TfliteLayers
 from tf2torch.sources import SourceModel, open_source
 from tf2torch.verification.checks import TF_GRAPH_FORMATS, graph_inputs
 from tf2torch.verification.layerwise.compare import compare_layers
@@ -78,12 +72,9 @@ def zoo_reference(model: SourceModel, reference: str | Path | None = None) -> La
                 f"{model.path}: per-layer comparison needs the original in runnable form "
                 "(--reference FILE: a frozen .pb, .keras or .tflite); none is beside the checkpoint")
         path = model.runnable[kind]
-    if kind == "frozen_pb":
-        return FrozenGraphLayers(path)
     if kind == "tflite":
-        return TfliteLayers(path)
-    keras_model = _load_keras(path)
-    return KerasLayers(keras_model, standin_naming(keras_model))
+        return TfliteLayers(path)  # its interpreter is isolated already
+    return IsolatedLayers("frozen_pb" if kind == "frozen_pb" else "keras_standin", path)
 
 
 def _per_layer_keras(model: SourceModel, seed: int) -> LayerReport:
@@ -91,9 +82,8 @@ def _per_layer_keras(model: SourceModel, seed: int) -> LayerReport:
     conversion = convert_source(model)
     if len(conversion.inputs) != 1:
         raise Tf2TorchError(f"{model.path}: per-layer comparison handles one-input models")
-    keras_model = _load_keras(model.path, model.graph)
     inputs = {case: arrays[0] for case, arrays in graph_inputs(conversion, seed, 1).items()}
-    return compare_layers(conversion, KerasLayers(keras_model), inputs)
+    return compare_layers(conversion, IsolatedLayers("keras", model.path), inputs)
 
 
 def _per_op_tflite(model: SourceModel, seed: int, quantized: str) -> LayerReport:
@@ -134,9 +124,3 @@ def _per_node_tensorflow(model: SourceModel, seed: int) -> LayerReport:
     return LayerReport(f"TensorFlow on {model.path.name}, node by node (same TF names)", rows)
 
 
-def _load_keras(path: Path, graph: Any = None) -> Any:
-    """Keras's own loader (tf_keras for Keras 2 files), safe mode: no code from the file runs.
-    `graph` is the file's IR where the source was read already (it names the version)."""
-    from tf2torch.references.keras import load_keras_model
-
-    return load_keras_model(path, graph)
