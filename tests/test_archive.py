@@ -275,6 +275,38 @@ def test_budgets_from_the_environment(release_tgz: Path, monkeypatch: pytest.Mon
         ArchiveLimits.from_env()
 
 
+class _Zeros:
+    """A file of `size` zero bytes, read without holding them."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return bytes(n)
+
+
+def test_inflation_bomb_refused_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member of 160 MiB of zeros gzips to ~160 KiB: past the first 64 MiB unpacked, the
+    ratio (over 200) refuses the archive, long before the 16 GiB total would."""
+    archive = tmp_path / f"{RELEASE}.tgz"
+    info = tarfile.TarInfo(f"{RELEASE}.ckpt.data-00000-of-00001")
+    info.size = 160 << 20
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.addfile(info, _Zeros(info.size))
+    assert archive.stat().st_size < 1 << 20
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    with pytest.raises(SourceError, match=r"unpacks to more than 200 times its size "
+                                          r"\(TF2TORCH_MAX_COMPRESSION_RATIO\); refused"):
+        open_release_archive(archive)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the partial member is gone
+    monkeypatch.setenv("TF2TORCH_MAX_COMPRESSION_RATIO", "100000")  # allowed: no checkpoint
+    with pytest.raises(SourceError, match="checkpoint"):
+        open_release_archive(archive)
+
+
 def test_gzip_checksum_is_checked(release_tgz: Path, tmp_path: Path) -> None:
     """A flipped CRC in the gzip trailer: seen only by reading to the very end."""
     data = bytearray(release_tgz.read_bytes())

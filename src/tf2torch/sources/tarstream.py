@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tf2torch.errors import SourceError, UnsafeArchiveError
-from tf2torch.util.budgets import ArchiveLimits, env_name
+from tf2torch.util.budgets import COMPRESSION_RATIO, ArchiveLimits, env_name
 
 __all__ = ["ArchiveLimitError", "extract_members"]
 
@@ -40,6 +40,7 @@ _DECOMPRESSORS: dict[bytes, Callable[[BinaryIO], BinaryIO]] = {
 # What the decompressors and tarfile raise on corrupt or truncated input.
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
 _CHUNK = 1 << 16
+_INFLATION_FREE = 64 << 20  # bytes unpacked before the ratio is held against the file
 
 
 class ArchiveLimitError(SourceError):
@@ -50,8 +51,8 @@ class _Guarded:
     """The decompressed stream as tarfile sees it: any one read above `header_limit` outside
     `data()` is a header tarfile would load whole, and is refused before it is read."""
 
-    def __init__(self, stream: BinaryIO, header_limit: int, archive: Path) -> None:
-        self._stream, self._limit, self._archive = stream, header_limit, archive
+    def __init__(self, stream: BinaryIO, raw: BinaryIO, header_limit: int, archive: Path) -> None:
+        self._stream, self._raw, self._limit, self._archive = stream, raw, header_limit, archive
         self._reading_data = False
 
     def read(self, size: int = -1) -> bytes:
@@ -59,7 +60,19 @@ class _Guarded:
             raise ArchiveLimitError(
                 f"{self._archive}: an archive header declares {size:,} bytes, more than the "
                 f"{self._limit:,} allowed ({env_name('header_bytes')}); refused")
-        return self._stream.read(size)
+        data = self._stream.read(size)
+        self.check_inflation()
+        return data
+
+    def check_inflation(self) -> None:
+        """Decompressing costs CPU by what comes out: past the first 64 MiB, what came out
+        may be at most COMPRESSION_RATIO times what went in (real releases hold weights,
+        which barely compress; gzip of zeros inflates 1000×)."""
+        out = self._stream.tell()
+        if out > _INFLATION_FREE and out > COMPRESSION_RATIO.value * max(self._raw.tell(), 1):
+            raise ArchiveLimitError(
+                f"{self._archive}: unpacks to more than {COMPRESSION_RATIO.value} times its "
+                f"size ({COMPRESSION_RATIO.variable}); refused")
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._stream.seek(offset, whence)
@@ -74,6 +87,7 @@ class _Guarded:
             while chunk := source.read(min(_CHUNK, size - written)):
                 target.write(chunk)
                 written += len(chunk)
+                self.check_inflation()
             return written
         finally:
             self._reading_data = False
@@ -184,10 +198,11 @@ def _write(tar: tarfile.TarFile, guard: _Guarded, member: tarfile.TarInfo, writt
                                 f"{member.size} bytes")
 
 
-def _drain(stream: BinaryIO, archive: Path, limits: ArchiveLimits) -> None:
+def _drain(stream: BinaryIO, guard: _Guarded, archive: Path, limits: ArchiveLimits) -> None:
     """Read to the end, so the decompressor checks its CRC and length (bounded: the padding
-    after the end-of-archive blocks counts against the total)."""
+    after the end-of-archive blocks counts against the total and the inflation ratio)."""
     while stream.read(_CHUNK):
+        guard.check_inflation()
         if stream.tell() > limits.total_bytes:
             raise ArchiveLimitError(f"{archive}: unpacks to more than {limits.total_bytes:,} "
                                     f"bytes ({env_name('total_bytes')}); refused")
@@ -204,7 +219,7 @@ def extract_members(archive: Path, dest: Path, own_dest: bool,
     written = _Written(dest, own_dest)
     try:
         with open(archive, "rb") as raw, _open_stream(archive, raw) as stream:
-            guard = _Guarded(stream, limits.header_bytes, archive)
+            guard = _Guarded(stream, raw, limits.header_bytes, archive)
             tar = tarfile.TarFile(fileobj=guard, mode="r")  # type: ignore[arg-type]
             count = 0
             while (member := tar.next()) is not None:
@@ -213,7 +228,7 @@ def extract_members(archive: Path, dest: Path, own_dest: bool,
                 if member.isfile() and wanted(member.name):
                     _write(tar, guard, member, written, archive)
             tar.members.clear()
-            _drain(stream, archive, limits)
+            _drain(stream, guard, archive, limits)
         return written.paths
     except SourceError:
         written.discard()

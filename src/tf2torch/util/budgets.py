@@ -9,7 +9,8 @@ be raised (or lowered) through an environment variable, read at every check:
 |--------------------------------------|----------|------------------------------------------|
 | `TF2TORCH_MAX_WEIGHT_BYTES`          | 8 GiB    | all weights of a model, decoded          |
 | `TF2TORCH_MAX_ACTIVATION_ELEMENTS`   | 10⁸      | elements of one tensor at the built size |
-| `TF2TORCH_MAX_COMPRESSION_RATIO`     | 200      | a zip member's size / its stored size    |
+| `TF2TORCH_MAX_COMPRESSION_RATIO`     | 200      | unpacked / stored size: a zip member, a  |
+|                                      |          | release archive (past its first 64 MiB)  |
 | `TF2TORCH_MAX_JSON_DEPTH`            | 100      | nesting of a JSON config                 |
 | `TF2TORCH_MAX_JSON_BYTES`            | 64 MiB   | size of a JSON config                    |
 
