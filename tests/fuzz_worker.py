@@ -36,7 +36,34 @@ def _package(path: str) -> None:
     model.net.eval()
 
 
-KINDS = {"read": _read, "package": _package}
+def _cli(path: str, verify: bool = False) -> None:
+    """The commands a user runs on a file, as the CLI runs them: `inspect`, `convert
+    --no-verify` (and `verify`, which runs the original in a reference worker). Each must end
+    with exit 0 or an input error's code, never the internal error's (a traceback under
+    --debug), and a failed convert leaves nothing in its output folder."""
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from tf2torch.cli import main as cli
+    from tf2torch.errors import INTERNAL_ERROR_EXIT
+
+    with tempfile.TemporaryDirectory(prefix="tf2torch-fuzz-cli-") as scratch:
+        out = Path(scratch) / "package"
+        commands = [["inspect", path], ["convert", path, "--no-verify", "-o", str(out)]]
+        for argv in commands + ([["verify", path]] if verify else []):
+            stderr = io.StringIO()
+            with contextlib.redirect_stderr(stderr):
+                code = cli(argv)
+            if code == INTERNAL_ERROR_EXIT:
+                raise RuntimeError(f"tf2torch {argv[0]}: internal error: {stderr.getvalue()}")
+            if argv[0] == "convert" and code != 0 and out.exists():
+                raise RuntimeError(f"tf2torch convert failed (exit {code}) and left {out}")
+
+
+KINDS = {"read": _read, "package": _package, "cli": _cli,
+         "cli_verify": lambda path: _cli(path, verify=True)}
 
 
 def main() -> None:

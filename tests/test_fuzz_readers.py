@@ -83,11 +83,12 @@ FILES = {"tflite": ".tflite", "tflite_chain": ".tflite", "keras": ".keras", "h5"
          "pb": ".pb"}
 
 
-def _bytes_case(child, seeds, tmp_path_factory, fmt: str, mutations: list) -> None:
+def _bytes_case(child, seeds, tmp_path_factory, fmt: str, mutations: list,
+                kind: str = "read") -> None:
     folder = _fresh(tmp_path_factory.getbasetemp() / f"fuzz-{fmt}")
     path = folder / f"mutant{FILES[fmt]}"
     path.write_bytes(mutate_bytes(seeds[fmt].read_bytes(), mutations))
-    _check(child, "read", path, f"{fmt} {mutations}")
+    _check(child, kind, path, f"{fmt} {kind} {mutations}")
 
 
 @pytest.mark.parametrize("fmt", list(FILES))
@@ -103,6 +104,33 @@ def test_mutated_file_is_read_or_refused(child, seeds, tmp_path_factory, fmt, mu
 @given(mutations=byte_mutations)
 def test_mutated_file_is_read_or_refused_large(child, seeds, tmp_path_factory, fmt, mutations):
     _bytes_case(child, seeds, tmp_path_factory, fmt, mutations)
+
+
+# ---- the commands themselves: inspect, convert, verify ---------------------------------------
+
+CLI = settings(max_examples=4, deadline=None, derandomize=True, database=None,
+               suppress_health_check=list(HealthCheck))
+CLI_LARGE = settings(max_examples=60, deadline=None, database=None,
+                     suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.parametrize("fmt", list(FILES))
+@CLI
+@given(mutations=byte_mutations)
+def test_mutated_file_through_the_commands(child, seeds, tmp_path_factory, fmt, mutations):
+    """`tf2torch inspect` and `convert --no-verify` on a mutant: exit 0 or an input error's
+    code, never an internal error; a failed convert leaves no folder."""
+    _bytes_case(child, seeds, tmp_path_factory, fmt, mutations, kind="cli")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", list(FILES))
+@CLI_LARGE
+@given(mutations=byte_mutations)
+def test_mutated_file_through_the_commands_with_verify(child, seeds, tmp_path_factory, fmt,
+                                                       mutations):
+    """... and `tf2torch verify`, which runs the original in a reference worker."""
+    _bytes_case(child, seeds, tmp_path_factory, fmt, mutations, kind="cli_verify")
 
 
 # ---- structured: Keras configs, checkpoint bundles, packages --------------------------------
