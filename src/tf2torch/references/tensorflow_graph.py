@@ -2,7 +2,8 @@
 
 - SavedModel: `tf.saved_model.load` and the chosen signature, called with the inputs by
   key; outputs are the signature's dict (by key, as the converted module orders them).
-- Frozen GraphDef: imported and pruned to its placeholders → outputs (`wrap_function`).
+- Frozen GraphDef: imported into a graph of its own and run by a TF1 session, its
+  placeholders fed, its outputs fetched.
 - Meta graph: a `tf.compat.v1` session, the graph imported with its saver, the variables
   restored from the checkpoint beside it.
 
@@ -63,10 +64,16 @@ class _Session:
 
 
 def _frozen(tf: Any, graph_def: Any, feeds: list[str], fetches: list[str]):
-    wrapped = tf.compat.v1.wrap_function(
-        lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    return wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(f) for f in feeds],
-                         fetches=[wrapped.graph.get_tensor_by_name(f) for f in fetches])
+    """The GraphDef imported into a graph of its own, run by a plain TF1 session, as
+    written: Grappler (TensorFlow's graph rewriter) copies a graph several times over, and
+    with it the 1.4 GB ConvNeXtXLarge GraphDef took TensorFlow past 19 GiB."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    return lambda arrays: session.run(fetches, dict(zip(feeds, arrays, strict=True)))
 
 
 def _graph_def(tf: Any, path: Path) -> Any:
@@ -96,8 +103,7 @@ def _caller(source: SourceModel, fetch: list[str]) -> Callable[[list[np.ndarray]
     else:
         graph_def = _saved_model_frozen(tf, source)
         feeds = [f"{_placeholder(graph_def, i)}:0" for i in range(len(source.graph.inputs))]
-    fn = _frozen(tf, graph_def, feeds, fetch)
-    return lambda arrays: fn(*[tf.constant(a) for a in arrays])
+    return _frozen(tf, graph_def, feeds, fetch)  # the GraphDef is freed on return
 
 
 def tf_graph_runner(source: SourceModel) -> RunGraph:
