@@ -69,6 +69,29 @@ def test_compiled_form_matches_tensorflow_and_loads_without_compiling(package, r
             assert np.abs(got - reference).max() < 1e-4
 
 
+def test_the_compiled_form_needs_no_eager_module_until_a_batch_falls_outside(
+        package, release, monkeypatch):
+    """`load(..., inference=True)` with a compiled form does not rebuild the eager module
+    (for a graph package that rebuild is most of the load time); a batch outside the
+    library's range builds it then, from the package's checked weights, and matches too."""
+    from tf2torch.packages import package as package_module
+
+    built = []
+    real = package_module.build_module
+    monkeypatch.setattr(package_module, "build_module", lambda card: built.append(1) or real(card))
+    model = tf2torch.load(package, inference=True)
+    x, expected = tensorflow_logits(release)
+    with torch.inference_mode():
+        got = model.net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+    assert built == []
+    model.net.net.batch = (1, 1)  # as a batch-1 library would take
+    with torch.inference_mode():
+        got = model.net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+    assert built == [1]
+
+
 def _flip_a_byte(package: Path) -> None:
     library = next((package / "compiled").glob("*.pt2"))
     data = bytearray(library.read_bytes())

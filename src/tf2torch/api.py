@@ -269,8 +269,10 @@ def load(name_or_path: str | Path, inference: bool = False, compile: bool = Fals
     `torch.inference_mode()`). `threads` fixes the thread count (else `TF2TORCH_THREADS`,
     else the free CPUs: `tf2torch.util.threads`).
     """
-    model = load_package(repository.resolve(name_or_path))
-    if inference or compile:
+    fast = inference or compile
+    # the fast forms build the eager module themselves, and only when no compiled form serves
+    model = load_package(repository.resolve(name_or_path), with_net=not fast)
+    if fast:
         from tf2torch.packages.compiled import fast_form
 
         model.net, model.form = fast_form(model, compile=compile, threads=threads)

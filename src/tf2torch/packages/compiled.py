@@ -51,7 +51,7 @@ from tf2torch.packages.inference import (
     inference_form,
     input_shapes,
 )
-from tf2torch.packages.package import LoadedModel, sha256_file
+from tf2torch.packages.package import LoadedModel, build_net, sha256_file
 from tf2torch.packages.repository import home
 from tf2torch.util.threads import ThreadGovernor
 
@@ -208,13 +208,17 @@ def fast_form(model: LoadedModel, compile: bool = False, threads: int | None = N
     layout = model.card.input.get("layout", "nchw")
     shape = input_shapes(model.card)[0]
     governor = ThreadGovernor(threads, share)
+    eager_net = model.net  # None where the package was read without it (api.load)
     if found.runner is not None:
-        def eager() -> nn.Module:
-            return inference_form(model.net, shape, input_layout=layout, governed=False)
+        def eager() -> nn.Module:  # built only if a batch falls outside the library's range
+            net = eager_net if eager_net is not None else build_net(model.path, model.card)
+            return inference_form(net, shape, input_layout=layout, governed=False)
 
         net = CompiledNet(found.runner, eager, found.manifest.batch)
         return Governed(net, governor), f"compiled ({found.manifest.target.key})"
-    form = inference_form(model.net, shape, compile=compile, input_layout=layout,
+    if eager_net is None:
+        eager_net = build_net(model.path, model.card)
+    form = inference_form(eager_net, shape, compile=compile, input_layout=layout,
                           threads=threads, share=share)
     what = "inference form, torch.compile" if compile else "inference form (eager)"
     return form, what + (f"; {found.note}" if found.note else "")

@@ -180,10 +180,25 @@ def _check_state(weights: Path, state: Mapping[str, torch.Tensor], net: nn.Modul
                 f"{str(want.dtype).removeprefix('torch.')} {list(want.shape)}")
 
 
-def load_package(path: Path) -> LoadedModel:
+def build_net(path: Path, card: Card) -> nn.Module:
+    """The card's architecture with the package's weights, each checked against it."""
+    net = _from_card(path / CARD, "config", lambda: build_module(card))
+    weights = path / WEIGHTS
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise PackageError(f"{weights}: unreadable ({exc})") from exc
+    _check_state(weights, state, net)
+    net.load_state_dict(state, strict=False)
+    return net.eval()
+
+
+def load_package(path: Path, with_net: bool = True) -> LoadedModel:
     """Read and check a package folder: card schema and field types, weights checksum,
     dtypes and shapes, labels. Package files are read only as regular files, never
-    through a link."""
+    through a link. `with_net=False` leaves `net` None (a caller that may not need the
+    eager module, `load(..., inference=True)` with a compiled form, builds it with
+    `build_net` only if it must: a graph package's rebuild is most of its load time)."""
     card_path = path / "card.json"
     card = Card.read(card_path)
     weights = path / WEIGHTS
@@ -196,14 +211,7 @@ def load_package(path: Path) -> LoadedModel:
             f"{weights}: sha256 {actual[:12]}… does not match the card's "
             f"{card.weights_sha256[:12]}… (weights changed or truncated since conversion)"
         )
-    net = _from_card(card_path, "config", lambda: build_module(card))
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
-        raise PackageError(f"{weights}: unreadable ({exc})") from exc
-    _check_state(weights, state, net)
-    net.load_state_dict(state, strict=False)
-    net.eval()
+    net = build_net(path, card) if with_net else None
     encoder = _from_card(card_path, "encoder",
                          lambda: Encoder.from_dict(card.encoder) if card.encoder else None)
     decoder = _from_card(card_path, "decoder",
