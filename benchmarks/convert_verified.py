@@ -5,9 +5,10 @@ in process (issue 13, point 3).
 
 Per round, interleaved: (a) the command a README reader runs, `tf2torch convert
 RELEASE.tgz` (verified against the release's frozen graph), in a fresh process: wall time
-from start to exit, this process's peak memory and its TensorFlow worker's, and the phases
-of `--profile`; (b) with `--before PYTHON`, the same command run by another checkout's
-Python (the code before this change) for comparison; (c) `tf2torch.convert(CKPT, OUT,
+from start to exit, this process's peak memory and its TensorFlow worker's (each as the
+process itself reports it in `--profile`), and the phases of `--profile`; (b) with
+`--before PYTHON`, the same command run by another checkout's Python (the code before this
+change) for comparison; (c) `tf2torch.convert(CKPT, OUT,
 verify=False)` in a fresh process after `import tf2torch, torch`: its first call and a
 second one. Medians with the spread; prints Markdown.
 """
@@ -53,8 +54,11 @@ def run_cli(python: str, archive: Path, home: Path) -> dict:
     assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
     report = json.loads(out[out.index("{"):])
     assert report["verification"]["passed"]
-    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024,
-            "profile": report.get("profile")}
+    # wait4's rusage covers the child's waited-for descendants too (its TensorFlow worker):
+    # the converting process's own peak is the one its profile reports (RUSAGE_SELF)
+    profile = report.get("profile") or {}
+    return {"wall_s": wall, "peak_mib": profile.get("peak_rss_mib", usage.ru_maxrss / 1024),
+            "tree_peak_mib": usage.ru_maxrss / 1024, "profile": profile}
 
 
 def run_in_process(prefix: Path, out: Path) -> list[float]:
