@@ -224,7 +224,8 @@ def tensorflow_forward(p: dict[str, Path]) -> Callable[[np.ndarray], object]:
     return lambda nchw: call(nchw.transpose(0, 2, 3, 1)).numpy()
 
 
-def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], object]:
+def torch_forward(runtime: str, p: dict[str, Path], sample_shape: tuple = (3, SIZE, SIZE),
+                  layout: str = "nchw") -> Callable[[np.ndarray], object]:
     import tf2torch  # noqa: I001 - before torch: it bounds OpenMP spinning (util/threads)
     import torch
 
@@ -236,7 +237,7 @@ def torch_forward(runtime: str, p: dict[str, Path]) -> Callable[[np.ndarray], ob
         from tf2torch.packages.package import load_package
 
         configure_allocator()
-        net = inference_form(load_package(p["package"]).net, (3, SIZE, SIZE))
+        net = inference_form(load_package(p["package"]).net, sample_shape, input_layout=layout)
     else:
         model = tf2torch.load(p["package"], inference=True)
         assert model.form.startswith("compiled"), model.form

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inference
 from inference import REPO, THREADS, _cpu_model, _median_seconds, _python, _row
 
 SIZE = 224
@@ -89,26 +90,9 @@ def keras_forward(folder: Path) -> Callable[[np.ndarray], object]:
 
 
 def torch_forward(runtime: str, folder: Path) -> Callable[[np.ndarray], object]:
-    import tf2torch  # noqa: I001 - before torch: it bounds OpenMP spinning (util/threads)
-    import torch
-
-    if runtime == "form":
-        from tf2torch.packages.inference import configure_allocator, inference_form
-        from tf2torch.packages.package import load_package
-
-        configure_allocator()
-        net = inference_form(load_package(folder / "package").net, (SIZE, SIZE, 3),
-                             input_layout="nhwc")
-    else:
-        model = tf2torch.load(folder / "package", inference=True)
-        assert model.form.startswith("compiled"), model.form
-        net = model.net
-
-    def forward(batch: np.ndarray) -> object:
-        with torch.inference_mode():
-            return net(torch.from_numpy(batch))
-
-    return forward
+    """`inference.py`'s torch forms, on this model's package (NHWC in)."""
+    return inference.torch_forward(runtime, {"package": folder / "package"},
+                                   sample_shape=(SIZE, SIZE, 3), layout="nhwc")
 
 
 def onnxruntime_forward(folder: Path) -> Callable[[np.ndarray], object]:

@@ -41,19 +41,26 @@ def test_conv_with_default_zero_bias(tmp_path):
 '''
 
 
-def test_a_weak_test_lets_a_mutant_survive(tmp_path) -> None:
-    """A conv left with Keras's zero bias cannot notice a bias mistake: the run must say
-    `negate:conv.bias` survived, name the converter, and fail."""
-    test_file = tmp_path / "test_weak.py"
-    test_file.write_text(WEAK_TEST)
+def _mutation_run(tmp_path: Path, source: str, *options: str) -> tuple[subprocess.CompletedProcess,
+                                                                       dict]:
+    """pytest with the mutation plugin on one test file holding `source`; its report."""
+    test_file = tmp_path / "test_given.py"
+    test_file.write_text(source)
     report = tmp_path / "report.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
          str(REPO / "pyproject.toml"), "--rootdir", str(REPO), str(test_file), "--mutate",
-         "--mutate-report", str(report)],
+         *options, "--mutate-report", str(report)],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "tests")})
+    return done, json.loads(report.read_text())
+
+
+def test_a_weak_test_lets_a_mutant_survive(tmp_path) -> None:
+    """A conv left with Keras's zero bias cannot notice a bias mistake: the run must say
+    `negate:conv.bias` survived, name the converter, and fail."""
+    done, found = _mutation_run(tmp_path, WEAK_TEST)
     assert done.returncode != 0, done.stdout
-    survivors = json.loads(report.read_text())["survivors"]
+    survivors = found["survivors"]
     assert survivors == {"tflite:CONV_2D:1": ["negate:conv.bias"]}, done.stdout
     assert "SURVIVED: negate:conv.bias" in done.stdout
 
@@ -71,16 +78,8 @@ def test_every_converter_has_a_name():
 def test_looking_a_converter_up_is_not_exercising_it(tmp_path) -> None:
     """Only a converter a test calls (lowers a node through) counts as exercised: a test that
     looks every key up, to check names, must leave all of them unexercised."""
-    test_file = tmp_path / "test_lookup.py"
-    test_file.write_text(LOOKUP_ONLY_TEST)
-    report = tmp_path / "report.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
-         str(REPO / "pyproject.toml"), "--rootdir", str(REPO), str(test_file), "--mutate",
-         "--mutate-require-all", "--mutate-report", str(report)],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "tests")})
+    done, found = _mutation_run(tmp_path, LOOKUP_ONLY_TEST, "--mutate-require-all")
     assert done.returncode != 0, done.stdout
-    found = json.loads(report.read_text())
     assert found["converters"] == {}
     assert len(found["unexercised"]) == len(default_registry().keys())
 
