@@ -85,6 +85,22 @@ def record_figures(request: pytest.FixtureRequest):
     return record
 
 
+@pytest.fixture
+def no_hang():
+    """A reader that opens a FIFO or a device blocks forever: fail the test after 20 s
+    instead of hanging CI (`pytestmark = pytest.mark.usefixtures("no_hang")`)."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("blocked for 20 s: a FIFO or device was opened")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_repository(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Every test gets an empty model repository, never the user's."""

@@ -203,3 +203,19 @@ if __name__ == "__main__":
     out = Path(os.environ.get("KERAS_FIXTURES", "/tmp/tf2torch-keras-apps"))
     out.mkdir(parents=True, exist_ok=True)
     print(compatibility_table(sys.argv[1:], out))
+
+
+def save_small_keras(folder: Path, seed: int) -> dict[str, Path]:
+    """The crafted-file and fuzzing seed: conv (stride 2, SAME), BN, flatten, dense, saved
+    by Keras as `.keras` and `.h5`."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    inp = tf.keras.Input((8, 8, 3))
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv")(inp)
+    x = tf.keras.layers.BatchNormalization(name="bn")(x)
+    out = tf.keras.layers.Dense(3, name="dense")(tf.keras.layers.Flatten(name="flat")(x))
+    model = tf.keras.Model(inp, out)
+    model.save(folder / "seed.keras")
+    model.save(folder / "seed.h5")
+    return {"keras": folder / "seed.keras", "h5": folder / "seed.h5"}

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import tf_graph_models
 from fuzzing import Child, byte_mutations, findings, json_mutations, mutate_bytes, mutate_json
+from keras_models import save_small_keras
 from tflite_models import OP_MODELS, cached
 
 SMALL = settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -44,19 +45,10 @@ def child():
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> dict[str, Path]:
-    import tensorflow as tf
-
     import tf2torch
 
     folder = tmp_path_factory.mktemp("seeds")
-    tf.keras.utils.set_random_seed(11)
-    inp = tf.keras.Input((8, 8, 3))
-    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv")(inp)
-    x = tf.keras.layers.BatchNormalization(name="bn")(x)
-    out = tf.keras.layers.Dense(3, name="dense")(tf.keras.layers.Flatten(name="flat")(x))
-    model = tf.keras.Model(inp, out)
-    model.save(folder / "seed.keras")
-    model.save(folder / "seed.h5")
+    save_small_keras(folder, 11)
     tf1 = tf_graph_models.tf1_graph()
     tf2torch.convert(folder / "seed.keras", folder / "package", verify=False)
     return {"tflite": cached("conv_2d_same_relu6", OP_MODELS["conv_2d_same_relu6"]),

@@ -6,7 +6,6 @@ or the device (a FIFO nobody writes to would block a reader forever)."""
 from __future__ import annotations
 
 import os
-import signal
 import struct
 from pathlib import Path
 
@@ -22,17 +21,7 @@ from tf2torch.sources.checkpoint.table import masked_crc
 _TABLE_MAGIC = 0xDB4775248B80FB57
 
 
-@pytest.fixture(autouse=True)
-def _no_hang():
-    """A reader that opens a FIFO blocks forever: fail the test instead of hanging CI."""
-    def hung(signum, frame):
-        raise TimeoutError("blocked for 20 s: a FIFO or device was opened")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("no_hang")  # conftest.py: a FIFO fails, not hangs
 
 
 def _varint(value: int) -> bytes:

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from keras_models import save_small_keras
 from tf2torch.conversion.graph import build_from_ir
 from tf2torch.errors import SourceError, UnsupportedError
 from tf2torch.sources import open_source
@@ -25,18 +26,7 @@ KERNEL = "model_weights/conv/conv/kernel"
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> dict[str, Path]:
-    import tensorflow as tf
-
-    folder = tmp_path_factory.mktemp("keras-seeds")
-    tf.keras.utils.set_random_seed(13)
-    inp = tf.keras.Input((8, 8, 3))
-    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv")(inp)
-    x = tf.keras.layers.BatchNormalization(name="bn")(x)
-    out = tf.keras.layers.Dense(3, name="dense")(tf.keras.layers.Flatten(name="flat")(x))
-    model = tf.keras.Model(inp, out)
-    model.save(folder / "seed.keras")
-    model.save(folder / "seed.h5")
-    return {"keras": folder / "seed.keras", "h5": folder / "seed.h5"}
+    return save_small_keras(tmp_path_factory.mktemp("keras-seeds"), 13)
 
 
 def _replace_dataset(path: Path, name: str, **create) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,7 @@ from tf2torch.errors import PackageError
 from tf2torch.packages.package import sha256_file
 from tf2torch.packages.repository import models_dir
 
-
-@pytest.fixture(autouse=True)
-def _no_hang():
-    """Opening a FIFO blocks forever: fail the test instead of hanging CI."""
-    def hung(signum, frame):
-        raise TimeoutError("blocked for 20 s: a FIFO or device was opened")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("no_hang")  # conftest.py: a FIFO fails, not hangs
 
 
 @pytest.fixture(scope="module")
