@@ -201,3 +201,13 @@ def test_unknown_fused_activation_code_is_a_corrupt_file(tmp_path) -> None:
     with pytest.raises(SourceError, match=r"bad_activation.tflite: .*conv_2d_0 \(CONV_2D\): fused activation "
                        r"function 42 is not one"):
         read_tflite(path)
+
+
+def test_inspect_lists_the_signatures_of_a_tflite(capsys) -> None:
+    """A .tflite lists its signatures by key only (a TF graph describes each): `inspect`
+    printed a TypeError on every Keras-converted file until the fuzzing of the commands
+    found it."""
+    from tf2torch.cli import main
+
+    assert main(["inspect", str(cached(SMALL, OP_MODELS[SMALL]))]) == 0
+    assert "signature serving_default" in capsys.readouterr().out

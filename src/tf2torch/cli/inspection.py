@@ -68,6 +68,9 @@ def render_graph_meta(meta: dict) -> list[str]:
     """A TensorFlow graph's signatures (the chosen one marked), ops and variables."""
     lines = []
     for sig in meta.get("signatures", []):
+        if not isinstance(sig, dict):  # a .tflite lists its signatures' keys only
+            lines.append(f"  signature {sig}")
+            continue
         mark = "*" if sig["name"] == meta.get("signature") else " "
         lines.append(f"{mark} signature {sig['name']}")
         for kind in ("inputs", "outputs"):
