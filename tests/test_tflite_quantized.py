@@ -21,6 +21,13 @@ from tflite_models import OP_MODELS, cached
 from tflite_quant_corpus import all_cases, figures, verify_case
 from tflite_value_models import CORPUS
 
+# On an all-zeros image, ConvNeXtLarge's int8 LayerNorms see zero variance: rsqrt(eps)
+# amplifies the last bit, and TFLite's own runtimes (XNNPACK, builtin and reference kernels)
+# disagree by 4 output steps there (2026-11-28). On that input the simulation is held to the
+# runtimes' spread (it is 3 steps from the default runtime); on the random batch, to one step
+# (it is bit-exact).
+SPREAD_ON_ZEROS = {"q_convnextlarge_64"}
+
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow
                                                else []) for c in all_cases()])
@@ -31,7 +38,12 @@ def test_corpus_verifies_with_its_status(case, record_figures) -> None:
                    **figures(case, report, conversion, time.perf_counter() - start))
     assert report.passed, report.table()
     expected = {"simulate": "within-one-step", "float": "within-quantization-error"}
-    if case.form.startswith("int8"):
+    if case.form.startswith("int8") and case.quantized == "simulate" and \
+            case.name in SPREAD_ON_ZEROS:
+        by_input = {c.case: c.status for c in report.comparisons}
+        assert by_input.pop("zeros") in ("within-one-step", "within-runtime-spread")
+        assert set(by_input.values()) == {"within-one-step"}, report.table()
+    elif case.form.startswith("int8"):
         assert report.status == expected[case.quantized], report.table()
     elif case.form == "dynamic":  # a weight-only file is never reported as exact
         assert report.status in ("within-quantization-error", "match"), report.table()
