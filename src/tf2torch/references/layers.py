@@ -109,8 +109,8 @@ class FrozenGraphLayers:
         from tf2torch.references.tensorflow import frozen_function
 
         keys = [key for key in self.names.order() if key in wanted]
-        graph_fn = frozen_function(tf, self.graph_def, self._feed, keys)
-        for key, value in zip(keys, graph_fn(tf.constant(batch)), strict=True):
+        graph_fn = frozen_function(tf, self.graph_def, [self._feed], keys)
+        for key, value in zip(keys, graph_fn([batch]), strict=True):
             emit(key, np.asarray(value))
 
 

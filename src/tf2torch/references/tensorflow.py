@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,28 +122,34 @@ def frozen_graph_reference(path: Path) -> Reference:
     """
     tf = _import_tf("a live frozen-graph reference")
     graph_def = load_graph_def(path)
-    placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
-    softmaxes = [n for n in graph_def.node if n.op == "Softmax"]
-    if len(placeholders) != 1 or not softmaxes:
-        raise SourceError(f"{path}: expected one Placeholder input and a Softmax output, found "
-                          f"{len(placeholders)} placeholder(s) and {len(softmaxes)} softmax(es)")
-    softmax = softmaxes[-1]
-
-    graph_fn = frozen_function(tf, graph_def, f"{placeholders[0]}:0",
-                                [f"{softmax.name}:0", softmax.input[0]])
+    feed, fetches = slim_endpoints(graph_def, path)
+    graph_fn = frozen_function(tf, graph_def, [feed], fetches)
 
     def run_graph(batch: np.ndarray) -> dict[str, np.ndarray]:
-        probs, logits = (np.asarray(t).reshape(len(batch), -1)
-                         for t in graph_fn(tf.constant(batch)))
+        probs, logits = (np.asarray(t).reshape(len(batch), -1) for t in graph_fn([batch]))
         return {"logits": logits, "probabilities": probs}
 
     return Reference(f"TensorFlow frozen graph {path.name}", run_graph, None,
                      ("logits", "probabilities"))
 
 
-def load_graph_def(path: str | os.PathLike):
-    """A frozen GraphDef parsed (protobuf only: nothing in it runs until it is imported)."""
-    tf = _import_tf("reading a frozen graph")
+def slim_endpoints(graph_def: Any, path: str | os.PathLike) -> tuple[str, list[str]]:
+    """A slim frozen graph's one Placeholder (the feed) and its last Softmax's output and
+    input (probabilities and logits), as tensor names."""
+    placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
+    softmaxes = [n for n in graph_def.node if n.op == "Softmax"]
+    if len(placeholders) != 1 or not softmaxes:
+        raise SourceError(f"{path}: expected one Placeholder input and a Softmax output, found "
+                          f"{len(placeholders)} placeholder(s) and {len(softmaxes)} softmax(es)")
+    logits = softmaxes[-1].input[0]
+    return f"{placeholders[0]}:0", [f"{softmaxes[-1].name}:0",
+                                    logits if ":" in logits else f"{logits}:0"]
+
+
+def load_graph_def(path: str | os.PathLike, tf: Any = None):
+    """A frozen GraphDef parsed (protobuf only: nothing in it runs until it is imported).
+    `tf`: TensorFlow where the caller imported it already (a worker without torch)."""
+    tf = tf or _import_tf("reading a frozen graph")
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(Path(path).read_bytes())
@@ -151,13 +158,22 @@ def load_graph_def(path: str | os.PathLike):
     return graph_def
 
 
-def frozen_function(tf, graph_def, feed: str, fetches: list[str]):
-    """The GraphDef imported once, pruned to `feed` → `fetches`, callable on any batch."""
-    wrapped = tf.compat.v1.wrap_function(
-        lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    return wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name(feed)],
-                         fetches=[wrapped.graph.get_tensor_by_name(f if ":" in f else f + ":0")
-                                  for f in fetches])
+def frozen_function(tf: Any, graph_def: Any, feeds: list[str], fetches: list[str],
+                    rewrite: bool = True) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    """The GraphDef imported into a graph of its own and run by a plain TF1 session: arrays
+    for `feeds` → the `fetches` tensors. Nothing keeps the GraphDef (`wrap_function` +
+    `prune` kept it and a second copy of the graph: the slim worker peaked at 1061 MiB that
+    way, 936 this way). `rewrite=False` runs the graph as written: Grappler, TensorFlow's
+    graph rewriter, copies a graph several times over, and took the 1.4 GB ConvNeXtXLarge
+    GraphDef past 19 GiB."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.rewrite_options.disable_meta_optimizer = not rewrite
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    names = [f if ":" in f else f"{f}:0" for f in fetches]
+    return lambda arrays: session.run(names, dict(zip(feeds, arrays, strict=True)))
 
 
 def _import_tf(purpose: str):

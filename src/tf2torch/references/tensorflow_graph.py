@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tf2torch.errors import SourceError
-from tf2torch.references.tensorflow import _import_tf
+from tf2torch.references.tensorflow import _import_tf, frozen_function
 from tf2torch.sources.model import SourceModel
 
 RunGraph = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
@@ -63,19 +63,6 @@ class _Session:
         return self.session.run(fetches, feeds)
 
 
-def _frozen(tf: Any, graph_def: Any, feeds: list[str], fetches: list[str]):
-    """The GraphDef imported into a graph of its own, run by a plain TF1 session, as
-    written: Grappler (TensorFlow's graph rewriter) copies a graph several times over, and
-    with it the 1.4 GB ConvNeXtXLarge GraphDef took TensorFlow past 19 GiB."""
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-    config = tf.compat.v1.ConfigProto()
-    config.graph_options.rewrite_options.disable_meta_optimizer = True
-    session = tf.compat.v1.Session(graph=graph, config=config)
-    return lambda arrays: session.run(fetches, dict(zip(feeds, arrays, strict=True)))
-
-
 def _graph_def(tf: Any, path: Path) -> Any:
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(path.read_bytes())
@@ -103,7 +90,7 @@ def _caller(source: SourceModel, fetch: list[str]) -> Callable[[list[np.ndarray]
     else:
         graph_def = _saved_model_frozen(tf, source)
         feeds = [f"{_placeholder(graph_def, i)}:0" for i in range(len(source.graph.inputs))]
-    return _frozen(tf, graph_def, feeds, fetch)  # the GraphDef is freed on return
+    return frozen_function(tf, graph_def, feeds, fetch, rewrite=False)  # as written
 
 
 def tf_graph_runner(source: SourceModel) -> RunGraph:
