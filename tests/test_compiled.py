@@ -69,6 +69,36 @@ def test_compiled_form_matches_tensorflow_and_loads_without_compiling(package, r
             assert np.abs(got - reference).max() < 1e-4
 
 
+def test_single_images_run_their_own_program_proved_on_every_image(package, release):
+    """The single-image program (1.2-1.6x faster at batch 1) is verified image by image
+    against the original, serves batch 1, and the any-batch program loads only when a
+    batch of two arrives."""
+    manifest = json.loads(next((package / "compiled").glob("*.json")).read_text())
+    assert manifest["one_image"] and manifest["one_image_verification"]["passed"]
+    model = tf2torch.load(package, inference=True)
+    net = model.net.net
+    x, expected = tensorflow_logits(release)
+    with torch.inference_mode():
+        for i in range(len(x)):
+            got = net(torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))).numpy()
+            assert np.abs(got - expected[i:i + 1]).max() < 1e-4
+        assert net._runner._library is None
+        net(torch.from_numpy(np.ascontiguousarray(x)))
+    assert net._runner._library is not None
+
+
+def test_a_single_image_program_that_disagrees_is_not_stored(package, monkeypatch):
+    class Off(compiled.ImageByImage):
+        def forward(self, *inputs):
+            return super().forward(*inputs) + 1e-3
+
+    monkeypatch.setattr(compiled, "ImageByImage", Off)
+    shutil.rmtree(package / "compiled")
+    with pytest.raises(VerificationError, match="disagrees"):
+        tf2torch.api.compile_package(package)
+    assert not any((package / "compiled").glob("*.pt2"))
+
+
 def test_the_compiled_form_needs_no_eager_module_until_a_batch_falls_outside(
         package, release, monkeypatch):
     """`load(..., inference=True)` with a compiled form does not rebuild the eager module
@@ -127,7 +157,7 @@ def test_a_compiled_form_that_does_not_belong_is_ignored(package, release, damag
     damage(package)
     loaded = []
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(compiled, "_load_library", lambda data: loaded.append(data))
+    monkey.setattr(compiled, "PackageCopy", lambda data: loaded.append(data))
     try:
         model = tf2torch.load(package, inference=True)
     finally:
@@ -150,7 +180,7 @@ def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package,
 
     library = shutil.copy(next((package / "compiled").glob("*.pt2")), tmp_path / "lib.pt2")
     monkeypatch.setattr(compiled, "_compile",
-                        lambda form, shapes, path: (shutil.copy(library, path), (1, 1024))[1])
+                        lambda form, shapes, path: (shutil.copy(library, path), ((1, 1024), True))[1])
     shutil.rmtree(package / "compiled")
     stored = package / "reference_outputs.safetensors"
     with safe_open(str(stored), "np") as f:

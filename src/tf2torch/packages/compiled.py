@@ -5,8 +5,14 @@ folded, channels-last) with `torch.export`, compiles it with AOTInductor — wei
 into the program so Inductor folds them and hands oneDNN prepacked convolutions, thread
 count read at run time — and stores the result in the package under `compiled/`:
 
-    compiled/<key>.pt2    the AOTInductor package (a shared library and its constants)
+    compiled/<key>.pt2    the AOTInductor package: a program for any batch size and one
+                          specialised to a single image (shared libraries and constants)
     compiled/<key>.json   what it was built from and for, its proof, and its seal
+
+Why two programs: with the batch size left open, every Inductor loop parallelises over
+the batch — one iteration at batch 1, so one thread — and oneDNN cannot prepack for the
+input's shape; the single-image program is 1.2-1.6x faster at batch 1 (BENCHMARKS.md).
+It is loaded first; the any-batch program only when a batch of two or more arrives.
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
 instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
@@ -33,8 +39,10 @@ import logging
 import os
 import platform
 import secrets
+import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,6 +68,7 @@ log = logging.getLogger(__name__)
 COMPILED_DIR = "compiled"
 KEY_FILE = "compile.key"
 MAX_BATCH = 1024
+ANY_BATCH, ONE_IMAGE = "model", "batch1"  # program names inside the .pt2
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,9 @@ class Manifest:
     verification: dict | None
     compile_seconds: float
     created: str
+    # a second program specialised to batch 1, and its own verification (older builds: none)
+    one_image: bool = False
+    one_image_verification: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "target": asdict(self.target)}, indent=2)
@@ -151,16 +163,20 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     fd, scratch = tempfile.mkstemp(prefix=f".{target.key}.partial-", suffix=".pt2", dir=folder)
     os.close(fd)
     try:
-        batch = _compile(form, shapes, Path(scratch))
+        batch, one_image = _compile(form, shapes, Path(scratch))
         seconds = time.perf_counter() - started
-        runner = _load_library(Path(scratch).read_bytes())
-        report, against = check(CompiledNet(runner, None, batch))
+        programs = PackageCopy(Path(scratch).read_bytes())
+        report, against = check(CompiledNet(programs.load(ANY_BATCH), None, batch))
+        one_report = None
+        if one_image:  # the single-image program is proved on every image of every case
+            one_report, _ = check(ImageByImage(programs.load(ONE_IMAGE)))
         artifact_sha = sha256_file(Path(scratch))
         key = _seal_key(create=True)
         manifest = Manifest(target, model.card.weights_sha256, artifact_sha,
                             _seal(key, artifact_sha, model.card.weights_sha256, target),
                             [list(s) for s in shapes], batch, against, report,
-                            round(seconds, 1), time.strftime("%Y-%m-%d"))
+                            round(seconds, 1), time.strftime("%Y-%m-%d"), one_image,
+                            one_report)
         os.replace(scratch, folder / f"{target.key}.pt2")
     except BaseException:
         Path(scratch).unlink(missing_ok=True)
@@ -170,25 +186,37 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     return manifest, folder / f"{target.key}.pt2"
 
 
-def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path) -> tuple[int, int]:
-    """AOTInductor with frozen weights; any batch size where the network allows it, else
-    the card's own batch of one. Returns the batch range the library takes."""
-    options = {"freezing": True, "cpp.dynamic_threads": True}
-    examples = tuple(torch.zeros(2, *s) for s in shapes)
+def _compile(form: nn.Module, shapes: list[tuple[int, ...]],
+             path: Path) -> tuple[tuple[int, int], bool]:
+    """AOTInductor with frozen weights: a program for any batch size where the network
+    allows it (else the card's own batch of one) and one specialised to a single image.
+    Returns the batch range of the first, and whether the second was built."""
+    from torch._inductor import aot_compile
+    from torch._inductor.package import package_aoti
+
+    # Inductor freezes weights only with gradients off: compiled with them on, every
+    # convolution reordered its weights on every call and no BatchNorm was folded.
+    options = {"freezing": True, "cpp.dynamic_threads": True, "aot_inductor.package": True}
+    one = tuple(torch.zeros(1, *s) for s in shapes)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    programs = {}
     with torch.no_grad():
         try:
-            program = torch.export.export(form, examples,
-                                          dynamic_shapes=(tuple({0: batch} for _ in shapes),))
+            programs[ANY_BATCH] = torch.export.export(
+                form, tuple(torch.zeros(2, *s) for s in shapes),
+                dynamic_shapes=(tuple({0: batch} for _ in shapes),))
             span = (1, MAX_BATCH)
         except Exception as exc:  # a reshape to a fixed batch, say: compile for one image
             log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
-            program = torch.export.export(form, tuple(torch.zeros(1, *s) for s in shapes))
             span = (1, 1)
-    from torch._inductor import aoti_compile_and_package
-
-    aoti_compile_and_package(program, package_path=str(path), inductor_configs=options)
-    return span
+        programs[ONE_IMAGE if programs else ANY_BATCH] = torch.export.export(form, one)
+        files = {}
+        for name, program in programs.items():
+            args, kwargs = program.example_inputs
+            files[name] = aot_compile(program.module(check_guards=False), args, kwargs,
+                                      options=dict(options))
+    package_aoti(str(path), files)
+    return span, ONE_IMAGE in files
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -214,7 +242,7 @@ def fast_form(model: LoadedModel, compile: bool = False, threads: int | None = N
             net = eager_net if eager_net is not None else build_net(model.path, model.card)
             return inference_form(net, shape, input_layout=layout, governed=False)
 
-        net = CompiledNet(found.runner, eager, found.manifest.batch)
+        net = CompiledNet(found.runner, eager, found.manifest.batch, found.one_image)
         return Governed(net, governor), f"compiled ({found.manifest.target.key})"
     if eager_net is None:
         eager_net = build_net(model.path, model.card)
@@ -225,19 +253,23 @@ def fast_form(model: LoadedModel, compile: bool = False, threads: int | None = N
 
 
 class CompiledNet(nn.Module):
-    """A compiled library behind the `nn.Module` call; batches outside its range go to the
-    eager inference form `fallback()` builds (on first need), or fail where there is none."""
+    """A compiled library behind the `nn.Module` call: single images to its single-image
+    program where it has one, batches in its range to `runner`; others go to the eager
+    inference form `fallback()` builds (on first need), or fail where there is none."""
 
     def __init__(self, runner: Any, fallback: Callable[[], nn.Module] | None,
-                 batch: tuple[int, int]) -> None:
+                 batch: tuple[int, int], one_image: Any = None) -> None:
         super().__init__()
         self._runner = runner
+        self._one_image = one_image
         self._fallback = fallback
         self._eager: nn.Module | None = None
         self.batch = tuple(batch)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         n = inputs[0].shape[0]
+        if n == 1 and self._one_image is not None:
+            return self._one_image(*inputs)
         if self.batch[0] <= n <= self.batch[1]:
             return self._runner(*inputs)
         if self._fallback is None:
@@ -248,13 +280,29 @@ class CompiledNet(nn.Module):
         return self._eager(*inputs)
 
 
+class ImageByImage(nn.Module):
+    """Runs a single-image program on each image of a batch (to verify it on every case)."""
+
+    def __init__(self, runner: Any) -> None:
+        super().__init__()
+        self._runner = runner
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        outs = [self._runner(*(x[i:i + 1] for x in inputs)) for i in range(inputs[0].shape[0])]
+        flat, spec = zip(*(pytree.tree_flatten(o) for o in outs), strict=True)
+        return pytree.tree_unflatten([torch.cat(parts) for parts in zip(*flat, strict=True)],
+                                     spec[0])
+
+
 @dataclass(frozen=True)
 class Lookup:
-    """A usable compiled form (`runner` set), or why there is none (`note`)."""
+    """A usable compiled form (`runner` set; `one_image` where it has that program), or
+    why there is none (`note`)."""
 
     runner: Any = None
     manifest: Manifest | None = None
     note: str | None = None
+    one_image: Any = None
 
 
 def find(model: LoadedModel) -> Lookup:
@@ -283,26 +331,51 @@ def find(model: LoadedModel) -> Lookup:
         return Lookup(note="compiled form ignored: not built by this user's tf2torch on this "
                       f"machine, or changed since; it is never loaded (tf2torch compile "
                       f"{model.card.name} builds one here)")
-    return Lookup(runner=_load_library(data), manifest=manifest)
+    programs = PackageCopy(data)
+    if not manifest.one_image:
+        return Lookup(runner=programs.load(ANY_BATCH), manifest=manifest)
+    return Lookup(runner=_Deferred(programs, ANY_BATCH), manifest=manifest,
+                  one_image=programs.load(ONE_IMAGE))
 
 
-def _load_library(data: bytes) -> Library:
-    """Load an AOTInductor package from bytes already checked, via a private copy."""
-    with tempfile.TemporaryDirectory(prefix="tf2torch-compiled-") as scratch:
-        path = Path(scratch) / "model.pt2"
-        path.write_bytes(data)
-        return Library(path)
+class PackageCopy:
+    """Bytes of a compiled package, already checked, in a private folder of this process
+    (removed with this object) from which its programs load; nothing re-reads the package."""
+
+    def __init__(self, data: bytes) -> None:
+        folder = tempfile.mkdtemp(prefix="tf2torch-compiled-")
+        self.path = Path(folder) / "model.pt2"
+        self.path.write_bytes(data)
+        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True)
+
+    def load(self, name: str) -> Library:
+        return Library(self.path, name)
+
+
+class _Deferred:
+    """A program loaded on its first call (the any-batch one, when single images have their
+    own): a process that only ever sees one image never holds its weights twice."""
+
+    def __init__(self, programs: PackageCopy, name: str) -> None:
+        self._programs, self._name = programs, name
+        self._library: Library | None = None
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        if self._library is None:
+            self._library = self._programs.load(self._name)
+        return self._library(*inputs)
 
 
 class Library:
-    """A loaded AOTInductor package, called like the module it was compiled from.
+    """One program of a loaded AOTInductor package, called like the module it was compiled
+    from.
 
     torch's own `aoti_load_package` imports Inductor and dynamo first (1.8 s here) and
     re-reads the call spec on every call; the C++ loader needs neither.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+    def __init__(self, path: Path, name: str = ANY_BATCH) -> None:
+        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), name, False, 1, -1)
         self._out_spec = pytree.treespec_loads(self._loader.get_call_spec()[1])
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
