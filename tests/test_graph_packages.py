@@ -138,3 +138,42 @@ def test_convert_verifies_the_users_images_on_the_graph_path(keras_classifier, t
     report = json.loads(capsys.readouterr().out)["verification"]
     image_rows = [c for c in report["comparisons"] if c["case"] == "image:chelsea.png"]
     assert len(image_rows) == 1 and image_rows[0]["max_abs"] <= image_rows[0]["bound"]
+
+
+def test_inference_form_folds_a_graph_nets_batchnorms_and_matches_keras(tmp_path) -> None:
+    """Conv → BatchNorm pairs of a converted Keras net fold into the conv (plain, depthwise,
+    without scale or centre); a BN after a conv with its own activation, after a conv whose
+    output is also used elsewhere, or over another axis is kept. Checked against Keras."""
+    from tf2torch.conversion.graph.modules.normalization import BatchNorm
+    from tf2torch.packages.inference import inference_form
+
+    layers = tf.keras.layers
+    tf.keras.utils.set_random_seed(11)
+    inp = tf.keras.Input((20, 20, 3))
+    a = layers.BatchNormalization(name="fold_plain")(layers.Conv2D(8, 3, 2, "same")(inp))
+    b = layers.BatchNormalization(center=False, name="fold_dw")(
+        layers.DepthwiseConv2D(3, padding="same", use_bias=False)(a))
+    c = layers.BatchNormalization(scale=False, name="keep_act")(
+        layers.Conv2D(8, 1, activation="relu")(b))
+    conv = layers.Conv2D(8, 1)(c)
+    d = layers.Add()([layers.BatchNormalization(name="keep_shared")(conv), conv])
+    e = layers.BatchNormalization(axis=2, name="keep_axis")(d)
+    model = tf.keras.Model(inp, layers.Dense(5)(layers.GlobalAveragePooling2D()(e)))
+    rng = np.random.default_rng(3)
+    for layer in model.layers:  # statistics far from the identity, so a wrong fold shows
+        if isinstance(layer, layers.BatchNormalization):
+            for v in layer.weights:  # variance and gamma positive, mean and beta either sign
+                low = 0.5 if ("variance" in v.path or "gamma" in v.path) else -0.5
+                v.assign(rng.uniform(low, low + 1.0, v.shape).astype(np.float32))
+    path = tmp_path / "bn.keras"
+    model.save(path)
+    tf2torch.convert(path, tmp_path / "pkg", verify=False)
+    net = tf2torch.load(tmp_path / "pkg").net
+    form = inference_form(net, (20, 20, 3), governed=False, input_layout="nhwc")
+    kept = sorted(n for n, m in form.named_modules() if isinstance(m, BatchNorm))
+    assert kept == ["net.keep_act", "net.keep_axis", "net.keep_shared"], kept
+    images = rng.uniform(-1, 1, (3, 20, 20, 3)).astype(np.float32)
+    with torch.inference_mode():
+        ours = form(torch.from_numpy(images)).numpy()
+    theirs = model(images, training=False).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max())
