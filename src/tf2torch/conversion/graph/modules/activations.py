@@ -82,6 +82,10 @@ class KerasReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.threshold == 0 and self.negative_slope == 0:
+            if self.max_value is not None and self.max_value >= 0:
+                # ReLU6 as one op: oneDNN then runs it as the convolution's post-op (relu
+                # and clamp apart cost one more pass over every activation; BENCHMARKS.md)
+                return F.hardtanh(x, 0.0, float(self.max_value))
             y = F.relu(x)
         else:
             below = self.negative_slope * (x - self.threshold)
