@@ -14,7 +14,7 @@ import torch
 
 import tf2torch
 from tf2torch.cli import main
-from tf2torch.errors import VerificationError
+from tf2torch.errors import PackageError, VerificationError
 from tf2torch.packages import compiled
 
 
@@ -74,7 +74,7 @@ def test_single_images_run_their_own_program_proved_on_every_image(package, rele
     against the original, serves batch 1, and the any-batch program loads only when a
     batch of two arrives."""
     manifest = json.loads(next((package / "compiled").glob("*.json")).read_text())
-    assert manifest["one_image"] and manifest["one_image_verification"]["passed"]
+    assert manifest["one_image_sha256"] and manifest["one_image_verification"]["passed"]
     model = tf2torch.load(package, inference=True)
     net = model.net.net
     x, expected = tensorflow_logits(release)
@@ -85,6 +85,14 @@ def test_single_images_run_their_own_program_proved_on_every_image(package, rele
         assert net._runner._library is None
         net(torch.from_numpy(np.ascontiguousarray(x)))
     assert net._runner._library is not None
+
+
+def test_an_any_batch_program_changed_after_loading_is_never_loaded(package, release):
+    model = tf2torch.load(package, inference=True)
+    _flip_a_byte_of_the_any_batch_program(package)
+    x, _ = tensorflow_logits(release)
+    with torch.inference_mode(), pytest.raises(PackageError, match="changed since"):
+        model.net(torch.from_numpy(np.ascontiguousarray(x)))
 
 
 def test_a_single_image_program_that_disagrees_is_not_stored(package, monkeypatch):
@@ -122,8 +130,8 @@ def test_the_compiled_form_needs_no_eager_module_until_a_batch_falls_outside(
     assert built == [1]
 
 
-def _flip_a_byte(package: Path) -> None:
-    library = next((package / "compiled").glob("*.pt2"))
+def _flip_a_byte(package: Path) -> None:  # of the single-image program, the one loaded first
+    library = next((package / "compiled").glob(f"*{compiled.ONE_IMAGE_SUFFIX}"))
     data = bytearray(library.read_bytes())
     data[len(data) // 2] ^= 0xFF
     library.write_bytes(bytes(data))
@@ -145,11 +153,21 @@ def _other_weights(package: Path) -> None:
 
 def _other_machine(package: Path) -> None:
     for path in (package / "compiled").iterdir():
-        path.rename(path.with_name("torch-2.0.0-aarch64-neon" + path.suffix))
+        key = compiled.this_machine().key
+        path.rename(path.with_name(path.name.replace(key, "torch-2.0.0-aarch64-neon")))
+
+
+def _flip_a_byte_of_the_any_batch_program(package: Path) -> None:
+    library = next(p for p in (package / "compiled").glob("*.pt2")
+                   if not p.name.endswith(compiled.ONE_IMAGE_SUFFIX))
+    data = bytearray(library.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    library.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("damage, note", [
-    (_flip_a_byte, "never loaded"), (_another_users_build, "never loaded"),
+    (_flip_a_byte, "never loaded"), (_flip_a_byte_of_the_any_batch_program, "never loaded"),
+    (_another_users_build, "never loaded"),
     (_other_weights, "other weights"), (_other_machine, "built for torch-2.0.0-aarch64-neon"),
 ])
 def test_a_compiled_form_that_does_not_belong_is_ignored(package, release, damage, note,
@@ -157,7 +175,7 @@ def test_a_compiled_form_that_does_not_belong_is_ignored(package, release, damag
     damage(package)
     loaded = []
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(compiled, "PackageCopy", lambda data: loaded.append(data))
+    monkey.setattr(compiled, "_load_library", lambda data: loaded.append(data))
     try:
         model = tf2torch.load(package, inference=True)
     finally:
@@ -178,9 +196,11 @@ def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package,
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
 
-    library = shutil.copy(next((package / "compiled").glob("*.pt2")), tmp_path / "lib.pt2")
+    library = shutil.copy(package / "compiled" / f"{compiled.this_machine().key}.pt2",
+                          tmp_path / "lib.pt2")
     monkeypatch.setattr(compiled, "_compile",
-                        lambda form, shapes, path: (shutil.copy(library, path), ((1, 1024), True))[1])
+                        lambda form, shapes, path, _: (shutil.copy(library, path), ((1, 1024),
+                                                                                 False))[1])
     shutil.rmtree(package / "compiled")
     stored = package / "reference_outputs.safetensors"
     with safe_open(str(stored), "np") as f:

@@ -44,7 +44,7 @@ def compile_command(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**asdict(manifest), "key": manifest.target.key})
         return 0
-    single = " and a single-image program" if manifest.one_image else ""
+    single = " and a single-image program" if manifest.one_image_sha256 else ""
     print(f"compiled for {manifest.target.key} in {manifest.compile_seconds:.0f} s "
           f"(batch {manifest.batch[0]}-{manifest.batch[1]}{single})")
     print(f"verified against {manifest.checked_against}: PASS")

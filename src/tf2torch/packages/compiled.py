@@ -5,14 +5,16 @@ folded, channels-last) with `torch.export`, compiles it with AOTInductor — wei
 into the program so Inductor folds them and hands oneDNN prepacked convolutions, thread
 count read at run time — and stores the result in the package under `compiled/`:
 
-    compiled/<key>.pt2    the AOTInductor package: a program for any batch size and one
-                          specialised to a single image (shared libraries and constants)
-    compiled/<key>.json   what it was built from and for, its proof, and its seal
+    compiled/<key>.pt2          the AOTInductor package for any batch size (a shared
+                                library and its constants)
+    compiled/<key>.one-image.pt2  the same, specialised to a single image
+    compiled/<key>.json         what they were built from and for, their proof, their seal
 
 Why two programs: with the batch size left open, every Inductor loop parallelises over
 the batch — one iteration at batch 1, so one thread — and oneDNN cannot prepack for the
-input's shape; the single-image program is 1.2-1.6x faster at batch 1 (BENCHMARKS.md).
-It is loaded first; the any-batch program only when a batch of two or more arrives.
+input's shape; the single-image program was 1.2-1.5x faster at batch 1 here (BENCHMARKS.md).
+It is loaded first; the any-batch one only when a batch of two or more arrives (each is a
+file of its own: a process that sees single images copies and loads half the bytes).
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
 instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
@@ -21,7 +23,7 @@ ignored with a note saying why (the package then runs its eager inference form):
 
 - it was built for this torch, machine and instruction set;
 - it was built from the weights the package holds now (their sha256, as the card records);
-- its seal checks: an HMAC of the file's sha256 under a key that only this user's tf2torch
+- its seal checks: an HMAC of the files' sha256 under a key that only this user's tf2torch
   home holds (`compile.key`). A shared library runs native code when loaded, so one that
   came with a package from elsewhere, or was changed after it was built, is never loaded.
 
@@ -39,10 +41,8 @@ import logging
 import os
 import platform
 import secrets
-import shutil
 import tempfile
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 COMPILED_DIR = "compiled"
 KEY_FILE = "compile.key"
 MAX_BATCH = 1024
-ANY_BATCH, ONE_IMAGE = "model", "batch1"  # program names inside the .pt2
+ONE_IMAGE_SUFFIX = ".one-image.pt2"
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ class Manifest:
     verification: dict | None
     compile_seconds: float
     created: str
-    # a second program specialised to batch 1, and its own verification (older builds: none)
-    one_image: bool = False
+    # the program specialised to one image: its file's sha256 and verification (else none)
+    one_image_sha256: str | None = None
     one_image_verification: dict | None = None
 
     def to_json(self) -> str:
@@ -139,8 +139,10 @@ def _seal_key(create: bool) -> bytes | None:
     return _seal_key(create=False)
 
 
-def _seal(key: bytes, artifact_sha: str, weights_sha: str, target: Target) -> str:
-    message = f"{artifact_sha}:{weights_sha}:{target.key}".encode()
+def _seal(key: bytes, artifact_sha: str, weights_sha: str, target: Target,
+          one_image_sha: str | None = None) -> str:
+    artifacts = artifact_sha if one_image_sha is None else f"{artifact_sha}+{one_image_sha}"
+    message = f"{artifacts}:{weights_sha}:{target.key}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -160,37 +162,47 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     started = time.perf_counter()
     folder = model.path / COMPILED_DIR
     folder.mkdir(exist_ok=True)
-    fd, scratch = tempfile.mkstemp(prefix=f".{target.key}.partial-", suffix=".pt2", dir=folder)
-    os.close(fd)
+    scratch = [_scratch_file(folder, target) for _ in range(2)]
     try:
-        batch, one_image = _compile(form, shapes, Path(scratch))
+        batch, one_image = _compile(form, shapes, *scratch)
         seconds = time.perf_counter() - started
-        programs = PackageCopy(Path(scratch).read_bytes())
-        report, against = check(CompiledNet(programs.load(ANY_BATCH), None, batch))
-        one_report = None
+        report, against = check(CompiledNet(_load_library(scratch[0].read_bytes()), None,
+                                            batch))
+        one_sha = one_report = None
         if one_image:  # the single-image program is proved on every image of every case
-            one_report, _ = check(ImageByImage(programs.load(ONE_IMAGE)))
-        artifact_sha = sha256_file(Path(scratch))
+            one_report, _ = check(ImageByImage(_load_library(scratch[1].read_bytes())))
+            one_sha = sha256_file(scratch[1])
+        artifact_sha = sha256_file(scratch[0])
         key = _seal_key(create=True)
         manifest = Manifest(target, model.card.weights_sha256, artifact_sha,
-                            _seal(key, artifact_sha, model.card.weights_sha256, target),
+                            _seal(key, artifact_sha, model.card.weights_sha256, target,
+                                  one_sha),
                             [list(s) for s in shapes], batch, against, report,
-                            round(seconds, 1), time.strftime("%Y-%m-%d"), one_image,
-                            one_report)
-        os.replace(scratch, folder / f"{target.key}.pt2")
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
+                            round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report)
+        (folder / f"{target.key}{ONE_IMAGE_SUFFIX}").unlink(missing_ok=True)  # an older build's
+        if one_image:
+            os.replace(scratch[1], folder / f"{target.key}{ONE_IMAGE_SUFFIX}")
+        os.replace(scratch[0], folder / f"{target.key}.pt2")
+    finally:
+        for path in scratch:
+            path.unlink(missing_ok=True)
     manifest_path = folder / f"{target.key}.json"
     manifest_path.write_text(manifest.to_json(), encoding="utf-8")
     return manifest, folder / f"{target.key}.pt2"
 
 
-def _compile(form: nn.Module, shapes: list[tuple[int, ...]],
-             path: Path) -> tuple[tuple[int, int], bool]:
-    """AOTInductor with frozen weights: a program for any batch size where the network
-    allows it (else the card's own batch of one) and one specialised to a single image.
-    Returns the batch range of the first, and whether the second was built."""
+def _scratch_file(folder: Path, target: Target) -> Path:
+    fd, path = tempfile.mkstemp(prefix=f".{target.key}.partial-", suffix=".pt2", dir=folder)
+    os.close(fd)
+    return Path(path)
+
+
+def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path,
+             one_image_path: Path) -> tuple[tuple[int, int], bool]:
+    """AOTInductor with frozen weights: at `path` a program for any batch size where the
+    network allows it (else the card's own batch of one), at `one_image_path` one
+    specialised to a single image. Returns the batch range of the first, and whether the
+    second was built."""
     from torch._inductor import aot_compile
     from torch._inductor.package import package_aoti
 
@@ -199,24 +211,22 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]],
     options = {"freezing": True, "cpp.dynamic_threads": True, "aot_inductor.package": True}
     one = tuple(torch.zeros(1, *s) for s in shapes)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    programs = {}
+    programs: dict[Path, Any] = {}
     with torch.no_grad():
         try:
-            programs[ANY_BATCH] = torch.export.export(
+            programs[path] = torch.export.export(
                 form, tuple(torch.zeros(2, *s) for s in shapes),
                 dynamic_shapes=(tuple({0: batch} for _ in shapes),))
             span = (1, MAX_BATCH)
         except Exception as exc:  # a reshape to a fixed batch, say: compile for one image
             log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
             span = (1, 1)
-        programs[ONE_IMAGE if programs else ANY_BATCH] = torch.export.export(form, one)
-        files = {}
-        for name, program in programs.items():
+        programs[one_image_path if programs else path] = torch.export.export(form, one)
+        for target, program in programs.items():
             args, kwargs = program.example_inputs
-            files[name] = aot_compile(program.module(check_guards=False), args, kwargs,
-                                      options=dict(options))
-    package_aoti(str(path), files)
-    return span, ONE_IMAGE in files
+            package_aoti(str(target), aot_compile(program.module(check_guards=False), args,
+                                                  kwargs, options=dict(options)))
+    return span, one_image_path in programs
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -323,59 +333,61 @@ def find(model: LoadedModel) -> Lookup:
     if manifest.weights_sha256 != model.card.weights_sha256:
         return Lookup(note="compiled form ignored: built from other weights than the "
                       f"package holds now (tf2torch compile {model.card.name})")
-    data = library.read_bytes()  # hashed and loaded from the same bytes: no swap in between
-    artifact_sha = hashlib.sha256(data).hexdigest()
+    one_path = folder / f"{target.key}{ONE_IMAGE_SUFFIX}"
+    one = manifest.one_image_sha256 is not None
+    # the program loaded now is hashed and loaded from the same bytes: no swap in between
+    data = one_path.read_bytes() if one and one_path.is_file() else library.read_bytes()
+    shas = (sha256_file(library), hashlib.sha256(data).hexdigest()) if one else \
+        (hashlib.sha256(data).hexdigest(), None)
     key = _seal_key(create=False)
-    if artifact_sha != manifest.artifact_sha256 or key is None or not hmac.compare_digest(
-            manifest.seal, _seal(key, artifact_sha, manifest.weights_sha256, target)):
+    if shas != (manifest.artifact_sha256, manifest.one_image_sha256) or key is None or \
+            not hmac.compare_digest(manifest.seal, _seal(key, shas[0], manifest.weights_sha256,
+                                                         target, shas[1])):
         return Lookup(note="compiled form ignored: not built by this user's tf2torch on this "
                       f"machine, or changed since; it is never loaded (tf2torch compile "
                       f"{model.card.name} builds one here)")
-    programs = PackageCopy(data)
-    if not manifest.one_image:
-        return Lookup(runner=programs.load(ANY_BATCH), manifest=manifest)
-    return Lookup(runner=_Deferred(programs, ANY_BATCH), manifest=manifest,
-                  one_image=programs.load(ONE_IMAGE))
+    if not one:
+        return Lookup(runner=_load_library(data), manifest=manifest)
+    return Lookup(runner=_Deferred(library, manifest.artifact_sha256), manifest=manifest,
+                  one_image=_load_library(data))
 
 
-class PackageCopy:
-    """Bytes of a compiled package, already checked, in a private folder of this process
-    (removed with this object) from which its programs load; nothing re-reads the package."""
-
-    def __init__(self, data: bytes) -> None:
-        folder = tempfile.mkdtemp(prefix="tf2torch-compiled-")
-        self.path = Path(folder) / "model.pt2"
-        self.path.write_bytes(data)
-        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True)
-
-    def load(self, name: str) -> Library:
-        return Library(self.path, name)
+def _load_library(data: bytes) -> Library:
+    """Load an AOTInductor package from bytes already checked, via a private copy."""
+    with tempfile.TemporaryDirectory(prefix="tf2torch-compiled-") as scratch:
+        path = Path(scratch) / "model.pt2"
+        path.write_bytes(data)
+        return Library(path)
 
 
 class _Deferred:
-    """A program loaded on its first call (the any-batch one, when single images have their
-    own): a process that only ever sees one image never holds its weights twice."""
+    """The any-batch program, loaded on its first call where single images have their own
+    (a process that only sees single images never reads it twice or holds its weights); its
+    bytes are checked against the sealed hash again then."""
 
-    def __init__(self, programs: PackageCopy, name: str) -> None:
-        self._programs, self._name = programs, name
+    def __init__(self, path: Path, sha256: str) -> None:
+        self._path, self._sha256 = path, sha256
         self._library: Library | None = None
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
         if self._library is None:
-            self._library = self._programs.load(self._name)
+            data = self._path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != self._sha256:
+                raise PackageError(f"{self._path}: changed since the package was loaded; "
+                                   "it is not loaded")
+            self._library = _load_library(data)
         return self._library(*inputs)
 
 
 class Library:
-    """One program of a loaded AOTInductor package, called like the module it was compiled
-    from.
+    """A loaded AOTInductor package, called like the module it was compiled from.
 
     torch's own `aoti_load_package` imports Inductor and dynamo first (1.8 s here) and
     re-reads the call spec on every call; the C++ loader needs neither.
     """
 
-    def __init__(self, path: Path, name: str = ANY_BATCH) -> None:
-        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), name, False, 1, -1)
+    def __init__(self, path: Path) -> None:
+        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
         self._out_spec = pytree.treespec_loads(self._loader.get_call_spec()[1])
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
