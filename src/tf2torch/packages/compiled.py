@@ -222,10 +222,10 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path,
             log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
             span = (1, 1)
         programs[one_image_path if programs else path] = torch.export.export(form, one)
-        for target, program in programs.items():
+        for out, program in programs.items():
             args, kwargs = program.example_inputs
-            package_aoti(str(target), aot_compile(program.module(check_guards=False), args,
-                                                  kwargs, options=dict(options)))
+            package_aoti(str(out), aot_compile(program.module(check_guards=False), args,
+                                               kwargs, options=dict(options)))
     return span, one_image_path in programs
 
 
@@ -362,8 +362,8 @@ def _load_library(data: bytes) -> Library:
 
 class _Deferred:
     """The any-batch program, loaded on its first call where single images have their own
-    (a process that only sees single images never reads it twice or holds its weights); its
-    bytes are checked against the sealed hash again then."""
+    (a process that only sees single images never copies, loads or holds it); its bytes are
+    checked against the sealed hash again then."""
 
     def __init__(self, path: Path, sha256: str) -> None:
         self._path, self._sha256 = path, sha256

@@ -125,7 +125,7 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
     left is folded on a `torch.fx` trace when the module traces, else kept as it is. A
     graph-converted net is its own fx graph of Keras-style layers: its `Conv` (with no
     activation of its own) → `BatchNorm` over channels pairs fold there (52 in Keras'
-    MobileNetV2; Inductor folded none of them).
+    MobileNetV2), for the eager inference form and the compiled one alike.
     """
     count = _fold_known_units(net)
     if any(isinstance(m, nn.BatchNorm2d | GraphBatchNorm) for m in net.modules()):
