@@ -12,7 +12,8 @@ count read at run time — and stores the result in the package under `compiled/
 
 Why two programs: with the batch size left open, every Inductor loop parallelises over
 the batch — one iteration at batch 1, so one thread — and oneDNN cannot prepack for the
-input's shape; the single-image program was 1.2-1.5x faster at batch 1 here (BENCHMARKS.md).
+input's shape; the single-image program (its 1×1 convolutions as matmuls: `pointwise.py`)
+was 1.3-1.6x faster at batch 1 here (BENCHMARKS.md).
 It is loaded first; the any-batch one only when a batch of two or more arrives (each is a
 file of its own: a process that sees single images copies and loads half the bytes).
 
@@ -34,6 +35,7 @@ package converted without verification, against the package's eager module (said
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -60,6 +62,7 @@ from tf2torch.packages.inference import (
     input_shapes,
 )
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
+from tf2torch.packages.pointwise import pointwise_as_matmul
 from tf2torch.packages.repository import home
 from tf2torch.util.threads import ThreadGovernor
 
@@ -221,7 +224,9 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path,
         except Exception as exc:  # a reshape to a fixed batch, say: compile for one image
             log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
             span = (1, 1)
-        programs[one_image_path if programs else path] = torch.export.export(form, one)
+        single = copy.deepcopy(form)  # its 1×1 convolutions as MKL matmuls (pointwise.py)
+        log.info("single image: %d 1x1 convolutions as matmuls", pointwise_as_matmul(single, one))
+        programs[one_image_path if programs else path] = torch.export.export(single, one)
         for out, program in programs.items():
             args, kwargs = program.example_inputs
             package_aoti(str(out), aot_compile(program.module(check_guards=False), args,
