@@ -13,7 +13,7 @@ count read at run time — and stores the result in the package under `compiled/
 Why two programs: with the batch size left open, every Inductor loop parallelises over
 the batch — one iteration at batch 1, so one thread — and oneDNN cannot prepack for the
 input's shape; the single-image program (its 1×1 convolutions as matmuls: `pointwise.py`)
-was 1.3-1.6x faster at batch 1 here (BENCHMARKS.md).
+was 1.3-1.4x faster at batch 1 here (BENCHMARKS.md).
 It is loaded first; the any-batch one only when a batch of two or more arrives (each is a
 file of its own: a process that sees single images copies and loads half the bytes).
 
