@@ -70,7 +70,7 @@ def test_compiled_form_matches_tensorflow_and_loads_without_compiling(package, r
 
 
 def test_single_images_run_their_own_program_proved_on_every_image(package, release):
-    """The single-image program (1.2-1.6x faster at batch 1) is verified image by image
+    """The single-image program (1.3-1.4x faster at batch 1) is verified image by image
     against the original, serves batch 1, and the any-batch program loads only when a
     batch of two arrives."""
     manifest = json.loads(next((package / "compiled").glob("*.json")).read_text())
