@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tf2torch.errors import SourceError
-from tf2torch.references.tensorflow import _import_tf, frozen_function
+from tf2torch.references.tensorflow import _import_tf, frozen_function, load_graph_def
 from tf2torch.sources.model import SourceModel
 
 RunGraph = Callable[[np.ndarray | list[np.ndarray]], dict[str, np.ndarray]]
@@ -63,12 +63,6 @@ class _Session:
         return self.session.run(fetches, feeds)
 
 
-def _graph_def(tf: Any, path: Path) -> Any:
-    graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(path.read_bytes())
-    return graph_def
-
-
 def _per_sample(run: Callable[[list[np.ndarray]], list[np.ndarray]], arrays: list[np.ndarray],
                 fixed: bool) -> list[np.ndarray]:
     if not fixed:
@@ -77,20 +71,26 @@ def _per_sample(run: Callable[[list[np.ndarray]], list[np.ndarray]], arrays: lis
     return [np.concatenate([np.asarray(r[k]) for r in rows]) for k in range(len(rows[0]))]
 
 
-def _caller(source: SourceModel, fetch: list[str]) -> Callable[[list[np.ndarray]], list]:
-    """A function: input arrays → the `fetch` tensors, computed by TensorFlow."""
+def _caller(source: SourceModel, fetch: list[str],
+            graph_def: Any = None) -> Callable[[list[np.ndarray]], list]:
+    """A function: input arrays → the `fetch` tensors, computed by TensorFlow. `graph_def`:
+    the frozen graph `_frozen_graph_def` gave, where the caller has it already."""
     tf = _import_tf("a live TensorFlow graph reference")
     feeds, _ = _tensor_names(source)
-    form = source.format
-    if form == "tf-meta-graph":
+    if source.format == "tf-meta-graph":
         session = _Session(tf, source.path, source.parsed.checkpoint)
         return lambda arrays: session.run(fetch, dict(zip(feeds, arrays, strict=True)))
-    if form == "tf-frozen-graph":
-        graph_def = _graph_def(tf, source.path)
-    else:
-        graph_def = _saved_model_frozen(tf, source)
+    graph_def = graph_def if graph_def is not None else _frozen_graph_def(tf, source)
+    if source.format != "tf-frozen-graph":  # a SavedModel signature, frozen by TensorFlow
         feeds = [f"{_placeholder(graph_def, i)}:0" for i in range(len(source.graph.inputs))]
     return frozen_function(tf, graph_def, feeds, fetch, rewrite=False)  # as written
+
+
+def _frozen_graph_def(tf: Any, source: SourceModel) -> Any:
+    """The GraphDef TensorFlow runs: the file itself, or a SavedModel signature frozen."""
+    if source.format == "tf-frozen-graph":
+        return load_graph_def(source.path, tf)
+    return _saved_model_frozen(tf, source)
 
 
 def tf_graph_runner(source: SourceModel) -> RunGraph:
@@ -145,16 +145,16 @@ def tf_graph_intermediates(source: SourceModel,
     """Every converted node's output that TensorFlow's graph has under the same name."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     tf = _import_tf("per-node comparison with TensorFlow")
+    graph_def = None  # parsed or frozen once, for the names here and the run
     if source.format == "tf-meta-graph":
         known = _meta_node_names(tf, source.path)
-    elif source.format == "tf-frozen-graph":
-        known = {n.name for n in _graph_def(tf, source.path).node}
     else:
-        known = {n.name for n in _saved_model_frozen(tf, source).node}
+        graph_def = _frozen_graph_def(tf, source)
+        known = {n.name for n in graph_def.node}
     wanted = [t for node in source.graph.nodes for t in node.outputs
               if t.rsplit(":", 1)[0] in known]
     arrays = _arrays(inputs)
-    values = _per_sample(_caller(source, wanted), arrays,
+    values = _per_sample(_caller(source, wanted, graph_def), arrays,
                          bool(source.graph.meta.get("fixed_batch")))
     return dict(zip(wanted, values, strict=True))
 
