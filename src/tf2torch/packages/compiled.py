@@ -5,17 +5,14 @@ folded, channels-last) with `torch.export`, compiles it with AOTInductor — wei
 into the program so Inductor folds them and hands oneDNN prepacked convolutions, thread
 count read at run time — and stores the result in the package under `compiled/`:
 
-    compiled/<key>.pt2          the AOTInductor package for any batch size (a shared
-                                library and its constants)
+    compiled/<key>.pt2          the AOTInductor package (library, constants): any batch
     compiled/<key>.one-image.pt2  the same, specialised to a single image
     compiled/<key>.json         what they were built from and for, their proof, their seal
 
-Why two programs: with the batch size left open, every Inductor loop parallelises over
-the batch — one iteration at batch 1, so one thread — and oneDNN cannot prepack for the
-input's shape; the single-image program (its 1×1 convolutions as matmuls: `pointwise.py`)
-was 1.3-1.4x faster at batch 1 here (BENCHMARKS.md).
-It is loaded first; the any-batch one only when a batch of two or more arrives (each is a
-file of its own: a process that sees single images copies and loads half the bytes).
+Why two: with the batch left open, Inductor's loops parallelise over the batch only (one
+thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (1×1
+convolutions as matmuls: `pointwise.py`) was 1.3-1.4x faster at batch 1 (BENCHMARKS.md).
+It loads first; the any-batch file only when a batch of two or more arrives.
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
 instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
@@ -85,6 +82,11 @@ class Target:
     @property
     def key(self) -> str:
         return f"torch-{self.torch}-{self.machine}-{self.isa}".replace("+", "_").lower()
+
+    def files(self, folder: Path) -> tuple[Path, Path, Path]:
+        """In `folder`: the any-batch program, the single-image one, the manifest."""
+        return (folder / f"{self.key}.pt2", folder / f"{self.key}{ONE_IMAGE_SUFFIX}",
+                folder / f"{self.key}.json")
 
 
 def this_machine() -> Target:
@@ -182,16 +184,16 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
                                   one_sha),
                             [list(s) for s in shapes], batch, against, report,
                             round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report)
-        (folder / f"{target.key}{ONE_IMAGE_SUFFIX}").unlink(missing_ok=True)  # an older build's
+        library, one_path, manifest_path = target.files(folder)
+        one_path.unlink(missing_ok=True)  # an older build's
         if one_image:
-            os.replace(scratch[1], folder / f"{target.key}{ONE_IMAGE_SUFFIX}")
-        os.replace(scratch[0], folder / f"{target.key}.pt2")
+            os.replace(scratch[1], one_path)
+        os.replace(scratch[0], library)
     finally:
         for path in scratch:
             path.unlink(missing_ok=True)
-    manifest_path = folder / f"{target.key}.json"
     manifest_path.write_text(manifest.to_json(), encoding="utf-8")
-    return manifest, folder / f"{target.key}.pt2"
+    return manifest, library
 
 
 def _scratch_file(folder: Path, target: Target) -> Path:
@@ -324,7 +326,7 @@ def find(model: LoadedModel) -> Lookup:
     """The compiled form built for this machine from these weights, by this user, or a note."""
     folder = model.path / COMPILED_DIR
     target = this_machine()
-    manifest_path, library = folder / f"{target.key}.json", folder / f"{target.key}.pt2"
+    library, one_path, manifest_path = target.files(folder)
     if not manifest_path.is_file() or not library.is_file():
         others = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
         if not others:
@@ -338,7 +340,6 @@ def find(model: LoadedModel) -> Lookup:
     if manifest.weights_sha256 != model.card.weights_sha256:
         return Lookup(note="compiled form ignored: built from other weights than the "
                       f"package holds now (tf2torch compile {model.card.name})")
-    one_path = folder / f"{target.key}{ONE_IMAGE_SUFFIX}"
     one = manifest.one_image_sha256 is not None
     # the program loaded now is hashed and loaded from the same bytes: no swap in between
     data = one_path.read_bytes() if one and one_path.is_file() else library.read_bytes()
