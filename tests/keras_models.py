@@ -199,12 +199,6 @@ def compatibility_table(names: list[str], folder: Path) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":
-    out = Path(os.environ.get("KERAS_FIXTURES", "/tmp/tf2torch-keras-apps"))
-    out.mkdir(parents=True, exist_ok=True)
-    print(compatibility_table(sys.argv[1:], out))
-
-
 def save_small_keras(folder: Path, seed: int) -> dict[str, Path]:
     """The crafted-file and fuzzing seed: conv (stride 2, SAME), BN, flatten, dense, saved
     by Keras as `.keras` and `.h5`."""
@@ -219,3 +213,9 @@ def save_small_keras(folder: Path, seed: int) -> dict[str, Path]:
     model.save(folder / "seed.keras")
     model.save(folder / "seed.h5")
     return {"keras": folder / "seed.keras", "h5": folder / "seed.h5"}
+
+
+if __name__ == "__main__":
+    out = Path(os.environ.get("KERAS_FIXTURES", "/tmp/tf2torch-keras-apps"))
+    out.mkdir(parents=True, exist_ok=True)
+    print(compatibility_table(sys.argv[1:], out))
