@@ -52,12 +52,8 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from tf2torch.errors import PackageError
-from tf2torch.packages.inference import (
-    Governed,
-    configure_allocator,
-    inference_form,
-    input_shapes,
-)
+from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
+from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
 from tf2torch.packages.pointwise import pointwise_as_matmul
 from tf2torch.packages.repository import home
@@ -169,7 +165,8 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     folder.mkdir(exist_ok=True)
     scratch = [_scratch_file(folder, target) for _ in range(2)]
     try:
-        batch, one_image = _compile(form, shapes, *scratch)
+        batch, one_image = _compile(form, shapes, model.card.input.get("layout", "nchw"),
+                                    *scratch)
         seconds = time.perf_counter() - started
         report, against = check(CompiledNet(_load_library(scratch[0].read_bytes()), None,
                                             batch))
@@ -202,12 +199,12 @@ def _scratch_file(folder: Path, target: Target) -> Path:
     return Path(path)
 
 
-def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path,
+def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: Path,
              one_image_path: Path) -> tuple[tuple[int, int], bool]:
     """AOTInductor with frozen weights: at `path` a program for any batch size where the
     network allows it (else the card's own batch of one), at `one_image_path` one
-    specialised to a single image. Returns the batch range of the first, and whether the
-    second was built."""
+    specialised to a single image; both mirrored where that saves padding (`mirror.py`).
+    Returns the batch range of the first, and whether the second was built."""
     from torch._inductor import aot_compile
     from torch._inductor.package import package_aoti
 
@@ -231,7 +228,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], path: Path,
         programs[one_image_path if programs else path] = torch.export.export(single, one)
         for out, program in programs.items():
             args, kwargs = program.example_inputs
-            package_aoti(str(out), aot_compile(program.module(check_guards=False), args,
+            package_aoti(str(out), aot_compile(mirrored_module(program, layout), args,
                                                kwargs, options=dict(options)))
     return span, one_image_path in programs
 
