@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import tf2torch
+from keras_models import randomize_statistics
 from tf2torch.packages.inference import inference_form
 from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.reversal import Window
@@ -127,6 +128,21 @@ def test_what_cannot_be_mirrored_is_not_but_symmetric_pads_still_fold(tmp_path, 
     assert aten.flip.default not in targets
     assert sum(t in (aten.pad.default, aten.constant_pad_nd.default) for t in targets) \
         == pads_left
+    _assert_matches_keras(gm, model)
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2", "EfficientNetB0"])
+def test_keras_applications_run_mirrored_and_match_keras(tmp_path, name) -> None:
+    """Whole applications (EfficientNet's squeeze-excite: a mean kept as 1×1, broadcast
+    back over the mirrored pixels), with real-looking statistics, logits against Keras."""
+    tf.keras.utils.set_random_seed(1)
+    model = getattr(tf.keras.applications, name)(weights=None, input_shape=(SIZE, SIZE, 3),
+                                                 classifier_activation=None)
+    randomize_statistics(model, seed=1, mild=True)
+    gm = _mirrored(model, tmp_path)
+    targets = _targets(gm)
+    assert targets.count(aten.flip.default) == 1, "only the input is flipped"
+    assert aten.pad.default not in targets and aten.constant_pad_nd.default not in targets
     _assert_matches_keras(gm, model)
 
 
