@@ -35,6 +35,7 @@ from tf2torch.packages.reversal import (
     CONVS,
     PADS,
     Refused,
+    Reversals,
     Reversed,
     Window,
     arg,
@@ -124,9 +125,10 @@ def _plan_window(node: fx.Node, rev: dict[fx.Node, Reversed]) -> _Plan:
     return _Plan(node, source, [0] * len(windows), explicit, value, flip, copied)
 
 
-def _plan(gm: fx.GraphModule, rev: dict[fx.Node, Reversed]) -> tuple[list[_Plan], int]:
+def _plan(gm: fx.GraphModule, found: Reversals) -> tuple[list[_Plan], int]:
     """Every convolution's plan and every padded max pool's, and the elements that pads and
     flips still copy."""
+    rev = found.dims
     plans = [_plan_window(n, rev) for n in gm.graph.nodes if n.target in CONVS
              or (n.target is _MAX_POOL and _foldable(n.args[0]))]
     folded = {plan.node.args[0] for plan in plans if plan.source is not plan.node.args[0]}
@@ -134,6 +136,7 @@ def _plan(gm: fx.GraphModule, rev: dict[fx.Node, Reversed]) -> tuple[list[_Plan]
     copied += sum(_numel(n) for n in gm.graph.nodes if n.target in PADS and n not in folded)
     copied += sum(_numel(n) for n in gm.graph.nodes if n.op == "placeholder" and rev[n])
     copied += sum(_numel(n) for n in _outputs(gm) if rev[n])
+    copied += sum(_numel(n) for inputs in found.restore.values() for n in inputs)
     return plans, copied
 
 
@@ -156,7 +159,7 @@ def mirror_spatially(gm: fx.GraphModule, inputs: dict[str, Sequence[int]]) -> in
     explicit zero pads folded into its convolutions, and where that removes more copying,
     the program mirrored along the dimensions `inputs` names per placeholder (e.g. an NHWC
     image's 1 and 2). Returns how many explicit pads it removed."""
-    plain = {n: frozenset() for n in gm.graph.nodes}
+    plain = Reversals({n: frozenset() for n in gm.graph.nodes}, {})
     before = sum(1 for n in gm.graph.nodes if n.target in PADS)
     try:
         plans, copied = _plan(gm, plain)
@@ -164,16 +167,18 @@ def mirror_spatially(gm: fx.GraphModule, inputs: dict[str, Sequence[int]]) -> in
         log.info("pads not folded: %s", why)
         return 0
     try:
-        rev = reversals(gm, inputs)
-        mirrored, mirrored_copied = _plan(gm, rev)
+        found = reversals(gm, inputs)
+        mirrored, mirrored_copied = _plan(gm, found)
         if mirrored_copied < copied:
             plans = mirrored
         else:
-            rev = plain
+            log.info("not mirrored: it would copy %d elements, against %d", mirrored_copied,
+                     copied)
+            found = plain
     except Refused as why:
         log.info("not mirrored: %s", why)
-        rev = plain
-    _apply(gm, rev, plans)
+        found = plain
+    _apply(gm, found, plans)
     return before - sum(1 for n in gm.graph.nodes if n.target in PADS)
 
 
@@ -184,12 +189,16 @@ def mirrored_module(program: torch.export.ExportedProgram, layout: str) -> fx.Gr
     dims = (1, 2) if layout == "nhwc" else (2, 3)
     images = {n.name: dims for n in gm.graph.nodes if n.op == "placeholder"
               and isinstance(n.meta.get("val"), torch.Tensor) and n.meta["val"].dim() == 4}
-    log.info("%d explicit pads folded into convolutions", mirror_spatially(gm, images))
+    try:
+        log.info("%d explicit pads folded into convolutions", mirror_spatially(gm, images))
+    except Exception as exc:  # a speed-up, never a reason to fail: compile the program as is
+        log.warning("compiled without mirroring: %s: %s", type(exc).__name__, exc)
+        return program.module(check_guards=False)
     return gm
 
 
-def _apply(gm: fx.GraphModule, rev: dict[fx.Node, Reversed], plans: list[_Plan]) -> None:
-    graph = gm.graph
+def _apply(gm: fx.GraphModule, found: Reversals, plans: list[_Plan]) -> None:
+    graph, rev = gm.graph, found.dims
     # the pads there are now (their plans are made): after becomes before where mirrored
     for node in list(graph.nodes):
         if node.target in PADS and rev[node.args[0]]:
@@ -222,6 +231,11 @@ def _apply(gm: fx.GraphModule, rev: dict[fx.Node, Reversed], plans: list[_Plan])
              ("padding", None), ("dilation", ones), ("groups", 1)))]
         args[0], args[1], args[4] = source, weight, plan.padding
         node.args, node.kwargs = tuple(args), {}
+    for node, inputs in found.restore.items():  # ops that do not commute: flipped back
+        for value in inputs:
+            with graph.inserting_before(node):
+                back = graph.call_function(aten.flip.default, (value, sorted(rev[value])))
+            node.replace_input_with(value, back)
     # outputs and inputs last: a plan may name an input as what a convolution reads
     out = next(n for n in graph.nodes if n.op == "output")
     for node in _outputs(gm):

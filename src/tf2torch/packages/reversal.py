@@ -2,11 +2,12 @@
 
 `reversals(gm, inputs)` walks an exported program's aten graph (shapes in
 `node.meta["val"]`) with the placeholders named in `inputs` reversed along the listed
-dimensions, and gives each node the set of dimensions its value holds reversed — or raises
-`Refused` at the first op not known to commute with that reversal: a slice or resize of a
-reversed dimension, a flatten mixing it with an unreversed one, a pool whose windows do not
-mirror onto themselves. Used by `mirror.py`; the rules are the facts below, nothing learned
-by running the program.
+dimensions, and gives each node the set of dimensions its value holds reversed. An op not
+known to commute with that reversal — a slice or resize of a reversed dimension, a flatten
+mixing it with an unreversed one (a detection head's anchors) — gets its inputs flipped
+back first; a pool whose windows do not mirror onto themselves refuses the mirroring
+(`Refused`). Used by `mirror.py`; the rules are the facts below, nothing learned by running
+the program.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ _ELEMENTWISE = {getattr(aten, name).default for name in (
     "relu", "relu_", "hardtanh", "hardtanh_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
     "hardswish", "hardswish_", "hardsigmoid", "gelu", "elu", "leaky_relu", "exp", "sqrt",
     "rsqrt", "neg", "abs", "dropout", "clone", "contiguous", "alias", "detach", "_to_copy",
-    "clamp", "reciprocal", "erf", "log", "maximum", "minimum", "clamp_min", "clamp_max")} | {
+    "clamp", "reciprocal", "erf", "log", "maximum", "minimum", "clamp_min", "clamp_max",
+    "relu6", "hardsigmoid_", "sign", "floor", "ceil", "round", "log_sigmoid", "softplus")} | {
     getattr(aten, name).Tensor for name in ("add", "sub", "mul", "div", "rsub")} | {
     aten.add.Scalar, aten.mul.Scalar, aten.sub.Scalar, aten.div.Scalar, aten.clamp.Tensor,
     aten.pow.Tensor_Scalar, aten.pow.Tensor_Tensor, aten.where.self}
@@ -271,21 +273,40 @@ def _rule(node: fx.Node, rev: dict[fx.Node, Reversed]) -> Reversed:
     raise Refused(f"{node.name}: {target} is not known to commute with mirroring")
 
 
-def reversals(gm: fx.GraphModule, inputs: dict[str, Sequence[int]]) -> dict[fx.Node, Reversed]:
+@dataclass
+class Reversals:
+    """Each node's reversed dimensions, and the inputs to flip back before the ops that
+    do not commute with the reversal (`restore`: op → its reversed inputs)."""
+
+    dims: dict[fx.Node, Reversed]
+    restore: dict[fx.Node, list[fx.Node]]
+
+
+def reversals(gm: fx.GraphModule, inputs: dict[str, Sequence[int]]) -> Reversals:
     """Each node's reversed dimensions when the placeholders named in `inputs` hold their
-    listed dimensions reversed; raises `Refused` at the first op that does not commute."""
+    listed dimensions reversed. An op not known to commute gets its inputs flipped back
+    (its result is then unreversed); raises `Refused` where that cannot be done either:
+    a window op (the plan rewrites its input), or one that writes into its input."""
     rev: dict[fx.Node, Reversed] = {}
+    restore: dict[fx.Node, list[fx.Node]] = {}
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             rev[node] = _live(inputs.get(node.name, ()), shape_of(node))
         elif node.op == "get_attr":
             rev[node] = frozenset()
         elif node.op == "call_function":
-            rev[node] = _live(_rule(node, rev), shape_of(node)) \
-                if isinstance(node.meta.get("val"), torch.Tensor) else _no_tensor(node, rev)
+            try:
+                rev[node] = _live(_rule(node, rev), shape_of(node)) \
+                    if isinstance(node.meta.get("val"), torch.Tensor) else _no_tensor(node, rev)
+            except Refused:
+                schema = getattr(node.target, "_schema", None)
+                if node.target in CONVS | _POOLS or schema is None or schema.is_mutable:
+                    raise
+                restore[node] = [a for a in node.all_input_nodes if rev[a]]
+                rev[node] = frozenset()
         elif node.op != "output":
             raise Refused(f"{node.name}: {node.op}")
-    return rev
+    return Reversals(rev, restore)
 
 
 def _no_tensor(node: fx.Node, rev: dict[fx.Node, Reversed]) -> Reversed:
