@@ -304,8 +304,7 @@ class ImageByImage(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> Any:
         outs = [self._runner(*(x[i:i + 1] for x in inputs)) for i in range(inputs[0].shape[0])]
         flat, spec = zip(*(pytree.tree_flatten(o) for o in outs), strict=True)
-        return pytree.tree_unflatten([torch.cat(parts) for parts in zip(*flat, strict=True)],
-                                     spec[0])
+        return pytree.tree_unflatten([torch.cat(p) for p in zip(*flat, strict=True)], spec[0])
 
 
 @dataclass(frozen=True)
@@ -356,8 +355,10 @@ def find(model: LoadedModel) -> Lookup:
 
 
 def _load_library(data: bytes) -> Library:
-    """Load an AOTInductor package from bytes already checked, via a private copy."""
-    with tempfile.TemporaryDirectory(prefix="tf2torch-compiled-") as scratch:
+    """Load an AOTInductor package from bytes already checked, via a private copy (in
+    memory where /dev/shm is: a 100 MB copy to /tmp took 0.03-0.28 s here, 0.04-0.05 there)."""
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
+    with tempfile.TemporaryDirectory(prefix="tf2torch-compiled-", dir=shm) as scratch:
         path = Path(scratch) / "model.pt2"
         path.write_bytes(data)
         return Library(path)
