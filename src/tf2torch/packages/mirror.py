@@ -15,10 +15,13 @@ convolution is folded into the convolution's own padding where the two agree, mi
 not (Keras' `ZeroPadding2D(3)` before ResNet50's 7×7 stride-2 convolution).
 
 The rewrite works on the exported program's aten graph (static spatial sizes) and proves
-itself op by op: each tensor carries the set of dimensions it holds reversed, and an op
-that is not known to commute with that reversal (a slice of a spatial dimension, a resize,
-a flatten that mixes H with channels) leaves the program as it was. The compiled program
-is then verified against the original like any port.
+itself op by op (`reversal.py`): each tensor carries the set of dimensions it holds
+reversed; an op not known to commute with that (a slice of a spatial dimension, a resize,
+a detection head's reshape that mixes H with anchors) gets its inputs flipped back, and a
+pool whose windows do not mirror leaves the program unmirrored. The mirrored plan is taken
+only where it copies fewer elements than the plain one (pads folded, nothing flipped); a
+rewrite that fails compiles the program as exported. The compiled program is then
+verified against the original like any port.
 """
 
 from __future__ import annotations
