@@ -161,3 +161,44 @@ def test_windows_mirror_onto_symmetric_padding(length, kernel, before, after,
     mirrored = window.mirrored()
     assert mirrored.outputs == window.outputs
     assert mirrored.symmetric() == symmetric
+
+
+def test_pads_of_other_values_stay_where_torch_would_pad_differently(tmp_path) -> None:
+    """A TensorFlow graph's constant pad of 1.5 before a stride-2 convolution is not folded
+    (a convolution pads with zeros), only mirrored; a SAME max pool's pad of -inf folds into
+    the pool (which pads with -inf). Checked against TensorFlow."""
+    from tests.tf_op_models import OpCase, write_graph
+
+    from tf2torch.conversion.convert import convert_source
+    from tf2torch.sources import open_source
+    from tf2torch.verification.checks import graph_reference
+
+    def build(tf, rng):
+        kernels = [rng.normal(0, 0.3, shape).astype(np.float32)
+                   for shape in ((3, 3, 4, 16), (3, 3, 16, 16), (3, 3, 16, 16))]
+
+        def body(x):
+            x = tf.nn.conv2d(x, kernels[0], 1, "SAME")
+            x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]], constant_values=1.5)
+            x = tf.nn.conv2d(x, kernels[1], 2, "VALID")
+            x = tf.nn.max_pool2d(tf.nn.conv2d(x, kernels[2], 2, "SAME"), 3, 2, "SAME")
+            return tf.reduce_mean(x, [1, 2])
+        return body
+
+    path = tmp_path / "pads.pb"
+    write_graph(OpCase("pads", build, ((None, SIZE, SIZE, 4),)), path)
+    source = open_source(path)
+    form = inference_form(convert_source(source).net, (SIZE, SIZE, 4), governed=False,
+                          input_layout="nhwc")
+    with torch.no_grad():
+        gm = mirrored_module(torch.export.export(form, (torch.zeros(1, SIZE, SIZE, 4),)), "nhwc")
+    pads = [n for n in gm.graph.nodes if n.target in (aten.pad.default,
+                                                      aten.constant_pad_nd.default)]
+    assert aten.flip.default in _targets(gm)
+    assert [tuple(n.args[2:]) for n in pads] == [("constant", 1.5)]
+    assert list(pads[0].args[1]) == [1, 0, 1, 0], "mirrored: the pad comes before"
+    x = np.random.default_rng(3).uniform(-1, 1, (1, SIZE, SIZE, 4)).astype(np.float32)
+    with torch.no_grad():
+        ours = gm(torch.from_numpy(x))
+    theirs = next(iter(graph_reference(source).run([x]).values()))
+    assert np.abs(ours.numpy() - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max())

@@ -79,9 +79,9 @@ def _foldable(pad: fx.Node) -> bool:
         value = pad_value(pad)
     except Refused:  # reflect or replicate
         return False
-    if len(pad.args[1]) > 2 * (len(shape_of(pad)) - 2) or value not in (0, -float("inf"), 1.0):
+    if len(pad.args[1]) > 2 * (len(shape_of(pad)) - 2) or value not in (0, -float("inf")):
         return False
-    return all((user.target in CONVS if value in (0, 1.0) else
+    return all((user.target in CONVS if value == 0 else
                 user.target is _MAX_POOL and not arg(user, 5, "ceil_mode", False))
                and user.args[0] is pad and pad not in user.args[1:] for user in pad.users)
 

@@ -250,7 +250,7 @@ def _rule(node: fx.Node, rev: dict[fx.Node, Reversed]) -> Reversed:
         return frozenset(swap.get(d, d) for d in rev[x])
     if target in CONVS or target in _POOLS:
         return _window_op(node, rev)
-    if target in PADS:
+    if target in PADS:  # a constant pad mirrors by swapping its amounts before and after
         pad_value(node)
         return rev[x]
     if target in {aten.bmm.default, aten.mm.default, aten.matmul.default}:
