@@ -27,6 +27,7 @@ verified against the original like any port.
 from __future__ import annotations
 
 import logging
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx
 
+from tf2torch.conversion.graph.modules.conv import pad_arg
 from tf2torch.packages.reversal import (
     CONVS,
     PADS,
@@ -121,10 +123,9 @@ def _plan_window(node: fx.Node, rev: dict[fx.Node, Reversed]) -> _Plan:
     value = 0.0 if node.target in CONVS else -float("inf")
     if all(p is not None for p in symmetric):
         return _Plan(node, source, symmetric, None, value, flip, 0)
-    explicit = [p for w in reversed(windows) for p in (w.before, w.after)]
-    copied = 1
-    for d, size in enumerate(shape):
-        copied *= size_of(size) + (sum(pads_by_dim(explicit, rank).get(d, (0, 0))))
+    explicit = pad_arg([(w.before, w.after) for w in windows])
+    copied = math.prod(size_of(s) for s in shape[:2]) * math.prod(
+        w.length + w.before + w.after for w in windows)
     return _Plan(node, source, [0] * len(windows), explicit, value, flip, copied)
 
 
@@ -144,10 +145,7 @@ def _plan(gm: fx.GraphModule, found: Reversals) -> tuple[list[_Plan], int]:
 
 
 def _numel(node: fx.Node) -> int:
-    count = 1
-    for size in shape_of(node):
-        count *= size_of(size)
-    return count
+    return math.prod(size_of(size) for size in shape_of(node))
 
 
 def _outputs(gm: fx.GraphModule) -> list[fx.Node]:
@@ -206,8 +204,8 @@ def _apply(gm: fx.GraphModule, found: Reversals, plans: list[_Plan]) -> None:
     for node in list(graph.nodes):
         if node.target in PADS and rev[node.args[0]]:
             pads = pads_by_dim(node.args[1], len(shape_of(node)))
-            flat = [p for d in sorted(pads, reverse=True)
-                    for p in (pads[d][::-1] if d in rev[node.args[0]] else pads[d])]
+            flat = pad_arg([pads[d][::-1] if d in rev[node.args[0]] else pads[d]
+                            for d in sorted(pads)])
             node.args = (node.args[0], flat, *node.args[2:])
     for index, plan in enumerate(plans):
         node, source = plan.node, plan.source
