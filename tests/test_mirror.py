@@ -38,14 +38,7 @@ def _trunk(inp):
 
 
 def _save(model, folder: Path) -> Path:
-    rng = np.random.default_rng(5)
-    for layer in model.layers:  # statistics far from the identity, biases of either sign
-        if isinstance(layer, layers.BatchNormalization):
-            for v in layer.weights:
-                low = 0.5 if ("variance" in v.path or "gamma" in v.path) else -0.5
-                v.assign(rng.uniform(low, low + 1.0, v.shape).astype(np.float32))
-        elif hasattr(layer, "bias") and layer.bias is not None:
-            layer.bias.assign(rng.uniform(-0.5, 0.5, layer.bias.shape).astype(np.float32))
+    randomize_statistics(model, seed=5)  # statistics far from the identity, biases of either sign
     path = folder / "model.keras"
     model.save(path)
     return path
