@@ -195,9 +195,11 @@ def test_emitted_code_of_a_tflite_model_matches_the_interpreter(relative: str, t
 @pytest.mark.parametrize("relative", ["face_detection/face_detection_short_range.tflite",
                                       "hand_landmark/hand_landmark_lite.tflite"])
 def test_published_model_compiles_mirrored_and_matches_interpreter(relative: str) -> None:
-    """The compiler's rewrite (`packages/mirror.py`) on published files: their after-only
-    pads go, the detector's anchor reshapes get their inputs flipped back, and every output
-    still matches TFLite's interpreter."""
+    """The compiler's rewrites of the single-image program on published files: their
+    after-only pads go, the detector's anchor reshapes get their inputs flipped back
+    (`packages/mirror.py`), the depthwise layers become sums (`packages/depthwise.py`), and
+    every output still matches TFLite's interpreter."""
+    from tf2torch.packages.depthwise import depthwise_as_sums
     from tf2torch.packages.inference import inference_form
     from tf2torch.packages.mirror import mirrored_module
 
@@ -212,6 +214,7 @@ def test_published_model_compiles_mirrored_and_matches_interpreter(relative: str
     targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
     assert torch.ops.aten.flip.default in targets, "not mirrored"
     assert sum("pad" in str(t) for t in targets) < pads_before
+    assert depthwise_as_sums(gm) >= 5
     x = np.random.default_rng(4).uniform(-1, 1, (1, *shape)).astype(np.float32)
     with torch.no_grad():
         out = gm(torch.from_numpy(x))

@@ -11,8 +11,9 @@ count read at run time — and stores the result in the package under `compiled/
 
 Why two: with the batch left open, Inductor's loops parallelise over the batch only (one
 thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (1×1
-convolutions as matmuls: `pointwise.py`) was 1.3-1.4x faster at batch 1 (BENCHMARKS.md).
-It loads first; the any-batch file only when a batch of two or more arrives.
+convolutions as matmuls, `pointwise.py`; depthwise ones as fused sums, `depthwise.py`) was
+1.3-1.6x faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a
+batch of two or more arrives.
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
 instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
@@ -52,6 +53,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from tf2torch.errors import PackageError
+from tf2torch.packages.depthwise import depthwise_as_sums
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
 from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
@@ -207,7 +209,6 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
     Returns the batch range of the first, and whether the second was built."""
     from torch._inductor import aot_compile
     from torch._inductor.package import package_aoti
-
     # Inductor freezes weights only with gradients off: compiled with them on, every
     # convolution reordered its weights on every call and no BatchNorm was folded.
     options = {"freezing": True, "cpp.dynamic_threads": True, "aot_inductor.package": True}
@@ -227,9 +228,10 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
         log.info("single image: %d 1x1 convolutions as matmuls", pointwise_as_matmul(single, one))
         programs[one_image_path if programs else path] = torch.export.export(single, one)
         for out, program in programs.items():
-            args, kwargs = program.example_inputs
-            package_aoti(str(out), aot_compile(mirrored_module(program, layout), args,
-                                               kwargs, options=dict(options)))
+            module, (args, kwargs) = mirrored_module(program, layout), program.example_inputs
+            if out == one_image_path or span == (1, 1):
+                log.info("single image: %d depthwise layers as sums", depthwise_as_sums(module))
+            package_aoti(str(out), aot_compile(module, args, kwargs, options=dict(options)))
     return span, one_image_path in programs
 
 
