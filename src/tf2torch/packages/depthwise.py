@@ -3,8 +3,8 @@
 A depthwise convolution does little arithmetic (9 multiply-adds per output at 3×3), and at
 batch 1 oneDNN's kernel for it (`brdgmm_dw`) is the small part of the call: by
 `ONEDNN_VERBOSE` it runs a 7×7×32 layer in 1 µs and a 7×7×960 one in 13 µs, while the call
-around it (primitive descriptor, memory objects, attributes and scratchpad, built and freed
-on every call) adds ~35 µs. Keras' MobileNetV2 has 17 such layers, EfficientNetB0 16.
+around it (memory descriptors, primitive attributes and buffers, built and freed on every
+call) adds ~35 µs. Keras' MobileNetV2 has 17 such layers, EfficientNetB0 16.
 
 Written as a sum over the kernel's taps — each tap a strided slice of the channels-last
 activation, zero-padded to the output's size where the window reaches past the edge, times
@@ -12,18 +12,19 @@ that tap's per-channel weights — the layer is a loop nest Inductor generates i
 vectorised along channels and fused with what produces its input (the 1×1 layer's bias and
 ReLU6) and what follows (its own bias and activation). Two details decide the speed, both
 measured (BENCHMARKS.md): the weights are stored tap-major, (kh, kw, C), so each tap's
-vector is one contiguous load (as (C, 1, kh, kw), every lane was a gather: 5× slower than
+vector is one contiguous load (as (C, 1, kh, kw), every lane was a gather: 3-7× slower than
 oneDNN); and each tap pads its own slice (masked loads) instead of reading slices of one
 padded copy of the activation (which Inductor either recomputed per tap or wrote out:
-25-95% slower on large maps). Per layer in an AOTInductor program, 2 threads, against
+24-98% slower on large maps). Per layer in an AOTInductor program, 2 threads, against
 oneDNN: 7×7×960 3×3 34 against 55 µs, 56×56×144 191 against 218, 112×112×96 473 against
 488, 14×14×480 5×5 120 against 124. At batch 32, where oneDNN's fixed cost is shared by 32
 images, the sums lost (186 against 160 ms on Keras' MobileNetV2), so only the single-image
 program gets them.
 
-Works on the exported program's aten graph after `mirror.py` (whose symmetric paddings it
-reads as they are). Rewritten: 2-D convolutions with one input and one output channel per
-group, constant weights and bias, static sizes; everything else is left to oneDNN.
+Works on the exported program's aten graph after `mirror.py` (it takes the symmetric
+paddings as they are, and reads sizes through the explicit pads mirroring inserts).
+Rewritten: 2-D convolutions with one input and one output channel per group, constant
+weights and bias, static spatial sizes; everything else is left to oneDNN.
 """
 
 from __future__ import annotations
