@@ -91,8 +91,9 @@ def _assert_matches_keras(gm, model) -> None:
 
 def test_keras_depthwise_layers_as_sums_match_keras(tmp_path) -> None:
     """SAME at stride 1 and 2 over even sizes (mirrored), 5×5, dilated, VALID at stride 2
-    over an odd size, without bias, channels not a whole vector; a depth multiplier of 2
-    stays a convolution."""
+    over an even size (whose mirrored windows need the explicit pad `mirror.py` inserts),
+    without bias, channels not a whole vector; a depth multiplier of 2 stays a
+    convolution."""
     tf = pytest.importorskip("tensorflow")
     layers = tf.keras.layers
     tf.keras.utils.set_random_seed(31)

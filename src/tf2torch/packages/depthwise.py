@@ -29,7 +29,6 @@ weights and bias, static spatial sizes; everything else is left to oneDNN.
 
 from __future__ import annotations
 
-import logging
 import operator
 from dataclasses import dataclass
 
@@ -38,7 +37,6 @@ from torch import fx
 
 from tf2torch.packages.reversal import arg, listed, pads_by_dim
 
-log = logging.getLogger(__name__)
 aten = torch.ops.aten
 
 
