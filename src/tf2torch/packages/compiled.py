@@ -25,6 +25,8 @@ ignored with a note saying why (the package then runs its eager inference form):
 - its seal checks: an HMAC of the files' sha256 under a key that only this user's tf2torch
   home holds (`compile.key`). A shared library runs native code when loaded, so one that
   came with a package from elsewhere, or was changed after it was built, is never loaded.
+  Each file is hashed when it is about to be loaded: the any-batch file of a pair at its
+  first batch (`aoti.Deferred`; changed, it is refused and batches run the eager form).
 
 Before anything is stored, the compiled form is verified like any port: against the
 original's own outputs (`reference_outputs.safetensors`, recorded by `convert`), or, for a
@@ -53,6 +55,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from tf2torch.errors import PackageError
+from tf2torch.packages.aoti import Deferred, Unsealed, load_library
 from tf2torch.packages.depthwise import depthwise_as_sums
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
 from tf2torch.packages.mirror import mirrored_module
@@ -170,11 +173,11 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
         batch, one_image = _compile(form, shapes, model.card.input.get("layout", "nchw"),
                                     *scratch)
         seconds = time.perf_counter() - started
-        report, against = check(CompiledNet(_load_library(scratch[0].read_bytes()), None,
+        report, against = check(CompiledNet(load_library(scratch[0].read_bytes()), None,
                                             batch))
         one_sha = one_report = None
         if one_image:  # the single-image program is proved on every image of every case
-            one_report, _ = check(ImageByImage(_load_library(scratch[1].read_bytes())))
+            one_report, _ = check(ImageByImage(load_library(scratch[1].read_bytes())))
             one_sha = sha256_file(scratch[1])
         artifact_sha = sha256_file(scratch[0])
         key = _seal_key(create=True)
@@ -287,7 +290,13 @@ class CompiledNet(nn.Module):
         if n == 1 and self._one_image is not None:
             return self._one_image(*inputs)
         if self.batch[0] <= n <= self.batch[1]:
-            return self._runner(*inputs)
+            try:
+                return self._runner(*inputs)
+            except Unsealed as exc:  # never loaded; with an eager form, batches run that
+                if self._fallback is None:
+                    raise
+                log.warning("%s; batches run the eager inference form", exc)
+                self.batch = (1, 1)
         if self._fallback is None:
             raise PackageError(f"the compiled form takes batches of {self.batch[0]}-"
                                f"{self.batch[1]}, not {n}")
@@ -339,10 +348,11 @@ def find(model: LoadedModel) -> Lookup:
         return Lookup(note="compiled form ignored: built from other weights than the "
                       f"package holds now (tf2torch compile {model.card.name})")
     one = manifest.one_image_sha256 is not None
-    # the program loaded now is hashed and loaded from the same bytes: no swap in between
+    # the program loaded now is hashed and loaded from the same bytes: no swap in between;
+    # a pair's any-batch file is hashed when a batch first loads it (`Deferred`)
     data = one_path.read_bytes() if one and one_path.is_file() else library.read_bytes()
-    shas = (sha256_file(library), hashlib.sha256(data).hexdigest()) if one else \
-        (hashlib.sha256(data).hexdigest(), None)
+    digest = hashlib.sha256(data).hexdigest()
+    shas = (manifest.artifact_sha256, digest) if one else (digest, None)
     key = _seal_key(create=False)
     if shas != (manifest.artifact_sha256, manifest.one_image_sha256) or key is None or \
             not hmac.compare_digest(manifest.seal, _seal(key, shas[0], manifest.weights_sha256,
@@ -351,50 +361,6 @@ def find(model: LoadedModel) -> Lookup:
                       f"machine, or changed since; it is never loaded (tf2torch compile "
                       f"{model.card.name} builds one here)")
     if not one:
-        return Lookup(runner=_load_library(data), manifest=manifest)
-    return Lookup(runner=_Deferred(library, manifest.artifact_sha256), manifest=manifest,
-                  one_image=_load_library(data))
-
-
-def _load_library(data: bytes) -> Library:
-    """Load an AOTInductor package from bytes already checked, via a private copy (in
-    memory where /dev/shm is: a 100 MB copy to /tmp took 0.03-0.28 s here, 0.04-0.05 there)."""
-    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
-    with tempfile.TemporaryDirectory(prefix="tf2torch-compiled-", dir=shm) as scratch:
-        path = Path(scratch) / "model.pt2"
-        path.write_bytes(data)
-        return Library(path)
-
-
-class _Deferred:
-    """The any-batch program, loaded on its first call where single images have their own
-    (a process that only sees single images never copies, loads or holds it); its bytes are
-    checked against the sealed hash again then."""
-
-    def __init__(self, path: Path, sha256: str) -> None:
-        self._path, self._sha256 = path, sha256
-        self._library: Library | None = None
-
-    def __call__(self, *inputs: torch.Tensor) -> Any:
-        if self._library is None:
-            data = self._path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != self._sha256:
-                raise PackageError(f"{self._path}: changed since the package was loaded; "
-                                   "it is not loaded")
-            self._library = _load_library(data)
-        return self._library(*inputs)
-
-
-class Library:
-    """A loaded AOTInductor package, called like the module it was compiled from.
-
-    torch's own `aoti_load_package` imports Inductor and dynamo first (1.8 s here) and
-    re-reads the call spec on every call; the C++ loader needs neither.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
-        self._out_spec = pytree.treespec_loads(self._loader.get_call_spec()[1])
-
-    def __call__(self, *inputs: torch.Tensor) -> Any:
-        return pytree.tree_unflatten(self._loader.boxed_run(list(inputs)), self._out_spec)
+        return Lookup(runner=load_library(data), manifest=manifest)
+    return Lookup(runner=Deferred(library, manifest.artifact_sha256), manifest=manifest,
+                  one_image=load_library(data))
