@@ -355,12 +355,11 @@ def find(model: LoadedModel) -> Lookup:
     # the program loaded now is hashed and loaded from the same bytes: no swap in between;
     # a pair's any-batch file is hashed when a batch first loads it (`Deferred`)
     data = one_path.read_bytes() if one and one_path.is_file() else library.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    shas = (manifest.artifact_sha256, digest) if one else (digest, None)
+    expected = manifest.one_image_sha256 if one else manifest.artifact_sha256
     key = _seal_key(create=False)
-    if shas != (manifest.artifact_sha256, manifest.one_image_sha256) or key is None or \
-            not hmac.compare_digest(manifest.seal, _seal(key, shas[0], manifest.weights_sha256,
-                                                         target, shas[1])):
+    if hashlib.sha256(data).hexdigest() != expected or key is None or not hmac.compare_digest(
+            manifest.seal, _seal(key, manifest.artifact_sha256, manifest.weights_sha256, target,
+                                 manifest.one_image_sha256)):
         return Lookup(note="compiled form ignored: not built by this user's tf2torch on this "
                       f"machine, or changed since; it is never loaded (tf2torch compile "
                       f"{model.card.name} builds one here)")
