@@ -123,9 +123,8 @@ def test_load_compiled_matches_tensorflow(standin, tmp_path) -> None:
 def test_pointwise_convolutions_become_matmuls_only_where_one_size_is_seen() -> None:
     """The single-image program's rewrite (packages/pointwise.py): a 1×1 conv run at one size
     becomes a matmul, strided ones too (even and odd sizes); a 1×1 shared at two sizes and a
-    3×3 are kept;
-    the outputs stay those of the convolutions (the compiled form's own check against
-    TensorFlow is in test_compiled)."""
+    3×3 are kept; the outputs stay those of the convolutions (the compiled form's own check
+    against TensorFlow is in test_compiled)."""
     from tf2torch.packages.pointwise import PointwiseMatmul, pointwise_as_matmul
 
     class Net(nn.Module):

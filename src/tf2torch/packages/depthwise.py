@@ -12,11 +12,11 @@ that tap's per-channel weights — the layer is a loop nest Inductor generates i
 vectorised along channels and fused with its own bias and activation. (Inductor would also
 inline the 1×1 layer's bias and ReLU6 into every tap's read; `compiled.py` has it write
 values read more than once instead: 3-9% faster, BENCHMARKS.md.) Two details decide the
-speed, both measured (BENCHMARKS.md): the weights are stored tap-major, (kh, kw, C), so each tap's
-vector is one contiguous load (as (C, 1, kh, kw), every lane was a gather: 3-7× slower than
-oneDNN); and each tap pads its own slice (masked loads) instead of reading slices of one
-padded copy of the activation (which Inductor either recomputed per tap or wrote out:
-24-98% slower on large maps). Per layer in an AOTInductor program, 2 threads, against
+speed, both measured (BENCHMARKS.md): the weights are stored tap-major, (kh, kw, C), so
+each tap's vector is one contiguous load (as (C, 1, kh, kw), every lane was a gather: 3-7×
+slower than oneDNN); and each tap pads its own slice (masked loads) instead of reading
+slices of one padded copy of the activation (which Inductor either recomputed per tap or
+wrote out: 24-98% slower on large maps). Per layer in an AOTInductor program, 2 threads, against
 oneDNN: 7×7×960 3×3 34 against 55 µs, 56×56×144 191 against 218, 112×112×96 473 against
 488, 14×14×480 5×5 120 against 124. At batch 32, where oneDNN's fixed cost is shared by 32
 images, the sums lost (186 against 160 ms on Keras' MobileNetV2), so only the single-image

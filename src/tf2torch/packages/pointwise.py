@@ -29,7 +29,7 @@ class PointwiseMatmul(nn.Module):
     def __init__(self, conv: nn.Conv2d, height: int, width: int) -> None:
         super().__init__()
         self.stride = conv.stride
-        self.height, self.width = (-(-height // self.stride[0]), -(-width // self.stride[1]))
+        self.height, self.width = -(-height // self.stride[0]), -(-width // self.stride[1])
         self.register_buffer("weight", conv.weight.detach()[:, :, 0, 0].t().contiguous()[None])
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
 
