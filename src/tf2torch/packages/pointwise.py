@@ -1,15 +1,13 @@
 """1×1 convolutions as matrix products, for the compiled single-image program.
 
-A 1×1 convolution over a channels-last activation is a matrix product of the (H·W, C_in)
-pixels (every stride-th one, for a strided layer) with the (C_in, C_out) weights.
-Compiled with frozen weights, oneDNN runs these layers as `brgconv_1x1`, which at batch 1
-and small spatial sizes reached 110-200 GFLOP/s here where MKL's sgemm reached 210-310 on
-the same shapes; AOTInductor hands a `bmm` to MKL, while an `mm` or `linear` with a
-constant weight it packs for oneDNN again. So the single-image program (whose H and W are
-fixed) gets `bmm`s: 7% faster on the slim MobileNetV2-1.4, 14% on Keras' MobileNetV2
-(BENCHMARKS.md). Strided ones (ResNet50's downsampling 1×1 layers, which oneDNN ran at
-185-290 GFLOP/s) take the subsampled pixels: 3.5% on Keras' ResNet50. The any-batch
-program keeps the convolutions.
+A 1×1, stride-1 convolution over a channels-last activation is a matrix product of the
+(H·W, C_in) pixels with the (C_in, C_out) weights. Compiled with frozen weights, oneDNN runs
+these layers as `brgconv_1x1`, which at batch 1 and small spatial sizes reached 110-200
+GFLOP/s here where MKL's sgemm reached 210-310 on the same shapes; AOTInductor hands a
+`bmm` to MKL, while an `mm` or `linear` with a constant weight it packs for oneDNN again.
+So the single-image program (whose H and W are fixed) gets `bmm`s: 7% faster on the slim
+MobileNetV2-1.4, 14% on Keras' MobileNetV2 (BENCHMARKS.md). The any-batch program keeps
+the convolutions.
 """
 
 from __future__ import annotations
@@ -22,21 +20,17 @@ from torch import nn
 
 
 class PointwiseMatmul(nn.Module):
-    """A 1×1 `nn.Conv2d` on one image of `height`×`width`, as a `bmm` on its channels-last
-    view (a strided one on every stride-th pixel); takes and gives NCHW-shaped tensors like
-    the convolution."""
+    """A 1×1 stride-1 `nn.Conv2d` on one image of `height`×`width`, as a `bmm` on its
+    channels-last view; takes and gives NCHW-shaped tensors like the convolution."""
 
     def __init__(self, conv: nn.Conv2d, height: int, width: int) -> None:
         super().__init__()
-        self.stride = conv.stride
-        self.height, self.width = -(-height // self.stride[0]), -(-width // self.stride[1])
+        self.height, self.width = height, width
         self.register_buffer("weight", conv.weight.detach()[:, :, 0, 0].t().contiguous()[None])
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c_in, c_out = self.weight.shape[1:]
-        if self.stride != (1, 1):
-            x = x[:, :, ::self.stride[0], ::self.stride[1]]
         pixels = x.permute(0, 2, 3, 1).reshape(1, self.height * self.width, c_in)
         y = torch.bmm(pixels, self.weight)
         if self.bias is not None:
@@ -45,8 +39,9 @@ class PointwiseMatmul(nn.Module):
 
 
 def _is_pointwise(conv: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.dilation == (1, 1)
-            and conv.groups == 1 and conv.padding == (0, 0) and conv.padding_mode == "zeros")
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding == (0, 0)
+            and conv.padding_mode == "zeros")
 
 
 def pointwise_as_matmul(net: nn.Module, example: Sequence[torch.Tensor]) -> int:
