@@ -5,9 +5,10 @@ A 1×1, stride-1 convolution over a channels-last activation is a matrix product
 these layers as `brgconv_1x1`, which at batch 1 and small spatial sizes reached 110-200
 GFLOP/s here where MKL's sgemm reached 210-310 on the same shapes; AOTInductor hands a
 `bmm` to MKL, while an `mm` or `linear` with a constant weight it packs for oneDNN again.
-So the single-image program (whose H and W are fixed) gets `bmm`s: 7% faster on the slim
-MobileNetV2-1.4, 14% on Keras' MobileNetV2 (BENCHMARKS.md). The any-batch program keeps
-the convolutions.
+So the single-image program (whose H and W are fixed) gets `bmm`s: on Keras' MobileNetV2,
+4.9-5.0 against 6.4-6.6 ms, one process per variant (BENCHMARKS.md). Strided 1×1 layers
+stay convolutions: as products on the subsampled pixels they measured the same on
+ResNet50. The any-batch program keeps the convolutions.
 """
 
 from __future__ import annotations
