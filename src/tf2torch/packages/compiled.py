@@ -236,7 +236,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
             if out == one_image_path or span == (1, 1):
                 log.info("single image: %d depthwise layers as sums", depthwise_as_sums(module))
                 # a value read more than once is written once, not recomputed per read (each
-                # depthwise tap re-ran the 1×1 layer's bias and ReLU6): 3-9% (BENCHMARKS.md)
+                # depthwise tap re-ran the 1×1 layer's bias and ReLU6): 5-13% (BENCHMARKS.md)
                 chosen["realize_reads_threshold"] = 1
             package_aoti(str(out), aot_compile(module, args, kwargs, options=chosen))
     return span, one_image_path in programs

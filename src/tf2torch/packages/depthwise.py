@@ -11,7 +11,7 @@ activation, zero-padded to the output's size where the window reaches past the e
 that tap's per-channel weights — the layer is a loop nest Inductor generates itself,
 vectorised along channels and fused with its own bias and activation. (Inductor would also
 inline the 1×1 layer's bias and ReLU6 into every tap's read; `compiled.py` has it write
-values read more than once instead: 3-9% faster, BENCHMARKS.md.) Two details decide the
+values read more than once instead: 5-13% faster, BENCHMARKS.md.) Two details decide the
 speed, both measured (BENCHMARKS.md): the weights are stored tap-major, (kh, kw, C), so
 each tap's vector is one contiguous load (as (C, 1, kh, kw), every lane was a gather: 3-7×
 slower than oneDNN); and each tap pads its own slice (masked loads) instead of reading
