@@ -11,9 +11,10 @@ count read at run time — and stores the result in the package under `compiled/
 
 Why two: with the batch left open, Inductor's loops parallelise over the batch only (one
 thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (1×1
-convolutions as matmuls, `pointwise.py`; depthwise ones as fused sums, `depthwise.py`) was
-1.3-1.6x faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a
-batch of two or more arrives.
+convolutions as matmuls, `pointwise.py`; depthwise ones as fused sums, `depthwise.py`;
+channel gates folded into the weights they feed, `gates.py`) was 1.3-1.6x faster at batch
+1 (BENCHMARKS.md). It loads first; the any-batch file only when a batch of two or more
+arrives.
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
 instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
@@ -57,6 +58,7 @@ from torch import nn
 from tf2torch.errors import PackageError
 from tf2torch.packages.aoti import Deferred, Unsealed, load_library
 from tf2torch.packages.depthwise import depthwise_as_sums
+from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
 from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
@@ -227,19 +229,37 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
         except Exception as exc:  # a reshape to a fixed batch, say: compile for one image
             log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
             span = (1, 1)
-        single = copy.deepcopy(form)  # its 1×1 convolutions as MKL matmuls (pointwise.py)
-        log.info("single image: %d 1x1 convolutions as matmuls", pointwise_as_matmul(single, one))
-        programs[one_image_path if programs else path] = torch.export.export(single, one)
+        programs[one_image_path if programs else path] = single_image_program(form, one)
         for out, program in programs.items():
-            module, (args, kwargs) = mirrored_module(program, layout), program.example_inputs
             chosen = dict(options)
             if out == one_image_path or span == (1, 1):
-                log.info("single image: %d depthwise layers as sums", depthwise_as_sums(module))
+                module = single_image_rewrites(program, layout)
                 # a value read more than once is written once, not recomputed per read (each
                 # depthwise tap re-ran the 1×1 layer's bias and ReLU6): 5-13% (BENCHMARKS.md)
                 chosen["realize_reads_threshold"] = 1
+            else:
+                module = mirrored_module(program, layout)
+            args, kwargs = program.example_inputs
             package_aoti(str(out), aot_compile(module, args, kwargs, options=chosen))
     return span, one_image_path in programs
+
+
+def single_image_program(form: nn.Module, one: tuple[torch.Tensor, ...]) -> Any:
+    """`form` exported for the single image `one`, its 1×1 convolutions as MKL matmuls
+    (`pointwise.py`; on a copy: `form` itself is left as it was)."""
+    single = copy.deepcopy(form)
+    log.info("single image: %d 1x1 convolutions as matmuls", pointwise_as_matmul(single, one))
+    with torch.no_grad():
+        return torch.export.export(single, one)
+
+
+def single_image_rewrites(program: Any, layout: str) -> torch.fx.GraphModule:
+    """The single-image program's graph as it is compiled: mirrored where that saves
+    padding, depthwise layers as sums, channel gates folded into the matmuls they feed."""
+    module = mirrored_module(program, layout)
+    log.info("single image: %d depthwise layers as sums", depthwise_as_sums(module))
+    log.info("single image: %d channel gates folded into weights", gates_into_weights(module))
+    return module
 
 
 # --- loading ----------------------------------------------------------------------------
