@@ -16,11 +16,11 @@ speed, both measured (BENCHMARKS.md): the weights are stored tap-major, (kh, kw,
 each tap's vector is one contiguous load (as (C, 1, kh, kw), every lane was a gather: 3-7×
 slower than oneDNN); and each tap pads its own slice (masked loads) instead of reading
 slices of one padded copy of the activation (which Inductor either recomputed per tap or
-wrote out: 24-98% slower on large maps). Per layer in an AOTInductor program, 2 threads, against
-oneDNN: 7×7×960 3×3 34 against 55 µs, 56×56×144 191 against 218, 112×112×96 473 against
-488, 14×14×480 5×5 120 against 124. At batch 32, where oneDNN's fixed cost is shared by 32
-images, the sums lost (186 against 160 ms on Keras' MobileNetV2), so only the single-image
-program gets them.
+wrote out: 24-98% slower on large maps). Per layer in an AOTInductor program, 2 threads,
+against oneDNN: 7×7×960 3×3 34 against 55 µs, 56×56×144 191 against 218, 112×112×96 473
+against 488, 14×14×480 5×5 120 against 124. At batch 32, where oneDNN's fixed cost is
+shared by 32 images, the sums lost (186 against 160 ms on Keras' MobileNetV2), so only the
+single-image program gets them.
 
 Works on the exported program's aten graph after `mirror.py` (it takes the symmetric
 paddings as they are, and reads sizes through the explicit pads mirroring inserts).
