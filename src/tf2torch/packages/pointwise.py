@@ -9,6 +9,11 @@ So the single-image program (whose H and W are fixed) gets `bmm`s: on Keras' Mob
 4.9-5.0 against 6.4-6.6 ms, one process per variant (BENCHMARKS.md). Strided 1×1 layers
 stay convolutions: as products on the subsampled pixels they measured the same on
 ResNet50. The any-batch program keeps the convolutions.
+
+MKL's products also keep the program's speed independent of the thread count. Left as
+oneDNN convolutions, ResNet50's 1×1 layers ran 4-6% faster at 2 threads but 2.2× slower at
+1: oneDNN blocks a prepacked weight for the thread count it was compiled with, and at
+another count reorders it on every call (BENCHMARKS.md, ninth session).
 """
 
 from __future__ import annotations
