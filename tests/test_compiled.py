@@ -75,6 +75,7 @@ def test_single_images_run_their_own_program_proved_on_every_image(package, rele
     batch of two arrives."""
     manifest = json.loads(next((package / "compiled").glob("*.json")).read_text())
     assert manifest["one_image_sha256"] and manifest["one_image_verification"]["passed"]
+    assert isinstance(manifest["one_image_repacked"], dict)  # checked (tests/test_packing.py)
     model = tf2torch.load(package, inference=True)
     net = model.net.net
     x, expected = tensorflow_logits(release)
@@ -217,7 +218,7 @@ def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package,
                           tmp_path / "lib.pt2")
     monkeypatch.setattr(compiled, "_compile",
                         lambda form, shapes, layout, path, _: (shutil.copy(library, path),
-                                                               ((1, 1024), False))[1])
+                                                               ((1, 1024), False, {}))[1])
     shutil.rmtree(package / "compiled")
     stored = package / "reference_outputs.safetensors"
     with safe_open(str(stored), "np") as f:

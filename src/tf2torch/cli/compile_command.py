@@ -26,6 +26,11 @@ this user's tf2torch home holds: on another machine, another torch, other weight
 package copied from elsewhere it is ignored with a note, never loaded. Compiling takes
 30-90 s for a MobileNetV2 here, a few minutes for a ResNet50.
 
+oneDNN packs convolution weights for the thread count of the compiling process. Where it
+would pack one differently at another count the thread rule may pick (fewer threads when
+other processes keep cores busy), that count would reorder the weight on every call: the
+output says so, per count and layer (`one_image_repacked` in --json).
+
 examples:
   tf2torch compile mobilenet_v2_1.4_224
   tf2torch convert mobilenet_v2_1.4_224.tgz --compile     the same, right after converting
@@ -48,4 +53,11 @@ def compile_command(args: argparse.Namespace) -> int:
     print(f"compiled for {manifest.target.key} in {manifest.compile_seconds:.0f} s "
           f"(batch {manifest.batch[0]}-{manifest.batch[1]}{single})")
     print(f"verified against {manifest.checked_against}: PASS")
+    for count, names in (manifest.one_image_repacked or {}).items():
+        import torch  # loaded by the compile already: the count it compiled at
+
+        print(f"note: at {count} thread(s), oneDNN would reorder {len(names)} convolution "
+              f"weight(s) of the single-image program on every call ({', '.join(names)}); "
+              f"at {torch.get_num_threads()}, the count it was compiled at, it does not "
+              f"(TF2TORCH_THREADS fixes the count)")
     return 0

@@ -62,6 +62,7 @@ from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
 from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
+from tf2torch.packages.packing import repacked_elsewhere
 from tf2torch.packages.pointwise import pointwise_as_matmul
 from tf2torch.packages.repository import home
 from tf2torch.util.threads import ThreadGovernor
@@ -114,6 +115,8 @@ class Manifest:
     # the program specialised to one image: its file's sha256 and verification (else none)
     one_image_sha256: str | None = None
     one_image_verification: dict | None = None
+    # thread count -> the single-image program's convolutions oneDNN repacks per call there
+    one_image_repacked: dict[str, list[str]] | None = None
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "target": asdict(self.target)}, indent=2)
@@ -172,8 +175,8 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     folder.mkdir(exist_ok=True)
     scratch = [_scratch_file(folder, target) for _ in range(2)]
     try:
-        batch, one_image = _compile(form, shapes, model.card.input.get("layout", "nchw"),
-                                    *scratch)
+        batch, one_image, repacked = _compile(form, shapes,
+                                              model.card.input.get("layout", "nchw"), *scratch)
         seconds = time.perf_counter() - started
         report, against = check(CompiledNet(load_library(scratch[0].read_bytes()), None,
                                             batch))
@@ -187,7 +190,8 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
                             _seal(key, artifact_sha, model.card.weights_sha256, target,
                                   one_sha),
                             [list(s) for s in shapes], batch, against, report,
-                            round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report)
+                            round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report,
+                            repacked)
         library, one_path, manifest_path = target.files(folder)
         one_path.unlink(missing_ok=True)  # an older build's
         if one_image:
@@ -207,11 +211,12 @@ def _scratch_file(folder: Path, target: Target) -> Path:
 
 
 def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: Path,
-             one_image_path: Path) -> tuple[tuple[int, int], bool]:
+             one_image_path: Path) -> tuple[tuple[int, int], bool, dict[str, list[str]]]:
     """AOTInductor with frozen weights: at `path` a program for any batch size where the
     network allows it (else the card's own batch of one), at `one_image_path` one
     specialised to a single image; both mirrored where that saves padding (`mirror.py`).
-    Returns the batch range of the first, and whether the second was built."""
+    Returns the batch range of the first, whether the second was built, and the thread
+    counts at which the second would repack convolution weights (`packing.py`)."""
     from torch._inductor import aot_compile
     from torch._inductor.package import package_aoti
     # Inductor freezes weights only with gradients off: compiled with them on, every
@@ -220,6 +225,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
     one = tuple(torch.zeros(1, *s) for s in shapes)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     programs: dict[Path, Any] = {}
+    repacked: dict[str, list[str]] = {}
     with torch.no_grad():
         try:
             programs[path] = torch.export.export(
@@ -234,6 +240,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
             chosen = dict(options)
             if out == one_image_path or span == (1, 1):
                 module = single_image_rewrites(program, layout)
+                repacked = repacked_elsewhere(module)
                 # a value read more than once is written once, not recomputed per read (each
                 # depthwise tap re-ran the 1×1 layer's bias and ReLU6): 5-13% (BENCHMARKS.md)
                 chosen["realize_reads_threshold"] = 1
@@ -241,7 +248,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
                 module = mirrored_module(program, layout)
             args, kwargs = program.example_inputs
             package_aoti(str(out), aot_compile(module, args, kwargs, options=chosen))
-    return span, one_image_path in programs
+    return span, one_image_path in programs, repacked
 
 
 def single_image_program(form: nn.Module, one: tuple[torch.Tensor, ...]) -> Any:

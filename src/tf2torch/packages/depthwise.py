@@ -53,7 +53,7 @@ class _Layer:
     out_size: tuple[int, int]
 
 
-def _static(node: fx.Node) -> tuple[int, int] | None:
+def spatial_size(node: fx.Node) -> tuple[int, int] | None:
     """A 4-D node's static spatial size: from its example tensor, or for a pad `mirror.py`
     inserted (it has none), from what it pads."""
     value = node.meta.get("val")
@@ -61,7 +61,7 @@ def _static(node: fx.Node) -> tuple[int, int] | None:
         size = tuple(value.shape[2:]) if value.dim() == 4 else ()
         return size if len(size) == 2 and all(isinstance(s, int) for s in size) else None
     if node.target is aten.constant_pad_nd.default and isinstance(node.args[0], fx.Node):
-        inner = _static(node.args[0])
+        inner = spatial_size(node.args[0])
         pads = pads_by_dim(node.args[1], 4)
         if inner is not None and set(pads) <= {2, 3}:
             return tuple(n + sum(pads.get(d, (0, 0))) for d, n in enumerate(inner, 2))
@@ -79,7 +79,7 @@ def _layer(gm: fx.GraphModule, node: fx.Node) -> _Layer | None:
     groups = arg(node, 6, "groups", 1)
     if groups == 1 or tensor.dim() != 4 or tuple(tensor.shape[:2]) != (groups, 1):
         return None  # a full convolution, or a depth multiplier above 1
-    in_size, out_size = _static(source), _static(node)
+    in_size, out_size = spatial_size(source), spatial_size(node)
     if in_size is None or out_size is None:
         return None
     return _Layer(node, tensor.detach(), bias, listed(arg(node, 3, "stride", 1), 2),
