@@ -109,4 +109,21 @@ def test_compile_names_the_thread_counts_and_layers(monkeypatch, capsys) -> None
     assert main(["compile", "layers"]) == 0
     out = capsys.readouterr().out
     assert "at 1 thread(s), oneDNN would reorder 1 convolution weight(s)" in out
-    assert "(net.project)" in out
+    assert "(net.project)" in out and "TF2TORCH_THREADS=1 tf2torch compile layers" in out
+
+
+def test_with_tf2torch_threads_the_compile_packs_for_that_count(monkeypatch) -> None:
+    """The advice above works: compiled under `fixed_threads` (as `compiled._compile` is),
+    nothing is left to repack at the count the user fixed."""
+    from tf2torch.packages.packing import repacked_elsewhere
+    from tf2torch.util.threads import ThreadGovernor, fixed_threads
+
+    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    assert ThreadGovernor().usable >= 2  # this project's machines: 2 CPUs
+    exported = torch.export.export(Layers().eval(), (torch.zeros(1, 64, 14, 14),)).module()
+    with fixed_threads(2):
+        assert repacked_elsewhere(exported) == {"1": ["project"]}
+    monkeypatch.setenv("TF2TORCH_THREADS", "1")
+    with fixed_threads() as threads:
+        assert threads == 1
+        assert repacked_elsewhere(exported) == {}

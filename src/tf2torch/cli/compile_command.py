@@ -29,7 +29,8 @@ package copied from elsewhere it is ignored with a note, never loaded. Compiling
 oneDNN packs convolution weights for the thread count of the compiling process. Where it
 would pack one differently at another count the thread rule may pick (fewer threads when
 other processes keep cores busy), that count would reorder the weight on every call: the
-output says so, per count and layer (`one_image_repacked` in --json).
+output says so, per count and layer (`one_image_repacked` in --json). With TF2TORCH_THREADS
+set, the compile runs at that count, and packs for it.
 
 examples:
   tf2torch compile mobilenet_v2_1.4_224
@@ -54,10 +55,8 @@ def compile_command(args: argparse.Namespace) -> int:
           f"(batch {manifest.batch[0]}-{manifest.batch[1]}{single})")
     print(f"verified against {manifest.checked_against}: PASS")
     for count, names in (manifest.one_image_repacked or {}).items():
-        import torch  # loaded by the compile already: the count it compiled at
-
         print(f"note: at {count} thread(s), oneDNN would reorder {len(names)} convolution "
               f"weight(s) of the single-image program on every call ({', '.join(names)}); "
-              f"at {torch.get_num_threads()}, the count it was compiled at, it does not "
-              f"(TF2TORCH_THREADS fixes the count)")
+              f"`TF2TORCH_THREADS={count} tf2torch compile {args.name}` packs them for "
+              f"{count} thread(s) instead")
     return 0

@@ -65,7 +65,7 @@ from tf2torch.packages.package import LoadedModel, build_net, sha256_file
 from tf2torch.packages.packing import repacked_elsewhere
 from tf2torch.packages.pointwise import pointwise_as_matmul
 from tf2torch.packages.repository import home
-from tf2torch.util.threads import ThreadGovernor
+from tf2torch.util.threads import ThreadGovernor, fixed_threads
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     programs: dict[Path, Any] = {}
     repacked: dict[str, list[str]] = {}
-    with torch.no_grad():
+    with torch.no_grad(), fixed_threads():  # TF2TORCH_THREADS: pack for the count it runs at
         try:
             programs[path] = torch.export.export(
                 form, tuple(torch.zeros(2, *s) for s in shapes),

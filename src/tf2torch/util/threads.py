@@ -3,6 +3,8 @@
 One rule for the command line, the Python API (`load(..., inference=True)`) and the web app:
 
 1. `threads=N` (an argument) or `TF2TORCH_THREADS=N` (the environment) wins, in that order.
+   `tf2torch compile` runs at that count too (`fixed_threads`), so that the weights oneDNN
+   packs into the program are packed for it (`packages/packing.py`).
 2. Otherwise the thread count is the CPUs this process may use — its affinity mask, capped by
    a cgroup CPU quota — less the CPUs other processes kept busy since the last look (the
    machine's busy time from `/proc/stat` on those CPUs, minus this process's own CPU time),
@@ -28,6 +30,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +67,23 @@ def requested_threads(threads: int | None = None) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise UsageError(f"{ENV_THREADS}={value!r}: give a positive number of threads")
     return int(value)
+
+
+@contextmanager
+def fixed_threads(threads: int | None = None) -> Iterator[int]:
+    """torch's thread count set to the user's own choice (rule 1), if there is one, for the
+    block; yields the count in force. A compile, say, packs weights for the count it will
+    run at (`packages/packing.py`)."""
+    import torch
+
+    own = torch.get_num_threads()
+    chosen = requested_threads(threads)
+    if chosen is not None:
+        torch.set_num_threads(chosen)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(own)
 
 
 def allowed_cpus() -> list[int]:
