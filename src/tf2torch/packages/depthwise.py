@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import fx
 
-from tf2torch.packages.reversal import arg, listed, pads_by_dim
+from tf2torch.packages.reversal import arg, conv2d_settings, pads_by_dim
 
 aten = torch.ops.aten
 
@@ -76,15 +76,13 @@ def _layer(gm: fx.GraphModule, node: fx.Node) -> _Layer | None:
     if weight.op != "get_attr" or (bias is not None and bias.op != "get_attr"):
         return None
     tensor = operator.attrgetter(weight.target)(gm)
-    groups = arg(node, 6, "groups", 1)
+    stride, padding, dilation, groups = conv2d_settings(node)
     if groups == 1 or tensor.dim() != 4 or tuple(tensor.shape[:2]) != (groups, 1):
         return None  # a full convolution, or a depth multiplier above 1
     in_size, out_size = spatial_size(source), spatial_size(node)
     if in_size is None or out_size is None:
         return None
-    return _Layer(node, tensor.detach(), bias, listed(arg(node, 3, "stride", 1), 2),
-                  listed(arg(node, 4, "padding", 0), 2), listed(arg(node, 5, "dilation", 1), 2),
-                  in_size, out_size)
+    return _Layer(node, tensor.detach(), bias, stride, padding, dilation, in_size, out_size)
 
 
 def _tap(graph: fx.Graph, pixels: fx.Node, layer: _Layer, tap: tuple[int, int]) -> fx.Node:

@@ -25,7 +25,7 @@ import torch
 from torch import fx
 
 from tf2torch.packages.depthwise import spatial_size
-from tf2torch.packages.reversal import arg, listed
+from tf2torch.packages.reversal import conv2d_settings
 from tf2torch.util.threads import ThreadGovernor
 
 aten = torch.ops.aten
@@ -42,11 +42,9 @@ def _layer_name(node: fx.Node, weight: fx.Node) -> str:
 def _packing(weight: torch.Tensor, node: fx.Node, size: tuple[int, int]) -> torch.Tensor:
     """oneDNN's memory descriptor for `weight` packed as Inductor packs it, at the current
     thread count."""
-    groups = arg(node, 6, "groups", 1)
+    stride, padding, dilation, groups = conv2d_settings(node)
     packed = torch.ops.mkldnn._reorder_convolution_weight(
-        weight, listed(arg(node, 4, "padding", 0), 2), listed(arg(node, 3, "stride", 1), 2),
-        listed(arg(node, 5, "dilation", 1), 2), groups,
-        [1, weight.shape[1] * groups, *size])
+        weight, padding, stride, dilation, groups, [1, weight.shape[1] * groups, *size])
     return torch.ops.mkldnn._get_mkldnn_serialized_md(packed)
 
 

@@ -125,6 +125,12 @@ def listed(value, count: int) -> list[int]:
     return values * count if len(values) == 1 else values
 
 
+def conv2d_settings(node: fx.Node) -> tuple[list[int], list[int], list[int], int]:
+    """An `aten.conv2d` node's stride, padding and dilation (two values each) and groups."""
+    return (listed(arg(node, 3, "stride", 1), 2), listed(arg(node, 4, "padding", 0), 2),
+            listed(arg(node, 5, "dilation", 1), 2), arg(node, 6, "groups", 1))
+
+
 # --- which dimensions each tensor holds reversed ------------------------------------------
 
 def _regroup(source: tuple, target: tuple, reversed_dims: Reversed) -> Reversed:
