@@ -52,8 +52,10 @@ def repacked_by_thread_count(gm: fx.GraphModule, counts: Iterable[int]) -> dict[
     """For each thread count in `counts` (the current one aside), the convolutions of `gm`
     whose weight oneDNN would pack differently from the current thread count; counts where
     none would are left out."""
-    if not torch.backends.mkldnn.is_available():
-        return {}
+    own = torch.get_num_threads()
+    others = sorted(set(counts) - {own})
+    if not others or not torch.backends.mkldnn.is_available():
+        return {}  # e.g. the compile runs at the count TF2TORCH_THREADS fixes: nothing to pack
     layers = []
     for node in gm.graph.nodes:
         if node.op != "call_function" or node.target is not aten.conv2d.default:
@@ -65,11 +67,10 @@ def repacked_by_thread_count(gm: fx.GraphModule, counts: Iterable[int]) -> dict[
         tensor = operator.attrgetter(weight.target)(gm).detach()
         if tensor.dtype == torch.float32 and tensor.dim() == 4:
             layers.append((_layer_name(node, weight), tensor, node, size))
-    own = torch.get_num_threads()
     reference = [_packing(t, node, size) for _, t, node, size in layers]
     found: dict[int, list[str]] = {}
     try:
-        for count in sorted(set(counts) - {own}):
+        for count in others:
             torch.set_num_threads(count)
             changed = [name for (name, t, node, size), ref in zip(layers, reference, strict=True)
                        if not torch.equal(_packing(t, node, size), ref)]
