@@ -217,8 +217,8 @@ def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package,
     library = shutil.copy(package / "compiled" / f"{compiled.this_machine().key}.pt2",
                           tmp_path / "lib.pt2")
     monkeypatch.setattr(compiled, "_compile",
-                        lambda form, shapes, layout, path, _: (shutil.copy(library, path),
-                                                               ((1, 1024), False, {}))[1])
+                        lambda form, shapes, layout, plan, path, _: (
+                            shutil.copy(library, path), ((1, 1024), False, {}, []))[1])
     shutil.rmtree(package / "compiled")
     stored = package / "reference_outputs.safetensors"
     with safe_open(str(stored), "np") as f:

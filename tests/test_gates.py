@@ -14,9 +14,9 @@ from torch import nn
 
 import tf2torch
 from keras_models import randomize_statistics
-from tf2torch.packages.compiled import single_image_program, single_image_rewrites
 from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.inference import inference_form
+from tf2torch.packages.single_image import single_image_program, single_image_rewrites
 
 aten = torch.ops.aten
 

@@ -105,7 +105,7 @@ def test_compile_names_the_thread_counts_and_layers(monkeypatch, capsys) -> None
     manifest = Manifest(this_machine(), "weights", "program", "seal", [[14, 14, 64]],
                         (1, 1024), "the original's outputs", None, 1.0, "2026-11-29",
                         one_image_repacked={"1": ["net.project"]})
-    monkeypatch.setattr(tf2torch.api, "compile_package", lambda name: manifest)
+    monkeypatch.setattr(tf2torch.api, "compile_package", lambda name, plan=None: manifest)
     assert main(["compile", "layers"]) == 0
     out = capsys.readouterr().out
     assert "at 1 thread(s), oneDNN would reorder 1 convolution weight(s)" in out

@@ -9,6 +9,7 @@ import argparse
 from dataclasses import asdict
 
 from tf2torch.cli.render import emit_json
+from tf2torch.util.choices import COMPILE_PLANS
 
 HELP = "compile a package ahead of time for this machine (AOTInductor), verified"
 DESCRIPTION = """\
@@ -26,27 +27,38 @@ this user's tf2torch home holds: on another machine, another torch, other weight
 package copied from elsewhere it is ignored with a note, never loaded. Compiling takes
 30-90 s for a MobileNetV2 here, a few minutes for a ResNet50.
 
+Which kernels run the single-image program's layers is planned per CPU (--plan): `mkl`
+makes its 1×1 layers MKL matrix products and its depthwise layers sums Inductor fuses
+(faster on Intel CPUs, the default there); `onednn` leaves them oneDNN convolutions (faster
+on AMD EPYC, the default on every CPU not Intel's). Both are verified the same way.
+
 oneDNN packs convolution weights for the thread count of the compiling process. Where it
 would pack one differently at another count the thread rule may pick (fewer threads when
 other processes keep cores busy), that count would reorder the weight on every call: the
-output says so, per count and layer (`one_image_repacked` in --json). With TF2TORCH_THREADS
-set, the compile runs at that count, and packs for it.
+output says so, per count and layer (`one_image_repacked` in --json); the `onednn` plan
+takes such 1×1 and depthwise layers from oneDNN (MKL products, sums) and names them. With
+TF2TORCH_THREADS set, the compile runs at that count, and packs for it.
 
 examples:
   tf2torch compile mobilenet_v2_1.4_224
   tf2torch convert mobilenet_v2_1.4_224.tgz --compile     the same, right after converting
+  tf2torch compile mobilenet_v2_1.4_224 --plan onednn    oneDNN's kernels, whatever the CPU
 """
 
 
 def compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="repository name or package folder")
+    p.add_argument("--plan", choices=COMPILE_PLANS, default=None,
+                   help="kernels for the single-image program: mkl (1×1 layers as MKL "
+                   "products, depthwise as fused sums) or onednn (oneDNN convolutions); "
+                   "default: mkl on Intel CPUs, onednn on others")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 
 def compile_command(args: argparse.Namespace) -> int:
     from tf2torch.api import compile_package
 
-    manifest = compile_package(args.name)
+    manifest = compile_package(args.name, plan=args.plan)
     if args.json:
         emit_json({**asdict(manifest), "key": manifest.target.key})
         return 0
@@ -54,6 +66,12 @@ def compile_command(args: argparse.Namespace) -> int:
     print(f"compiled for {manifest.target.key} in {manifest.compile_seconds:.0f} s "
           f"(batch {manifest.batch[0]}-{manifest.batch[1]}{single})")
     print(f"verified against {manifest.checked_against}: PASS")
+    if manifest.one_image_plan:
+        plan = manifest.one_image_plan
+        taken = plan.get("taken_from_onednn") or []
+        print(f"single-image program: plan {plan['plan']} ({plan['why']})"
+              + (f"; {len(taken)} layer(s) taken from oneDNN, which packs their weights "
+                 f"differently per thread count ({', '.join(taken)})" if taken else ""))
     for count, names in (manifest.one_image_repacked or {}).items():
         print(f"note: at {count} thread(s), oneDNN would reorder {len(names)} convolution "
               f"weight(s) of the single-image program on every call ({', '.join(names)}); "

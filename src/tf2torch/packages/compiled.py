@@ -10,10 +10,10 @@ count read at run time — and stores the result in the package under `compiled/
     compiled/<key>.json         what they were built from and for, their proof, their seal
 
 Why two: with the batch left open, Inductor's loops parallelise over the batch only (one
-thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (1×1
-convolutions as matmuls, `pointwise.py`; depthwise ones as fused sums, `depthwise.py`;
-channel gates folded into the weights they feed, `gates.py`) was 1.3-1.6x faster at batch
-1 (BENCHMARKS.md). It loads first; the any-batch file only when a batch of two or more
+thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (its
+kernels planned per CPU, `single_image.py`: on Intel 1×1 convolutions as MKL matmuls,
+depthwise ones as fused sums, channel gates folded into the weights they feed) was 1.3-1.6x
+faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a batch of two or more
 arrives.
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
@@ -36,7 +36,6 @@ package converted without verification, against the package's eager module (said
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import json
@@ -57,14 +56,11 @@ from torch import nn
 
 from tf2torch.errors import PackageError
 from tf2torch.packages.aoti import Deferred, Unsealed, load_library
-from tf2torch.packages.depthwise import depthwise_as_sums
-from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
 from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
-from tf2torch.packages.packing import repacked_elsewhere
-from tf2torch.packages.pointwise import pointwise_as_matmul
 from tf2torch.packages.repository import home
+from tf2torch.packages.single_image import chosen_plan, planned_program
 from tf2torch.util.threads import ThreadGovernor, fixed_threads
 
 log = logging.getLogger(__name__)
@@ -117,6 +113,8 @@ class Manifest:
     one_image_verification: dict | None = None
     # thread count -> the single-image program's convolutions oneDNN repacks per call there
     one_image_repacked: dict[str, list[str]] | None = None
+    # which kernels run single images (`single_image.py`): plan, why, layers taken from oneDNN
+    one_image_plan: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "target": asdict(self.target)}, indent=2)
@@ -160,13 +158,16 @@ def _seal(key: bytes, artifact_sha: str, weights_sha: str, target: Target,
 # --- building ---------------------------------------------------------------------------
 
 def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, str]],
-          ) -> tuple[Manifest, Path]:
+          plan: str | None = None) -> tuple[Manifest, Path]:
     """Compile `model`'s inference form and store it in the package, if `check` passes.
 
     `check` runs a candidate module through verification and returns (report dict, what it
     was checked against); it raises when the compiled form disagrees, and nothing is stored.
+    `plan` picks the single-image program's kernels (`single_image.PLANS`; else this
+    machine's default).
     """
     target = this_machine()
+    plan, why = chosen_plan(plan)
     shapes = input_shapes(model.card)
     form = inference_form(model.net, shapes[0], governed=False,
                           input_layout=model.card.input.get("layout", "nchw"))
@@ -175,8 +176,8 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     folder.mkdir(exist_ok=True)
     scratch = [_scratch_file(folder, target) for _ in range(2)]
     try:
-        batch, one_image, repacked = _compile(form, shapes,
-                                              model.card.input.get("layout", "nchw"), *scratch)
+        batch, one_image, repacked, taken = _compile(
+            form, shapes, model.card.input.get("layout", "nchw"), plan, *scratch)
         seconds = time.perf_counter() - started
         report, against = check(CompiledNet(load_library(scratch[0].read_bytes()), None,
                                             batch))
@@ -191,7 +192,8 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
                                   one_sha),
                             [list(s) for s in shapes], batch, against, report,
                             round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report,
-                            repacked)
+                            repacked,
+                            {"plan": plan, "why": why, "taken_from_onednn": taken})
         library, one_path, manifest_path = target.files(folder)
         one_path.unlink(missing_ok=True)  # an older build's
         if one_image:
@@ -210,13 +212,15 @@ def _scratch_file(folder: Path, target: Target) -> Path:
     return Path(path)
 
 
-def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: Path,
-             one_image_path: Path) -> tuple[tuple[int, int], bool, dict[str, list[str]]]:
+def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, plan: str,
+             path: Path, one_image_path: Path,
+             ) -> tuple[tuple[int, int], bool, dict[str, list[str]], list[str]]:
     """AOTInductor with frozen weights: at `path` a program for any batch size where the
     network allows it (else the card's own batch of one), at `one_image_path` one
-    specialised to a single image; both mirrored where that saves padding (`mirror.py`).
-    Returns the batch range of the first, whether the second was built, and the thread
-    counts at which the second would repack convolution weights (`packing.py`)."""
+    specialised to a single image, built to `plan` (`single_image.py`); both mirrored where
+    that saves padding (`mirror.py`). Returns the batch range of the first, whether the
+    second was built, the thread counts at which it would repack convolution weights
+    (`packing.py`) and the layers its plan took from oneDNN for that reason."""
     from torch._inductor import aot_compile
     from torch._inductor.package import package_aoti
     # Inductor freezes weights only with gradients off: compiled with them on, every
@@ -225,7 +229,6 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
     one = tuple(torch.zeros(1, *s) for s in shapes)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     programs: dict[Path, Any] = {}
-    repacked: dict[str, list[str]] = {}
     with torch.no_grad(), fixed_threads():  # TF2TORCH_THREADS: pack for the count it runs at
         try:
             programs[path] = torch.export.export(
@@ -235,12 +238,12 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
         except Exception as exc:  # a reshape to a fixed batch, say: compile for one image
             log.info("no dynamic batch (%s); compiling for batch 1", str(exc).splitlines()[0])
             span = (1, 1)
-        programs[one_image_path if programs else path] = single_image_program(form, one)
+        single_path = one_image_path if programs else path
+        programs[single_path], single, taken, repacked = planned_program(form, one, layout, plan)
         for out, program in programs.items():
             chosen = dict(options)
-            if out == one_image_path or span == (1, 1):
-                module = single_image_rewrites(program, layout)
-                repacked = repacked_elsewhere(module)
+            if out == single_path:
+                module = single
                 # a value read more than once is written once, not recomputed per read (each
                 # depthwise tap re-ran the 1×1 layer's bias and ReLU6): 5-13% (BENCHMARKS.md)
                 chosen["realize_reads_threshold"] = 1
@@ -248,25 +251,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, path: 
                 module = mirrored_module(program, layout)
             args, kwargs = program.example_inputs
             package_aoti(str(out), aot_compile(module, args, kwargs, options=chosen))
-    return span, one_image_path in programs, repacked
-
-
-def single_image_program(form: nn.Module, one: tuple[torch.Tensor, ...]) -> Any:
-    """`form` exported for the single image `one`, its 1×1 convolutions as MKL matmuls
-    (`pointwise.py`; on a copy: `form` itself is left as it was)."""
-    single = copy.deepcopy(form)
-    log.info("single image: %d 1x1 convolutions as matmuls", pointwise_as_matmul(single, one))
-    with torch.no_grad():
-        return torch.export.export(single, one)
-
-
-def single_image_rewrites(program: Any, layout: str) -> torch.fx.GraphModule:
-    """The single-image program's graph as it is compiled: mirrored where that saves
-    padding, depthwise layers as sums, channel gates folded into the matmuls they feed."""
-    module = mirrored_module(program, layout)
-    log.info("single image: %d depthwise layers as sums", depthwise_as_sums(module))
-    log.info("single image: %d channel gates folded into weights", gates_into_weights(module))
-    return module
+    return span, one_image_path in programs, repacked, taken
 
 
 # --- loading ----------------------------------------------------------------------------

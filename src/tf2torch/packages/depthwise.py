@@ -31,12 +31,13 @@ weights and bias, static spatial sizes; everything else is left to oneDNN.
 from __future__ import annotations
 
 import operator
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
 from torch import fx
 
-from tf2torch.packages.reversal import arg, conv2d_settings, pads_by_dim
+from tf2torch.packages.reversal import arg, conv2d_settings, conv_layer_name, pads_by_dim
 
 aten = torch.ops.aten
 
@@ -128,10 +129,12 @@ def _rewrite(gm: fx.GraphModule, layer: _Layer, index: int) -> None:
     graph.erase_node(node)
 
 
-def depthwise_as_sums(gm: fx.GraphModule) -> int:
+def depthwise_as_sums(gm: fx.GraphModule, only: Collection[str] | None = None) -> int:
     """Rewrite, in place, every depthwise 2-D convolution of `gm` (an exported program's
-    module, shapes in `node.meta["val"]`) as sums over its kernel's taps; returns how many."""
-    layers = [layer for node in gm.graph.nodes if (layer := _layer(gm, node)) is not None]
+    module, shapes in `node.meta["val"]`) — or those whose layer `only` names
+    (`reversal.conv_layer_name`) — as sums over its kernel's taps; returns how many."""
+    layers = [layer for node in gm.graph.nodes if (layer := _layer(gm, node)) is not None
+              and (only is None or conv_layer_name(node) in only)]
     for index, layer in enumerate(layers):
         _rewrite(gm, layer, index)
     if layers:

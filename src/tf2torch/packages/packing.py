@@ -25,18 +25,11 @@ import torch
 from torch import fx
 
 from tf2torch.packages.depthwise import spatial_size
-from tf2torch.packages.reversal import conv2d_settings
+from tf2torch.packages.reversal import conv2d_settings, conv_layer_name
 from tf2torch.util.threads import ThreadGovernor
 
 aten = torch.ops.aten
 log = logging.getLogger(__name__)
-
-
-def _layer_name(node: fx.Node, weight: fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack")
-    if stack:  # the innermost module the convolution was traced in
-        return str(list(stack.values())[-1][0])
-    return str(weight.target)
 
 
 def _packing(weight: torch.Tensor, node: fx.Node, size: tuple[int, int]) -> torch.Tensor:
@@ -66,7 +59,7 @@ def repacked_by_thread_count(gm: fx.GraphModule, counts: Iterable[int]) -> dict[
             continue
         tensor = operator.attrgetter(weight.target)(gm).detach()
         if tensor.dtype == torch.float32 and tensor.dim() == 4:
-            layers.append((_layer_name(node, weight), tensor, node, size))
+            layers.append((conv_layer_name(node), tensor, node, size))
     reference = [_packing(t, node, size) for _, t, node, size in layers]
     found: dict[int, list[str]] = {}
     try:
@@ -81,15 +74,19 @@ def repacked_by_thread_count(gm: fx.GraphModule, counts: Iterable[int]) -> dict[
     return found
 
 
-def repacked_elsewhere(gm: fx.GraphModule, most: int = 64) -> dict[str, list[str]]:
-    """`repacked_by_thread_count` over the thread counts the thread rule may pick here (the
-    one `TF2TORCH_THREADS` fixes, else 1 to the usable CPUs, at most `most`), keyed by the
-    count as text (JSON). Advice only: where oneDNN cannot pack a weight, it is logged and
-    the answer is empty."""
+def rule_counts(most: int = 64) -> list[int]:
+    """The thread counts the thread rule may pick here: the one `TF2TORCH_THREADS` fixes,
+    else 1 to the usable CPUs (at most `most`)."""
     rule = ThreadGovernor()
-    counts = [rule.fixed] if rule.fixed else range(1, min(rule.usable, most) + 1)
+    return [rule.fixed] if rule.fixed else list(range(1, min(rule.usable, most) + 1))
+
+
+def repacked_elsewhere(gm: fx.GraphModule, most: int = 64) -> dict[str, list[str]]:
+    """`repacked_by_thread_count` over the thread counts the thread rule may pick here
+    (`rule_counts`), keyed by the count as text (JSON). Advice only: where oneDNN cannot
+    pack a weight, it is logged and the answer is empty."""
     try:
-        found = repacked_by_thread_count(gm, counts)
+        found = repacked_by_thread_count(gm, rule_counts(most))
     except RuntimeError as exc:
         log.warning("could not check how oneDNN packs the weights per thread count: %s", exc)
         return {}

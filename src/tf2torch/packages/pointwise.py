@@ -19,7 +19,7 @@ another count reorders it on every call (BENCHMARKS.md, ninth session).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 from torch import nn
@@ -50,13 +50,16 @@ def _is_pointwise(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros")
 
 
-def pointwise_as_matmul(net: nn.Module, example: Sequence[torch.Tensor]) -> int:
+def pointwise_as_matmul(net: nn.Module, example: Sequence[torch.Tensor],
+                        only: Collection[str] | None = None) -> int:
     """Replace, in place, each 1×1 convolution that `net` runs at one spatial size on the
-    single image `example` by a `PointwiseMatmul` for that size; returns how many."""
+    single image `example` — or each of those `only` names (as `net.named_modules()` does)
+    — by a `PointwiseMatmul` for that size; returns how many."""
     sizes: dict[str, set[tuple[int, int]]] = defaultdict(set)
     hooks = [module.register_forward_pre_hook(
         lambda _, args, name=name: sizes[name].add(tuple(args[0].shape[-2:])))
-        for name, module in net.named_modules() if _is_pointwise(module)]
+        for name, module in net.named_modules()
+        if _is_pointwise(module) and (only is None or name in only)]
     try:
         with torch.no_grad():
             net(*example)

@@ -125,6 +125,15 @@ def listed(value, count: int) -> list[int]:
     return values * count if len(values) == 1 else values
 
 
+def conv_layer_name(node: fx.Node) -> str:
+    """The name of the module a convolution node was traced in (the innermost one), else its
+    weight's attribute: how packing reports layers and how plans name them."""
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        return str(list(stack.values())[-1][0])
+    return str(node.args[1].target)
+
+
 def conv2d_settings(node: fx.Node) -> tuple[list[int], list[int], list[int], int]:
     """An `aten.conv2d` node's stride, padding and dilation (two values each) and groups."""
     return (listed(arg(node, 3, "stride", 1), 2), listed(arg(node, 4, "padding", 0), 2),

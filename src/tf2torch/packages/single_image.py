@@ -1,0 +1,129 @@
+"""The single-image program, and the plan that decides which kernels run its layers.
+
+Which library is faster for a layer depends on the CPU, so the single-image program is
+built to one of two plans:
+
+- `mkl`: every 1×1 stride-1 layer a `bmm` that MKL runs (`pointwise.py`), every depthwise
+  layer a sum over its taps that Inductor fuses (`depthwise.py`), channel gates folded into
+  the products' weights (`gates.py`). On an Intel Xeon (AVX-512, AMX) the products alone
+  took Keras' MobileNetV2 from 6.4-6.6 to 4.9-5.0 ms, and the sums and gates gained more.
+- `onednn`: the layers stay oneDNN convolutions (weights prepacked at compile time, bias
+  and activation fused), except those whose weight oneDNN would pack differently at
+  another thread count the thread rule may pick (`packing.py`): such 1×1 layers become MKL
+  products and such depthwise layers sums, which pack nothing ahead of time, so no count
+  reorders them on every call (19× a layer's time, measured). Others (strided 1×1, full
+  convolutions) stay, and `tf2torch compile` names them.
+
+On an AMD EPYC (Zen 4, AVX-512) the `onednn` plan took 0.86× the `mkl` plan's time on Keras'
+MobileNetV2, 0.87× on ResNet50 and 0.91× on EfficientNetB0 at 2 threads (0.87×, 0.91×
+and 0.94× at 1), one process per program (BENCHMARKS.md, tenth session). MKL picks its
+code path by CPU vendor (Intel says it may not optimise to the same degree for other
+vendors' processors), oneDNN by instruction set alone. So the plan defaults to `mkl` on
+Intel's x86 CPUs and to `onednn` on any other (AMD, ARM, unknown); `tf2torch compile NAME
+--plan P` overrides it, and the manifest records the plan and why.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import platform
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from tf2torch.errors import UsageError
+from tf2torch.packages.depthwise import depthwise_as_sums
+from tf2torch.packages.gates import gates_into_weights
+from tf2torch.packages.mirror import mirrored_module
+from tf2torch.packages.packing import repacked_by_thread_count, repacked_elsewhere, rule_counts
+from tf2torch.packages.pointwise import pointwise_as_matmul
+from tf2torch.util.choices import COMPILE_PLANS
+
+log = logging.getLogger(__name__)
+
+PLANS = COMPILE_PLANS
+_CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor string (`GenuineIntel`, `AuthenticAMD`, ...), or `unknown`."""
+    try:
+        for line in _CPUINFO.read_text(encoding="ascii", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "vendor_id":
+                return value.strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def default_plan() -> tuple[str, str]:
+    """The plan for this machine, and why."""
+    vendor = cpu_vendor()
+    if vendor == "GenuineIntel" and platform.machine().lower() in ("x86_64", "amd64"):
+        return "mkl", f"CPU vendor {vendor}"
+    return "onednn", f"CPU vendor {vendor}"
+
+
+def chosen_plan(plan: str | None) -> tuple[str, str]:
+    """`plan` when given (checked), else this machine's default; with why."""
+    if plan is None:
+        return default_plan()
+    if plan not in PLANS:
+        raise UsageError(f"plan {plan!r}: give one of {', '.join(PLANS)}")
+    return plan, "chosen by the user"
+
+
+def single_image_program(form: nn.Module, one: tuple[torch.Tensor, ...],
+                         products: Collection[str] | None = None) -> Any:
+    """`form` exported for the single image `one`, its 1×1 convolutions as MKL matmuls
+    (`pointwise.py`): all of them, or only those named in `products` (on a copy: `form`
+    itself is left as it was)."""
+    single = copy.deepcopy(form)
+    count = pointwise_as_matmul(single, one, only=products)
+    log.info("single image: %d 1x1 convolutions as matmuls", count)
+    with torch.no_grad():
+        return torch.export.export(single, one)
+
+
+def single_image_rewrites(program: Any, layout: str, sums: Collection[str] | None = None,
+                          ) -> fx.GraphModule:
+    """The single-image program's graph as it is compiled: mirrored where that saves
+    padding, depthwise layers as sums (all, or those `sums` names), channel gates folded
+    into the matmuls they feed."""
+    module = mirrored_module(program, layout)
+    count = depthwise_as_sums(module, only=sums)
+    log.info("single image: %d depthwise layers as sums", count)
+    log.info("single image: %d channel gates folded into weights", gates_into_weights(module))
+    return module
+
+
+def planned_program(form: nn.Module, one: tuple[torch.Tensor, ...], layout: str, plan: str,
+                    ) -> tuple[Any, fx.GraphModule, list[str], dict[str, list[str]]]:
+    """The single-image program built to `plan`: the exported program, its graph as it is
+    compiled, the layers taken from oneDNN because it packs them per thread count (`onednn`
+    plan: 1×1 layers become MKL products, depthwise ones sums; the `mkl` plan takes them
+    all and lists none), and the layers still repacked at another thread count
+    (`packing.repacked_elsewhere`)."""
+    if plan == "mkl":
+        program = single_image_program(form, one)
+        module = single_image_rewrites(program, layout)
+        return program, module, [], repacked_elsewhere(module)
+    program = single_image_program(form, one, products=())
+    module = single_image_rewrites(program, layout, sums=())
+    try:
+        unstable = sorted({name for names in repacked_by_thread_count(
+            module, rule_counts()).values() for name in names})
+    except RuntimeError as exc:  # oneDNN could not pack one: no products chosen, reported
+        log.warning("could not check how oneDNN packs the weights per thread count: %s", exc)
+        unstable = []
+    if unstable:  # strided or shared 1×1 layers and full convolutions stay, and are reported
+        program = single_image_program(form, one, products=unstable)
+        module = single_image_rewrites(program, layout, sums=unstable)
+    repacked = repacked_elsewhere(module)
+    left = {name for names in repacked.values() for name in names}
+    return program, module, [n for n in unstable if n not in left], repacked

@@ -1,0 +1,152 @@
+"""The single-image program's plan (`single_image.py`): chosen by CPU vendor or by the user,
+each plan's program verified against TensorFlow, and the `onednn` plan taking from oneDNN
+exactly the layers it would repack at another thread count."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tf2torch
+from tf2torch.errors import UsageError
+from tf2torch.packages import single_image
+from tf2torch.packages.single_image import chosen_plan, default_plan, planned_program
+
+aten = torch.ops.aten
+
+
+@pytest.mark.parametrize(("vendor", "plan"), [("GenuineIntel", "mkl"), ("AuthenticAMD", "onednn"),
+                                             (None, "onednn")])
+def test_the_default_plan_follows_the_cpu_vendor(tmp_path, monkeypatch, vendor, plan):
+    cpuinfo = tmp_path / "cpuinfo"
+    if vendor:
+        cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 25\n")
+    monkeypatch.setattr(single_image, "_CPUINFO", cpuinfo)
+    monkeypatch.setattr(single_image.platform, "machine", lambda: "x86_64")
+    assert default_plan() == (plan, f"CPU vendor {vendor or 'unknown'}")
+    assert chosen_plan(None) == default_plan()
+    assert chosen_plan("mkl") == ("mkl", "chosen by the user")
+
+
+def test_an_unknown_plan_is_refused_by_name():
+    with pytest.raises(UsageError, match=r"'fast'.*mkl, onednn"):
+        chosen_plan("fast")
+
+
+class Layers(nn.Module):
+    """A 1×1 layer oneDNN packs differently at 1 and 2 threads on this project's machines
+    (`project`, 256→1024 at 14×14: tests/test_packing.py), one it packs alike (`expand`),
+    a depthwise and a full 3×3 layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.narrow = nn.Conv2d(32, 64, 3, padding=1)
+        self.expand = nn.Conv2d(64, 256, 1)
+        self.depthwise = nn.Conv2d(256, 256, 3, padding=1, groups=256)
+        self.project = nn.Conv2d(256, 1024, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.depthwise(self.expand(self.narrow(x))))
+
+
+def _ops(module) -> dict:
+    nodes = [n.target for n in module.graph.nodes if n.op == "call_function"]
+    return {"bmm": nodes.count(aten.bmm.default), "conv": nodes.count(aten.conv2d.default)}
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    own = torch.get_num_threads()
+    torch.set_num_threads(2)  # the compile's count; the rule may also pick 1 here
+    yield
+    torch.set_num_threads(own)
+
+
+def _planned(plan: str):
+    one = (torch.zeros(1, 32, 14, 14),)
+    with torch.no_grad():
+        return planned_program(Layers().eval(), one, "nchw", plan)
+
+
+def test_the_onednn_plan_takes_from_onednn_only_what_it_would_repack(two_threads):
+    _, module, taken, repacked = _planned("onednn")
+    assert taken == ["project"] and repacked == {}
+    assert _ops(module) == {"bmm": 1, "conv": 3}  # expand, depthwise and narrow stay oneDNN's
+
+
+def test_the_mkl_plan_makes_every_pointwise_layer_a_product_and_depthwise_sums(two_threads):
+    _, module, taken, _ = _planned("mkl")
+    assert taken == []
+    assert _ops(module) == {"bmm": 2, "conv": 1}  # only the full 3×3 stays a convolution
+
+
+def test_a_depthwise_layer_oneDNN_would_repack_becomes_sums(two_threads, monkeypatch):
+    """No depthwise shape is known to be packed per thread count here; told one is, the plan
+    rewrites that layer (and only it) as sums."""
+    monkeypatch.setattr(single_image, "repacked_by_thread_count",
+                        lambda gm, counts: {1: ["depthwise"]})
+    _, module, taken, _ = _planned("onednn")
+    assert "depthwise" in taken
+    assert _ops(module) == {"bmm": 0, "conv": 3}
+
+
+@pytest.fixture(scope="module")
+def release(standin):
+    return standin(0.35, 96)
+
+
+@pytest.mark.parametrize("plan", ["mkl", "onednn"])
+def test_each_plan_compiles_a_single_image_program_that_matches_tensorflow(
+        release, tmp_path_factory, plan):
+    """Whatever this machine's default, both plans build a program that gives TensorFlow's
+    logits image by image, and the manifest says which plan and why."""
+    home = tmp_path_factory.mktemp("home")
+    before = os.environ.get("TF2TORCH_HOME")
+    os.environ["TF2TORCH_HOME"] = str(home)
+    try:
+        out = tmp_path_factory.mktemp("pkg") / "mnv2"
+        tf2torch.convert(release.archive, out, verify=False)
+        manifest = tf2torch.api.compile_package(out, plan=plan)
+        assert manifest.one_image_plan["plan"] == plan
+        assert manifest.one_image_plan["why"] == "chosen by the user"
+        stored = json.loads(next((out / "compiled").glob("*.json")).read_text())
+        assert stored["one_image_plan"]["plan"] == plan
+        net = tf2torch.load(out, inference=True).net.net
+        with h5py.File(release.tests_h5) as f:
+            x, expected = f["RandomInput"][()].transpose(0, 3, 1, 2), f["LogitsForRandom"][()]
+        with torch.inference_mode():
+            for i in range(len(x)):
+                got = net(torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))).numpy()
+                assert np.abs(got - expected[i:i + 1]).max() < 1e-4
+        assert net._runner._library is None  # single images ran the plan's own program
+    finally:
+        os.environ["TF2TORCH_HOME"] = before or ""
+
+
+def test_compile_passes_the_plan_and_says_which_ran(monkeypatch, capsys):
+    import tf2torch.api
+    from tf2torch.cli import main
+    from tf2torch.packages.compiled import Manifest, this_machine
+
+    asked = []
+    manifest = Manifest(this_machine(), "weights", "program", "seal", [[14, 14, 32]],
+                        (1, 1024), "the original's outputs", None, 1.0, "2026-11-29",
+                        one_image_plan={"plan": "onednn", "why": "chosen by the user",
+                                        "taken_from_onednn": ["net.project"]})
+    monkeypatch.setattr(tf2torch.api, "compile_package",
+                        lambda name, plan=None: asked.append(plan) or manifest)
+    assert main(["compile", "layers", "--plan", "onednn"]) == 0
+    assert asked == ["onednn"]
+    out = capsys.readouterr().out
+    assert "single-image program: plan onednn (chosen by the user)" in out
+    assert "1 layer(s) taken from oneDNN" in out and "(net.project)" in out
+    with pytest.raises(SystemExit):
+        main(["compile", "layers", "--plan", "fast"])
