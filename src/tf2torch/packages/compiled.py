@@ -12,9 +12,9 @@ count read at run time — and stores the result in the package under `compiled/
 Why two: with the batch left open, Inductor's loops parallelise over the batch only (one
 thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (its
 kernels planned per CPU, `single_image.py`: on Intel 1×1 convolutions as MKL matmuls,
-depthwise ones as fused sums, channel gates folded into the weights they feed) was 1.3-1.6x
-faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a batch of two or more
-arrives.
+depthwise ones as fused sums, channel gates folded into the weights they feed) was
+1.3-1.6x faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a
+batch of two or more arrives.
 
 `key` names what the library depends on: torch's version, the machine and the CPU's vector
 instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
