@@ -5,7 +5,6 @@ exactly the layers it would repack at another thread count."""
 from __future__ import annotations
 
 import json
-import os
 
 import h5py
 import numpy as np
@@ -105,30 +104,24 @@ def release(standin):
 
 @pytest.mark.parametrize("plan", ["mkl", "onednn"])
 def test_each_plan_compiles_a_single_image_program_that_matches_tensorflow(
-        release, tmp_path_factory, plan):
+        release, tmp_path, plan):
     """Whatever this machine's default, both plans build a program that gives TensorFlow's
     logits image by image, and the manifest says which plan and why."""
-    home = tmp_path_factory.mktemp("home")
-    before = os.environ.get("TF2TORCH_HOME")
-    os.environ["TF2TORCH_HOME"] = str(home)
-    try:
-        out = tmp_path_factory.mktemp("pkg") / "mnv2"
-        tf2torch.convert(release.archive, out, verify=False)
-        manifest = tf2torch.api.compile_package(out, plan=plan)
-        assert manifest.one_image_plan["plan"] == plan
-        assert manifest.one_image_plan["why"] == "chosen by the user"
-        stored = json.loads(next((out / "compiled").glob("*.json")).read_text())
-        assert stored["one_image_plan"]["plan"] == plan
-        net = tf2torch.load(out, inference=True).net.net
-        with h5py.File(release.tests_h5) as f:
-            x, expected = f["RandomInput"][()].transpose(0, 3, 1, 2), f["LogitsForRandom"][()]
-        with torch.inference_mode():
-            for i in range(len(x)):
-                got = net(torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))).numpy()
-                assert np.abs(got - expected[i:i + 1]).max() < 1e-4
-        assert net._runner._library is None  # single images ran the plan's own program
-    finally:
-        os.environ["TF2TORCH_HOME"] = before or ""
+    out = tmp_path / "mnv2"  # the home (the seal's key) is the test's own: conftest.py
+    tf2torch.convert(release.archive, out, verify=False)
+    manifest = tf2torch.api.compile_package(out, plan=plan)
+    assert manifest.one_image_plan["plan"] == plan
+    assert manifest.one_image_plan["why"] == "chosen by the user"
+    stored = json.loads(next((out / "compiled").glob("*.json")).read_text())
+    assert stored["one_image_plan"]["plan"] == plan
+    net = tf2torch.load(out, inference=True).net.net
+    with h5py.File(release.tests_h5) as f:
+        x, expected = f["RandomInput"][()].transpose(0, 3, 1, 2), f["LogitsForRandom"][()]
+    with torch.inference_mode():
+        for i in range(len(x)):
+            got = net(torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))).numpy()
+            assert np.abs(got - expected[i:i + 1]).max() < 1e-4
+    assert net._runner._library is None  # single images ran the plan's own program
 
 
 def test_compile_passes_the_plan_and_says_which_ran(monkeypatch, capsys):
