@@ -88,6 +88,29 @@ def prepare(cache: Path) -> None:
     p = paths(cache)
     if not (p["onnx"].exists() and p["package"].exists() and p["image"].exists()):
         _python(["-c", _PREPARE, str(cache)], timeout=1200)
+    ensure_compiled(p["package"])
+
+
+def ensure_compiled(package: Path) -> None:
+    """Compile `package` where it has no compiled form keyed to this machine, torch and CPU
+    vendor (new, or a cache made elsewhere): the timed process refuses to run without one.
+    Compiled as a user would, without TF2TORCH_THREADS, so the plan sees every thread count
+    the rule may pick (`single_image.py`)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF2TORCH_THREADS"}
+    subprocess.run([sys.executable, "-c", _ENSURE_COMPILED, str(package)], check=True,
+                   timeout=1800, env={**env, "PYTHONWARNINGS": "ignore"}, cwd=REPO)
+
+
+_ENSURE_COMPILED = """
+import sys
+from pathlib import Path
+from tf2torch.api import compile_package
+from tf2torch.packages.compiled import this_machine
+package = Path(sys.argv[1])
+if not (package / "compiled" / f"{this_machine().key}.json").is_file():
+    print("compiling", package, "for", this_machine().key, flush=True)
+    compile_package(package)
+"""
 
 
 _PREPARE = f"""
@@ -102,12 +125,11 @@ p = paths(Path(sys.argv[1]))
 if not p["tests_h5"].exists():
     from tf2torch.references.standin import make_standin_release
     make_standin_release(p["release"], {MULTIPLIER}, {SIZE}, tflite=False, pack=False)
-from tf2torch.api import convert, compile_package
+from tf2torch.api import convert
 from tf2torch.packages.package import load_package
 from tf2torch.packages.export import export_onnx
 if not p["package"].exists():
     convert(p["prefix"], p["package"])
-    compile_package(p["package"])
 print(export_onnx(load_package(p["package"]), p["onnx"]).summary())
 rng = np.random.default_rng(0)
 Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(p["image"])

@@ -47,12 +47,11 @@ name, folder = sys.argv[1], Path(sys.argv[2])
 folder.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(0)
 getattr(keras.applications, name)(weights=None).save(folder / "model.keras")
-from tf2torch.api import convert, compile_package
+from tf2torch.api import convert
 from tf2torch.packages.package import load_package
 from tf2torch.packages.export import export_onnx
 result = convert(folder / "model.keras", folder / "package", verify=True)
 print("verified against Keras:", result.verification.passed)
-compile_package(folder / "package")
 print(export_onnx(load_package(folder / "package"), folder / "model.onnx").summary())
 """
 
@@ -61,6 +60,7 @@ def prepare(cache: Path, model: str) -> Path:
     folder = cache / model
     if not (folder / "model.onnx").exists():
         _python(["-c", _PREPARE, model, str(folder)], timeout=1800)
+    inference.ensure_compiled(folder / "package")
     return folder
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -176,6 +177,17 @@ def _other_machine(package: Path) -> None:
         path.rename(path.with_name(path.name.replace(key, "torch-2.0.0-aarch64-neon")))
 
 
+HERE = compiled.this_machine()
+OTHER_VENDOR_KEY = replace(HERE, vendor="intel" if HERE.vendor != "intel" else "amd").key
+
+
+def _other_vendor(package: Path) -> None:
+    """Built on a CPU of another vendor with the same instructions: its plan and oneDNN's
+    packing were chosen for that CPU."""
+    for path in (package / "compiled").iterdir():
+        path.rename(path.with_name(path.name.replace(HERE.key, OTHER_VENDOR_KEY)))
+
+
 def _flip_a_byte_of_the_any_batch_program(package: Path) -> None:
     library = next(p for p in (package / "compiled").glob("*.pt2")
                    if not p.name.endswith(compiled.ONE_IMAGE_SUFFIX))
@@ -187,6 +199,7 @@ def _flip_a_byte_of_the_any_batch_program(package: Path) -> None:
 @pytest.mark.parametrize("damage, note", [
     (_flip_a_byte, "never loaded"), (_another_users_build, "never loaded"),
     (_other_weights, "other weights"), (_other_machine, "built for torch-2.0.0-aarch64-neon"),
+    (_other_vendor, f"built for {OTHER_VENDOR_KEY}, this machine is"),
 ])
 def test_a_compiled_form_that_does_not_belong_is_ignored(package, release, damage, note,
                                                           caplog):

@@ -20,9 +20,14 @@ from tf2torch.packages.single_image import chosen_plan, default_plan, planned_pr
 aten = torch.ops.aten
 
 
-@pytest.mark.parametrize(("vendor", "plan"), [("GenuineIntel", "mkl"), ("AuthenticAMD", "onednn"),
-                                             (None, "onednn")])
-def test_the_default_plan_follows_the_cpu_vendor(tmp_path, monkeypatch, vendor, plan):
+@pytest.mark.parametrize(("vendor", "plan", "key_end"), [
+    ("GenuineIntel", "mkl", "-intel"), ("AuthenticAMD", "onednn", "-amd"),
+    (None, "onednn", f"-{torch.backends.cpu.get_cpu_capability().lower()}")])
+def test_the_default_plan_and_the_compiled_key_follow_the_cpu_vendor(
+        tmp_path, monkeypatch, vendor, plan, key_end):
+    """A program planned for one vendor is not another's: the key names the vendor."""
+    from tf2torch.packages.compiled import this_machine
+
     cpuinfo = tmp_path / "cpuinfo"
     if vendor:
         cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 25\n")
@@ -31,6 +36,7 @@ def test_the_default_plan_follows_the_cpu_vendor(tmp_path, monkeypatch, vendor, 
     assert default_plan() == (plan, f"CPU vendor {vendor or 'unknown'}")
     assert chosen_plan(None) == default_plan()
     assert chosen_plan("mkl") == ("mkl", "chosen by the user")
+    assert this_machine().key.endswith(key_end)
 
 
 def test_an_unknown_plan_is_refused_by_name():

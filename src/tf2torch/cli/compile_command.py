@@ -22,9 +22,9 @@ single-image one image by image; only then is the result stored, under compiled/
 
 After that, `tf2torch.load(NAME, inference=True)`, `predict --backend torch-fast` and
 `serve` run the compiled form, loaded in well under a second with nothing compiled. It is
-keyed to this torch version, machine and CPU instruction set, and sealed with a key only
-this user's tf2torch home holds: on another machine, another torch, other weights or in a
-package copied from elsewhere it is ignored with a note, never loaded. Compiling takes
+keyed to this torch version, machine, CPU instruction set and vendor, and sealed with a
+key only this user's tf2torch home holds: on another machine, another torch, other weights
+or in a package copied from elsewhere it is ignored with a note, never loaded. Compiling takes
 30-90 s for a MobileNetV2 here, a few minutes for a ResNet50.
 
 Which kernels run the single-image program's layers is planned per CPU (--plan): `mkl`

@@ -16,12 +16,13 @@ depthwise ones as fused sums, channel gates folded into the weights they feed) w
 1.3-1.6x faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a
 batch of two or more arrives.
 
-`key` names what the library depends on: torch's version, the machine and the CPU's vector
-instructions (`torch-2.13.0-x86_64-avx512`). Loading one takes well under a second and
-compiles nothing. A compiled form is used only when all of these hold, and is otherwise
-ignored with a note saying why (the package then runs its eager inference form):
+`key` names what the library depends on: torch's version, the machine, the CPU's vector
+instructions and its vendor (`torch-2.13.0-x86_64-avx512-amd`: the kernels are planned per
+vendor, `single_image.py`). Loading one takes well under a second and compiles nothing. A
+compiled form is used only when all of these hold, and is otherwise ignored with a note
+saying why (the package then runs its eager inference form):
 
-- it was built for this torch, machine and instruction set;
+- it was built for this torch, machine, instruction set and CPU vendor;
 - it was built from the weights the package holds now (their sha256, as the card records);
 - its seal checks: an HMAC of the files' sha256 under a key that only this user's tf2torch
   home holds (`compile.key`). A shared library runs native code when loaded, so one that
@@ -60,7 +61,7 @@ from tf2torch.packages.inference import Governed, configure_allocator, inference
 from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
 from tf2torch.packages.repository import home
-from tf2torch.packages.single_image import chosen_plan, planned_program
+from tf2torch.packages.single_image import chosen_plan, cpu_vendor, planned_program
 from tf2torch.util.threads import ThreadGovernor, fixed_threads
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ COMPILED_DIR = "compiled"
 KEY_FILE = "compile.key"
 MAX_BATCH = 1024
 ONE_IMAGE_SUFFIX = ".one-image.pt2"
+_VENDORS = {"GenuineIntel": "intel", "AuthenticAMD": "amd", "unknown": ""}
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,14 @@ class Target:
     torch: str
     machine: str
     isa: str
+    # the CPU's vendor: the plan (`single_image.py`) and oneDNN's weight packing were chosen
+    # for it, so another vendor's CPU with the same instructions gets a build of its own
+    vendor: str = ""
 
     @property
     def key(self) -> str:
-        return f"torch-{self.torch}-{self.machine}-{self.isa}".replace("+", "_").lower()
+        parts = [f"torch-{self.torch}", self.machine, self.isa, *filter(None, [self.vendor])]
+        return "-".join(parts).replace("+", "_").lower()
 
     def files(self, folder: Path) -> tuple[Path, Path, Path]:
         """In `folder`: the any-batch program, the single-image one, the manifest."""
@@ -90,8 +96,9 @@ class Target:
 
 
 def this_machine() -> Target:
+    vendor = _VENDORS.get(cpu_vendor(), "".join(c for c in cpu_vendor() if c.isalnum()))
     return Target(torch.__version__, platform.machine(),
-                  torch.backends.cpu.get_cpu_capability().lower())
+                  torch.backends.cpu.get_cpu_capability().lower(), vendor.lower())
 
 
 @dataclass(frozen=True)
