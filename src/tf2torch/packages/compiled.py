@@ -96,7 +96,8 @@ class Target:
 
 
 def this_machine() -> Target:
-    vendor = _VENDORS.get(cpu_vendor(), "".join(c for c in cpu_vendor() if c.isalnum()))
+    named = cpu_vendor()
+    vendor = _VENDORS.get(named, "".join(c for c in named if c.isalnum()))
     return Target(torch.__version__, platform.machine(),
                   torch.backends.cpu.get_cpu_capability().lower(), vendor.lower())
 
