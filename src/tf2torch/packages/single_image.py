@@ -14,9 +14,10 @@ built to one of two plans:
   reorders them on every call (19× a layer's time, measured). Others (strided 1×1, full
   convolutions) stay, and `tf2torch compile` names them.
 
-On an AMD EPYC (Zen 4, AVX-512) the `onednn` plan took 0.86× the `mkl` plan's time on Keras'
-MobileNetV2, 0.87× on ResNet50 and 0.91× on EfficientNetB0 at 2 threads (0.87×, 0.91×
-and 0.94× at 1), one process per program (BENCHMARKS.md, tenth session). MKL picks its
+On an AMD EPYC (Zen 4, AVX-512) the `onednn` plan took 0.91× the `mkl` plan's time on Keras'
+MobileNetV2, 0.90× on ResNet50, 0.87× on EfficientNetB0 (noisy) and 0.82× on the slim
+MobileNetV2-1.4 at 2 threads (0.90×, 0.91×, 0.94× and 0.82× at 1), one process per
+program (BENCHMARKS.md, tenth session). MKL picks its
 code path by CPU vendor (Intel says it may not optimise to the same degree for other
 vendors' processors), oneDNN by instruction set alone. So the plan defaults to `mkl` on
 Intel's x86 CPUs and to `onednn` on any other (AMD, ARM, unknown); `tf2torch compile NAME
