@@ -1,6 +1,7 @@
 """The single-image program's plan (`single_image.py`): chosen by CPU vendor or by the user,
-each plan's program verified against TensorFlow, and the `onednn` plan taking from oneDNN
-exactly the layers it would repack at another thread count."""
+each plan's program verified against TensorFlow, the `onednn` plan taking from oneDNN
+exactly the layers it would repack at another thread count, and the `onednn-cached` plan
+handing every convolution to tf2torch's own op (run without it where the op cannot load)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,19 @@ from torch import nn
 
 import tf2torch
 from tf2torch.errors import UsageError
-from tf2torch.packages import single_image
+from tf2torch.packages import native_ops, single_image
 from tf2torch.packages.single_image import chosen_plan, default_plan, planned_program
 
 aten = torch.ops.aten
 
 
 @pytest.mark.parametrize(("vendor", "plan", "key_end"), [
-    ("GenuineIntel", "mkl", "-intel"), ("AuthenticAMD", "onednn", "-amd"),
-    (None, "onednn", f"-{torch.backends.cpu.get_cpu_capability().lower()}")])
+    ("GenuineIntel", "mkl", "-intel"), ("AuthenticAMD", "onednn-cached", "-amd"),
+    (None, "onednn-cached", f"-{torch.backends.cpu.get_cpu_capability().lower()}")])
 def test_the_default_plan_and_the_compiled_key_follow_the_cpu_vendor(
         tmp_path, monkeypatch, vendor, plan, key_end):
-    """A program planned for one vendor is not another's: the key names the vendor."""
+    """A program planned for one vendor is not another's: the key names the vendor. (The
+    `[native]` extra is installed by `make test`: its op must load here.)"""
     from tf2torch.packages.compiled import this_machine
 
     cpuinfo = tmp_path / "cpuinfo"
@@ -37,6 +39,15 @@ def test_the_default_plan_and_the_compiled_key_follow_the_cpu_vendor(
     assert chosen_plan(None) == default_plan()
     assert chosen_plan("mkl") == ("mkl", "chosen by the user")
     assert this_machine().key.endswith(key_end)
+
+
+def test_without_the_native_op_the_default_is_onednn_and_says_why(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n")
+    monkeypatch.setattr(single_image, "_CPUINFO", cpuinfo)
+    monkeypatch.setattr(single_image, "unavailable", lambda: "no C++ compiler (g++) on PATH")
+    assert default_plan() == ("onednn", "CPU vendor AuthenticAMD; tf2torch's oneDNN op is "
+                              "unavailable: no C++ compiler (g++) on PATH")
 
 
 def test_an_unknown_plan_is_refused_by_name():
@@ -63,7 +74,8 @@ class Layers(nn.Module):
 
 def _ops(module) -> dict:
     nodes = [n.target for n in module.graph.nodes if n.op == "call_function"]
-    return {"bmm": nodes.count(aten.bmm.default), "conv": nodes.count(aten.conv2d.default)}
+    return {"bmm": nodes.count(aten.bmm.default), "conv": nodes.count(aten.conv2d.default),
+            "native": nodes.count(torch.ops.tf2torch.conv.default)}
 
 
 @pytest.fixture
@@ -84,13 +96,21 @@ def _planned(plan: str):
 def test_the_onednn_plan_takes_from_onednn_only_what_it_would_repack(two_threads):
     _, module, taken, repacked = _planned("onednn")
     assert taken == ["project"] and repacked == {}
-    assert _ops(module) == {"bmm": 1, "conv": 3}  # expand, depthwise and narrow stay oneDNN's
+    # expand, depthwise and narrow stay oneDNN's
+    assert _ops(module) == {"bmm": 1, "conv": 3, "native": 0}
 
 
 def test_the_mkl_plan_makes_every_pointwise_layer_a_product_and_depthwise_sums(two_threads):
     _, module, taken, _ = _planned("mkl")
     assert taken == []
-    assert _ops(module) == {"bmm": 2, "conv": 1}  # only the full 3×3 stays a convolution
+    assert _ops(module) == {"bmm": 2, "conv": 1, "native": 0}  # only the full 3×3 stays
+
+
+def test_the_cached_plan_hands_every_convolution_to_the_native_op(two_threads):
+    """Layers oneDNN packs per thread count included: the op packs once per count."""
+    _, module, taken, repacked = _planned("onednn-cached")
+    assert taken == [] and repacked == {}
+    assert _ops(module) == {"bmm": 0, "conv": 0, "native": 4}
 
 
 def test_a_depthwise_layer_oneDNN_would_repack_becomes_sums(two_threads, monkeypatch):
@@ -100,7 +120,7 @@ def test_a_depthwise_layer_oneDNN_would_repack_becomes_sums(two_threads, monkeyp
                         lambda gm, counts: {1: ["depthwise"]})
     _, module, taken, _ = _planned("onednn")
     assert "depthwise" in taken
-    assert _ops(module) == {"bmm": 0, "conv": 3}
+    assert _ops(module) == {"bmm": 0, "conv": 3, "native": 0}
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +128,13 @@ def release(standin):
     return standin(0.35, 96)
 
 
-@pytest.mark.parametrize("plan", ["mkl", "onednn"])
+@pytest.mark.parametrize("plan", ["mkl", "onednn", "onednn-cached"])
 def test_each_plan_compiles_a_single_image_program_that_matches_tensorflow(
-        release, tmp_path, plan):
-    """Whatever this machine's default, both plans build a program that gives TensorFlow's
-    logits image by image, and the manifest says which plan and why."""
+        release, tmp_path, monkeypatch, caplog, plan):
+    """Whatever this machine's default, each plan builds a program that gives TensorFlow's
+    logits image by image, and the manifest says which plan and why. Where the native op
+    cannot load, an `onednn-cached` program is skipped with a note and the any-batch program
+    runs single images."""
     out = tmp_path / "mnv2"  # the home (the seal's key) is the test's own: conftest.py
     tf2torch.convert(release.archive, out, verify=False)
     manifest = tf2torch.api.compile_package(out, plan=plan)
@@ -128,6 +150,22 @@ def test_each_plan_compiles_a_single_image_program_that_matches_tensorflow(
             got = net(torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))).numpy()
             assert np.abs(got - expected[i:i + 1]).max() < 1e-4
     assert net._runner._library is None  # single images ran the plan's own program
+    if plan != "onednn-cached":
+        return
+    assert stored["one_image_plan"]["op_schema"] == native_ops.schema()
+    manifest_path = next((out / "compiled").glob("*.json"))
+    stored["one_image_plan"]["op_schema"] = "tf2torch::conv(Tensor x) -> Tensor"  # an older op
+    manifest_path.write_text(json.dumps(stored))
+    assert tf2torch.load(out, inference=True).net.net._one_image is None
+    assert "calls tf2torch's oneDNN op as tf2torch::conv(Tensor x) -> Tensor" in caplog.text
+    monkeypatch.setattr(native_ops, "unavailable", lambda: "libdnnl.so.3 is not in /x")
+    net = tf2torch.load(out, inference=True).net.net
+    assert net._one_image is None
+    assert "single-image program skipped: its program calls tf2torch's oneDNN op: " \
+        "libdnnl.so.3 is not in /x" in caplog.text
+    with torch.inference_mode():
+        got = net(torch.from_numpy(np.ascontiguousarray(x[:1]))).numpy()
+    assert np.abs(got - expected[:1]).max() < 1e-4
 
 
 def test_compile_passes_the_plan_and_says_which_ran(monkeypatch, capsys):

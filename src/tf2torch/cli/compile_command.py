@@ -29,8 +29,11 @@ or in a package copied from elsewhere it is ignored with a note, never loaded. C
 
 Which kernels run the single-image program's layers is planned per CPU (--plan): `mkl`
 makes its 1×1 layers MKL matrix products and its depthwise layers sums Inductor fuses
-(faster on Intel CPUs, the default there); `onednn` leaves them oneDNN convolutions (faster
-on AMD EPYC, the default on every CPU not Intel's). Both are verified the same way.
+(faster on Intel CPUs, the default there); `onednn` leaves them oneDNN convolutions through
+ATen; `onednn-cached` hands every convolution to tf2torch's own oneDNN op, which keeps each
+layer's primitive and packed weight between calls and fuses the residual add (faster again
+on AMD EPYC, the default on every CPU not Intel's where the op builds: the [native] extra
+and a C++ compiler; else `onednn`). All are verified the same way.
 
 oneDNN packs convolution weights for the thread count of the compiling process. Where it
 would pack one differently at another count the thread rule may pick (fewer threads when
@@ -43,6 +46,7 @@ examples:
   tf2torch compile mobilenet_v2_1.4_224
   tf2torch convert mobilenet_v2_1.4_224.tgz --compile     the same, right after converting
   tf2torch compile mobilenet_v2_1.4_224 --plan onednn    oneDNN's kernels, whatever the CPU
+  tf2torch compile mobilenet_v2_1.4_224 --plan onednn-cached    through tf2torch's own op
 """
 
 
@@ -50,8 +54,10 @@ def compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="repository name or package folder")
     p.add_argument("--plan", choices=COMPILE_PLANS, default=None,
                    help="kernels for the single-image program: mkl (1×1 layers as MKL "
-                   "products, depthwise as fused sums) or onednn (oneDNN convolutions); "
-                   "default: mkl on Intel CPUs, onednn on others")
+                   "products, depthwise as fused sums), onednn (oneDNN convolutions through "
+                   "ATen) or onednn-cached (through tf2torch's own op, primitives kept; the "
+                   "[native] extra); default: mkl on Intel CPUs, onednn-cached on others "
+                   "where the op builds, else onednn")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
 

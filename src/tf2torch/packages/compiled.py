@@ -56,6 +56,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from tf2torch.errors import PackageError
+from tf2torch.packages import native_ops
 from tf2torch.packages.aoti import Deferred, Unsealed, load_library
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
 from tf2torch.packages.mirror import mirrored_module
@@ -201,7 +202,9 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
                             [list(s) for s in shapes], batch, against, report,
                             round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report,
                             repacked,
-                            {"plan": plan, "why": why, "taken_from_onednn": taken})
+                            {"plan": plan, "why": why, "taken_from_onednn": taken,
+                             **({"op_schema": native_ops.schema()}
+                                if plan == "onednn-cached" else {})})
         library, one_path, manifest_path = target.files(folder)
         one_path.unlink(missing_ok=True)  # an older build's
         if one_image:
@@ -383,7 +386,14 @@ def find(model: LoadedModel) -> Lookup:
         return Lookup(note="compiled form ignored: not built by this user's tf2torch on this "
                       f"machine, or changed since; it is never loaded (tf2torch compile "
                       f"{model.card.name} builds one here)")
+    missing = native_ops.missing_for(manifest.one_image_plan)
+    if missing and not one:
+        return Lookup(note=f"compiled form ignored: {missing}")
     if not one:
         return Lookup(runner=load_library(data), manifest=manifest)
+    if missing:  # the any-batch program runs single images too, as it does batches
+        return Lookup(runner=Deferred(library, manifest.artifact_sha256), manifest=manifest,
+                      note=f"single-image program skipped: {missing}")
     return Lookup(runner=Deferred(library, manifest.artifact_sha256), manifest=manifest,
                   one_image=load_library(data))
+

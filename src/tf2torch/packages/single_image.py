@@ -1,7 +1,7 @@
 """The single-image program, and the plan that decides which kernels run its layers.
 
 Which library is faster for a layer depends on the CPU, so the single-image program is
-built to one of two plans:
+built to one of three plans:
 
 - `mkl`: every 1×1 stride-1 layer a `bmm` that MKL runs (`pointwise.py`), every depthwise
   layer a sum over its taps that Inductor fuses (`depthwise.py`), channel gates folded into
@@ -13,15 +13,23 @@ built to one of two plans:
   products and such depthwise layers sums, which pack nothing ahead of time, so no count
   reorders them on every call (19× a layer's time, measured). Others (strided 1×1, full
   convolutions) stay, and `tf2torch compile` names them.
+- `onednn-cached`: every convolution tf2torch's own oneDNN op (`native_convs.py`,
+  `native_ops.py`, the `[native]` extra), which builds each layer's primitive and packs its
+  weight once per thread count instead of on every call as ATen does (22-43 µs a layer), with
+  a zero pad before and the residual add and activation after fused into it.
 
 On an AMD EPYC (Zen 4, AVX-512) the `onednn` plan took 0.91× the `mkl` plan's time on Keras'
 MobileNetV2, 0.90× on ResNet50, 0.87× on EfficientNetB0 (noisy) and 0.82× on the slim
 MobileNetV2-1.4 at 2 threads (0.90×, 0.91×, 0.94× and 0.82× at 1), one process per
 program (BENCHMARKS.md, tenth session). MKL picks its
 code path by CPU vendor (Intel says it may not optimise to the same degree for other
-vendors' processors), oneDNN by instruction set alone. So the plan defaults to `mkl` on
-Intel's x86 CPUs and to `onednn` on any other (AMD, ARM, unknown); `tf2torch compile NAME
---plan P` overrides it, and the manifest records the plan and why.
+vendors' processors), oneDNN by instruction set alone. There `onednn-cached` took 0.82×
+the `onednn` plan's time on Keras' MobileNetV2, 0.93× on EfficientNetB0, 0.89× on ResNet50
+and on the slim MobileNetV2-1.4 (2 threads; BENCHMARKS.md, eleventh session). So the plan
+defaults to `mkl` on Intel's x86 CPUs (where `onednn-cached` is not yet measured) and to
+`onednn-cached` on any other (AMD, ARM, unknown) where the op builds and loads, else to
+`onednn`; `tf2torch compile NAME --plan P` overrides it, and the manifest records the plan
+and why.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from tf2torch.errors import UsageError
 from tf2torch.packages.depthwise import depthwise_as_sums
 from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.mirror import mirrored_module
+from tf2torch.packages.native_convs import convs_to_native
+from tf2torch.packages.native_ops import NativeUnavailable, unavailable
+from tf2torch.packages.native_ops import load as load_native
 from tf2torch.packages.packing import repacked_by_thread_count, repacked_elsewhere, rule_counts
 from tf2torch.packages.pointwise import pointwise_as_matmul
 from tf2torch.util.choices import COMPILE_PLANS
@@ -67,7 +78,10 @@ def default_plan() -> tuple[str, str]:
     vendor = cpu_vendor()
     if vendor == "GenuineIntel" and platform.machine().lower() in ("x86_64", "amd64"):
         return "mkl", f"CPU vendor {vendor}"
-    return "onednn", f"CPU vendor {vendor}"
+    missing = unavailable()
+    if missing is None:
+        return "onednn-cached", f"CPU vendor {vendor}"
+    return "onednn", f"CPU vendor {vendor}; tf2torch's oneDNN op is unavailable: {missing}"
 
 
 def chosen_plan(plan: str | None) -> tuple[str, str]:
@@ -76,6 +90,11 @@ def chosen_plan(plan: str | None) -> tuple[str, str]:
         return default_plan()
     if plan not in PLANS:
         raise UsageError(f"plan {plan!r}: give one of {', '.join(PLANS)}")
+    if plan == "onednn-cached":
+        try:
+            load_native()
+        except NativeUnavailable as exc:
+            raise UsageError(f"plan onednn-cached: {exc}") from exc
     return plan, "chosen by the user"
 
 
@@ -108,11 +127,18 @@ def planned_program(form: nn.Module, one: tuple[torch.Tensor, ...], layout: str,
     """The single-image program built to `plan`: the exported program, its graph as it is
     compiled, the layers taken from oneDNN because it packs them per thread count (`onednn`
     plan: 1×1 layers become MKL products, depthwise ones sums; the `mkl` plan takes them
-    all and lists none), and the layers still repacked at another thread count
-    (`packing.repacked_elsewhere`)."""
+    all and lists none, `onednn-cached` needs none taken), and the layers still repacked at
+    another thread count (`packing.repacked_elsewhere`: ATen convolutions left over)."""
     if plan == "mkl":
         program = single_image_program(form, one)
         module = single_image_rewrites(program, layout)
+        return program, module, [], repacked_elsewhere(module)
+    if plan == "onednn-cached":  # the op packs per thread count itself: none is repacked
+        load_native()
+        program = single_image_program(form, one, products=())
+        module = single_image_rewrites(program, layout, sums=())
+        log.info("single image: %d convolutions to tf2torch's oneDNN op",
+                 convs_to_native(module))
         return program, module, [], repacked_elsewhere(module)
     program = single_image_program(form, one, products=())
     module = single_image_rewrites(program, layout, sums=())

@@ -5,4 +5,4 @@ PREPROCESS_CHOICES = ("auto", "none", "raw", "slim", "imagenet", "keras-tf", "ke
                       "keras-caffe")
 
 # Kernels for the single-image compiled program (see `packages.single_image`).
-COMPILE_PLANS = ("mkl", "onednn")
+COMPILE_PLANS = ("mkl", "onednn", "onednn-cached")

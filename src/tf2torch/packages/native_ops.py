@@ -1,0 +1,129 @@
+"""tf2torch's own C++ op, `torch.ops.tf2torch.conv`: oneDNN convolutions whose primitives are
+kept between calls (`native/onednn_conv.cpp` says why).
+
+It is built from the source shipped in this package, never from anything in a model file,
+against the oneDNN of the `[native]` extra (`onednn-cpu-gomp`, `onednn-devel-cpu-gomp`: the
+oneDNN inside torch exports no symbols), with the C++ compiler AOTInductor already needs. The
+build (about 10 s) lands in `$TF2TORCH_NATIVE_DIR/<key>/` (default
+`~/.cache/tf2torch/native`), keyed by the source, torch's version and oneDNN's, and is reused by
+every later process. Its libgomp is torch's own: the
+loader matches the already-loaded `libgomp.so.1`, so both share one OpenMP pool.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).parent / "native" / "onednn_conv.cpp"
+LIBRARY_NAME = "libtf2torch_onednn.so"
+ONEDNN_SONAME = "libdnnl.so.3"
+
+
+class NativeUnavailable(RuntimeError):
+    """The op cannot be built or loaded here; the message says what is missing."""
+
+
+def onednn_dirs() -> tuple[Path, Path]:
+    """oneDNN's include and lib folders from the `[native]` extra, or NativeUnavailable."""
+    prefix = Path(sysconfig.get_paths()["data"])
+    include, lib = prefix / "include", prefix / "lib"
+    if not (include / "oneapi" / "dnnl" / "dnnl.hpp").is_file():
+        raise NativeUnavailable(f"oneDNN's headers are not in {include} (pip install "
+                                "'tf2torch[native]': onednn-devel-cpu-gomp)")
+    if not (lib / ONEDNN_SONAME).is_file():
+        raise NativeUnavailable(f"{ONEDNN_SONAME} is not in {lib} (pip install "
+                                "'tf2torch[native]': onednn-cpu-gomp)")
+    return include, lib
+
+
+def _compiler() -> str:
+    for name in (os.environ.get("CXX"), "g++", "c++"):
+        if name and shutil.which(name):
+            return name
+    raise NativeUnavailable("no C++ compiler (g++) on PATH")
+
+
+def _key(include: Path) -> str:
+    version = (include / "oneapi" / "dnnl" / "dnnl_version.h").read_bytes()
+    digest = hashlib.sha256(SOURCE.read_bytes() + version + torch.__version__.encode())
+    return digest.hexdigest()[:16]
+
+
+def build() -> Path:
+    """The op's shared library, built here first if this key has none yet."""
+    include, lib = onednn_dirs()
+    root = os.environ.get("TF2TORCH_NATIVE_DIR") or Path.home() / ".cache" / "tf2torch" / "native"
+    folder = Path(root) / _key(include)
+    target = folder / LIBRARY_NAME
+    if target.is_file():
+        return target
+    torch_dir = Path(torch.__file__).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as scratch:
+        built = Path(scratch) / LIBRARY_NAME
+        command = [
+            _compiler(), "-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
+            f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
+            f"-I{include}", "-isystem", str(torch_dir / "include"), str(SOURCE), "-o", str(built),
+            f"-L{lib}", f"-l:{ONEDNN_SONAME}", f"-Wl,-rpath,{lib}",
+            f"-L{torch_dir / 'lib'}", "-ltorch", "-ltorch_cpu", "-lc10"]
+        log.info("building %s", target)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            raise NativeUnavailable(f"building {SOURCE.name} failed:\n{tail}")
+        os.replace(built, target)  # atomic: a process racing us loads one whole file
+    return target
+
+
+def load() -> None:
+    """Register `torch.ops.tf2torch.conv` in this process (building it if needed), or raise
+    NativeUnavailable saying why not."""
+    missing = unavailable()
+    if missing is not None:
+        raise NativeUnavailable(missing)
+
+
+@functools.cache
+def unavailable() -> str | None:
+    """Why the op cannot be used here, or None once it is loaded. Tried once per process:
+    a failed build is not retried on every lookup."""
+    try:
+        path = build()
+        torch.ops.load_library(str(path))
+    except NativeUnavailable as exc:
+        log.info("tf2torch's oneDNN op is unavailable: %s", exc)
+        return str(exc)
+    except OSError as exc:
+        return f"cannot load tf2torch's oneDNN op: {exc}"
+    return None
+
+def schema() -> str:
+    """The loaded op's schema, as a program compiled against it records it."""
+    return str(torch.ops.tf2torch.conv.default._schema)
+
+
+def missing_for(plan: dict | None) -> str | None:
+    """Why a program compiled to `plan` (the manifest's `one_image_plan`) cannot run here, or
+    None: those of the `onednn-cached` plan call this op, by the schema they were built with."""
+    if not plan or plan.get("plan") != "onednn-cached":
+        return None
+    missing = unavailable()
+    if missing is not None:
+        return f"its program calls tf2torch's oneDNN op: {missing}"
+    if plan.get("op_schema") != schema():
+        return (f"its program calls tf2torch's oneDNN op as {plan.get('op_schema')}; this "
+                f"tf2torch's is {schema()}: run tf2torch compile again")
+    return None

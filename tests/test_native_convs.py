@@ -1,0 +1,140 @@
+"""tf2torch's own oneDNN convolution op (`native_ops.py`, `native/onednn_conv.cpp`) and the
+pass that hands convolutions to it (`native_convs.py`): what each fusion computes, against
+Keras, and the op's primitive cache, which must never serve a weight it no longer holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tf2torch
+from keras_models import randomize_statistics
+from tf2torch.packages import native_ops
+from tf2torch.packages.inference import inference_form
+from tf2torch.packages.native_convs import convs_to_native
+from tf2torch.packages.single_image import single_image_program, single_image_rewrites
+
+aten = torch.ops.aten
+
+
+@pytest.fixture(scope="module", autouse=True)
+def native() -> None:
+    native_ops.load()  # `make test` installs the [native] extra: it must build and load here
+
+
+def _keras_blocks(tf):
+    """Every fusion the pass makes, as Keras writes it: a strided 'same' layer with swish,
+    depthwise with ReLU6, a linear projection added to its block's input (MobileNetV2), a 3×3
+    layer added then ReLU'd (ResNet), dilation, a sigmoid layer, a capped ReLU (a clip), and
+    an uneven zero pad folded into the layer it feeds."""
+    layers = tf.keras.layers
+    inp = tf.keras.Input((17, 19, 3))
+    x = layers.Conv2D(16, 3, strides=2, padding="same", activation="swish")(inp)
+    y = layers.ReLU(6.0)(layers.DepthwiseConv2D(3, padding="same")(x))
+    x = layers.Add()([x, layers.Conv2D(16, 1)(y)])
+    x = layers.ReLU()(layers.Add()([layers.Conv2D(16, 3, padding="same")(x), x]))
+    x = layers.Conv2D(12, 3, padding="same", dilation_rate=2, activation="sigmoid")(x)
+    x = layers.ReLU(max_value=0.7)(layers.Conv2D(8, 3, strides=2, padding="same")(x))
+    x = layers.Conv2D(6, 3)(layers.ZeroPadding2D(((2, 0), (1, 3)))(x))
+    return tf.keras.Model(inp, x)
+
+
+def test_fused_convolutions_match_keras(tmp_path: Path) -> None:
+    tf = pytest.importorskip("tensorflow")
+    tf.keras.utils.set_random_seed(11)
+    model = _keras_blocks(tf)
+    randomize_statistics(model, seed=12, mild=True)
+    model.save(tmp_path / "model.keras")
+    tf2torch.convert(tmp_path / "model.keras", tmp_path / "pkg", verify=False)
+    form = inference_form(tf2torch.load(tmp_path / "pkg").net, (17, 19, 3), governed=False,
+                          input_layout="nhwc")
+    gm = single_image_rewrites(single_image_program(form, (torch.zeros(1, 17, 19, 3),),
+                                                    products=()), "nhwc", sums=())
+    assert convs_to_native(gm) == 7
+    calls = [n for n in gm.graph.nodes if n.op == "call_function"]
+    assert not [n for n in calls if n.target in (
+        aten.conv2d.default, aten.add.Tensor, aten.relu.default, aten.silu.default,
+        aten.sigmoid.default, aten.hardtanh.default, aten.clamp.default,
+        aten.constant_pad_nd.default, aten.pad.default)]  # all fused into the op
+    fused = [n.args[7:] for n in calls if n.target is torch.ops.tf2torch.conv.default]
+    assert [act for act, _ in fused] == ["silu", "relu6", "none", "relu", "sigmoid",
+                                         "clip:0.0:0.7", "none"]
+    assert [residual is not None for _, residual in fused] == [
+        False, False, True, True, False, False, False]
+    padded = [n.args[4] for n in calls if n.target is torch.ops.tf2torch.conv.default][-1]
+    assert padded in ([2, 1, 0, 3], [0, 3, 2, 1])  # top, left, bottom, right (or mirrored)
+    images = np.random.default_rng(13).uniform(-3, 3, (3, 17, 19, 3)).astype(np.float32)
+    theirs = np.asarray(model(images, training=False))
+    with torch.no_grad():
+        ours = np.concatenate([gm(torch.from_numpy(image[None])).numpy() for image in images])
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() <= 1e-5 * max(1.0, np.abs(theirs).max())
+    seen, expected = ours[1:] - ours[0], theirs[1:] - theirs[0]  # what the image changes
+    assert np.abs(expected).max() > 0.01
+    assert np.abs(seen - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def _conv(x, w, b, act="none", residual=None, stride=1, pad=1, groups=1):
+    return torch.ops.tf2torch.conv(x, w, b, [stride] * 2, [pad] * 4, [1, 1], groups, act,
+                                   residual)
+
+
+def test_each_thread_count_gets_its_own_primitive_with_the_same_numbers() -> None:
+    torch.manual_seed(3)
+    x = torch.randn(1, 64, 14, 14).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(256, 64, 1, 1), torch.randn(256)
+    expected = F.conv2d(x, w, b)
+    own = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            assert (_conv(x, w, b, pad=0) - expected).abs().max() < 1e-4
+    finally:
+        torch.set_num_threads(own)
+
+
+def test_a_new_weight_at_a_freed_weights_address_is_packed_anew() -> None:
+    """Two tensors over one buffer, one after the other: the same address, another storage.
+    A cache keyed by address alone would run the first weight's packed copy."""
+    rng = np.random.default_rng(4)
+    buffer = rng.standard_normal((32, 1, 3, 3)).astype(np.float32)
+    x = torch.randn(1, 32, 9, 9).contiguous(memory_format=torch.channels_last)
+    b = torch.zeros(32)
+    first = torch.from_numpy(buffer)
+    assert (_conv(x, first, b, groups=32) - F.conv2d(x, first, b, padding=1, groups=32)
+            ).abs().max() < 1e-5
+    del first
+    buffer *= -2.0
+    second = torch.from_numpy(buffer)
+    assert (_conv(x, second, b, groups=32) - F.conv2d(x, second, b, padding=1, groups=32)
+            ).abs().max() < 1e-5
+
+
+def test_layers_of_freed_weights_leave_the_cache() -> None:
+    """A server loading model after model keeps only the live ones' packed weights."""
+    x = torch.randn(1, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    sizes = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        w = torch.randn(16 + seed, 8, 3, 3)  # a new layer each time: each is prepared
+        _conv(x, w, None)
+        del w
+        sizes.append(torch.ops.tf2torch.cached_layers())
+    assert sizes[1] == sizes[2] == sizes[3]  # each new layer swept the one freed before it
+
+
+def test_bad_arguments_are_named() -> None:
+    x = torch.randn(1, 8, 5, 5)
+    w, b = torch.randn(8, 8, 3, 3), torch.randn(8)
+    with pytest.raises(RuntimeError, match="unknown activation gelu"):
+        _conv(x, w, b, act="gelu")
+    with pytest.raises(RuntimeError, match="residual shape"):
+        _conv(x, w, b, residual=torch.zeros(1, 8, 4, 4))
+    with pytest.raises(RuntimeError, match="channels do not match"):
+        _conv(x, torch.randn(8, 4, 3, 3), b)
+    with pytest.raises(RuntimeError, match="8 output channels but 5 biases"):
+        _conv(x, w, torch.zeros(5))
