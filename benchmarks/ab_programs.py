@@ -12,7 +12,8 @@ program runs alone in a fresh process (the order rotating between turns): warm-u
 `--runs` timed calls on one seeded input; the table gives each process's median, the median
 over processes and the ratio to the first program, which is the baseline.
 
-Loading a program runs its native code: give it only programs you built.
+Loading a program runs its native code: give it only programs you built. Programs of the
+`onednn-cached` plan call tf2torch's own op, which each worker registers where it loads.
 """
 
 from __future__ import annotations
