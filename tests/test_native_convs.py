@@ -138,3 +138,15 @@ def test_bad_arguments_are_named() -> None:
         _conv(x, torch.randn(8, 4, 3, 3), b)
     with pytest.raises(RuntimeError, match="8 output channels but 5 biases"):
         _conv(x, w, torch.zeros(5))
+
+
+def test_a_missing_extra_or_a_failed_build_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TF2TORCH_NATIVE_DIR", str(tmp_path / "native"))  # nothing built yet
+    monkeypatch.setenv("CXX", "false")  # a compiler that fails
+    with pytest.raises(native_ops.NativeUnavailable, match=r"building onednn_conv\.cpp failed"):
+        native_ops.build()
+    assert not list((tmp_path / "native").rglob("*.so"))  # nothing half-built left to load
+    monkeypatch.setattr(native_ops.sysconfig, "get_paths", lambda: {"data": str(tmp_path)})
+    monkeypatch.setattr(native_ops.site, "ENABLE_USER_SITE", False)
+    with pytest.raises(native_ops.NativeUnavailable, match=r"pip install 'tf2torch\[native\]'"):
+        native_ops.build()

@@ -396,4 +396,3 @@ def find(model: LoadedModel) -> Lookup:
                       note=f"single-image program skipped: {missing}")
     return Lookup(runner=Deferred(library, manifest.artifact_sha256), manifest=manifest,
                   one_image=load_library(data))
-

@@ -5,9 +5,9 @@ It is built from the source shipped in this package, never from anything in a mo
 against the oneDNN of the `[native]` extra (`onednn-cpu-gomp`, `onednn-devel-cpu-gomp`: the
 oneDNN inside torch exports no symbols), with the C++ compiler AOTInductor already needs. The
 build (about 10 s) lands in `$TF2TORCH_NATIVE_DIR/<key>/` (default
-`~/.cache/tf2torch/native`), keyed by the source, torch's version and oneDNN's, and is reused by
-every later process. Its libgomp is torch's own: the
-loader matches the already-loaded `libgomp.so.1`, so both share one OpenMP pool.
+`~/.cache/tf2torch/native`), keyed by the source, torch's version and oneDNN's, and is reused
+by every later process. Its libgomp is torch's own: the loader matches the already-loaded
+`libgomp.so.1`, so both share one OpenMP pool.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import site
 import subprocess
 import sysconfig
 import tempfile
@@ -36,16 +37,19 @@ class NativeUnavailable(RuntimeError):
 
 
 def onednn_dirs() -> tuple[Path, Path]:
-    """oneDNN's include and lib folders from the `[native]` extra, or NativeUnavailable."""
-    prefix = Path(sysconfig.get_paths()["data"])
-    include, lib = prefix / "include", prefix / "lib"
-    if not (include / "oneapi" / "dnnl" / "dnnl.hpp").is_file():
-        raise NativeUnavailable(f"oneDNN's headers are not in {include} (pip install "
-                                "'tf2torch[native]': onednn-devel-cpu-gomp)")
-    if not (lib / ONEDNN_SONAME).is_file():
-        raise NativeUnavailable(f"{ONEDNN_SONAME} is not in {lib} (pip install "
-                                "'tf2torch[native]': onednn-cpu-gomp)")
-    return include, lib
+    """oneDNN's include and lib folders from the `[native]` extra (installed into the
+    environment, or with `pip install --user`), or NativeUnavailable."""
+    prefixes = [Path(sysconfig.get_paths()["data"])]
+    if site.ENABLE_USER_SITE and site.USER_BASE:
+        prefixes.append(Path(site.USER_BASE))
+    for prefix in prefixes:
+        include, lib = prefix / "include", prefix / "lib"
+        if (include / "oneapi" / "dnnl" / "dnnl.hpp").is_file() and (lib / ONEDNN_SONAME).is_file():
+            return include, lib
+    where = " or ".join(str(p) for p in prefixes)
+    raise NativeUnavailable(f"oneDNN's headers and {ONEDNN_SONAME} are not under {where} "
+                            "(pip install 'tf2torch[native]': onednn-cpu-gomp and "
+                            "onednn-devel-cpu-gomp, Linux x86-64)")
 
 
 def _compiler() -> str:
@@ -109,6 +113,7 @@ def unavailable() -> str | None:
     except OSError as exc:
         return f"cannot load tf2torch's oneDNN op: {exc}"
     return None
+
 
 def schema() -> str:
     """The loaded op's schema, as a program compiled against it records it."""

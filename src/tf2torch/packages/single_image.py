@@ -15,7 +15,7 @@ built to one of three plans:
   convolutions) stay, and `tf2torch compile` names them.
 - `onednn-cached`: every convolution tf2torch's own oneDNN op (`native_convs.py`,
   `native_ops.py`, the `[native]` extra), which builds each layer's primitive and packs its
-  weight once per thread count instead of on every call as ATen does (22-43 µs a layer), with
+  weight once per thread count instead of on every call as ATen does (21-42 µs a layer), with
   a zero pad before and the residual add and activation after fused into it.
 
 On an AMD EPYC (Zen 4, AVX-512) the `onednn` plan took 0.91× the `mkl` plan's time on Keras'
@@ -24,8 +24,9 @@ MobileNetV2-1.4 at 2 threads (0.90×, 0.91×, 0.94× and 0.82× at 1), one proce
 program (BENCHMARKS.md, tenth session). MKL picks its
 code path by CPU vendor (Intel says it may not optimise to the same degree for other
 vendors' processors), oneDNN by instruction set alone. There `onednn-cached` took 0.82×
-the `onednn` plan's time on Keras' MobileNetV2, 0.93× on EfficientNetB0, 0.89× on ResNet50
-and on the slim MobileNetV2-1.4 (2 threads; BENCHMARKS.md, eleventh session). So the plan
+the `onednn` plan's time on Keras' MobileNetV2, 0.92× on EfficientNetB0, 0.95× on ResNet50
+and 0.91× on the slim MobileNetV2-1.4 at 2 threads (0.89×, 1.01×, 0.97×, 0.94× at 1;
+BENCHMARKS.md, eleventh session). So the plan
 defaults to `mkl` on Intel's x86 CPUs (where `onednn-cached` is not yet measured) and to
 `onednn-cached` on any other (AMD, ARM, unknown) where the op builds and loads, else to
 `onednn`; `tf2torch compile NAME --plan P` overrides it, and the manifest records the plan

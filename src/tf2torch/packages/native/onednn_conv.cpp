@@ -1,7 +1,7 @@
 // tf2torch::conv — a 2-D convolution run by oneDNN with its primitive kept between calls.
 //
 // ATen's oneDNN convolution builds a primitive descriptor, attributes and memory descriptors
-// on every call: 22-43 us per layer on an AMD EPYC, where a 7x7x32 depthwise layer computes
+// on every call: 21-42 us per layer on an AMD EPYC, where a 7x7x32 depthwise layer computes
 // in 1-2 us (BENCHMARKS.md). This op builds them once per (weight, input shape, parameters,
 // thread count), reorders the weight once into the layout the primitive wants, and then only
 // executes. Keying by thread count means a count the thread rule picks later gets its own
