@@ -148,6 +148,23 @@ def image_inputs(shapes: list[tuple], seed: int = 0, low: float = 0.0,
     }
 
 
+def assert_image_by_image_like_keras(graph, model, images: np.ndarray, rel: float,
+                                     change_rel: float) -> None:
+    """`graph` run on each image alone gives `model`'s outputs (within `rel` of their
+    largest), and what the image changes is compared on its own (within `change_rel`): the
+    biases and BatchNorm shifts are most of each value, so a rewrite applied wrongly could
+    hide under them."""
+    theirs = np.asarray(model(images, training=False))
+    with torch.no_grad():
+        ours = np.concatenate([graph(torch.from_numpy(image[None])).numpy()
+                               for image in images])
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() <= rel * max(1.0, np.abs(theirs).max())
+    seen, expected = ours[1:] - ours[0], theirs[1:] - theirs[0]
+    assert np.abs(expected).max() > 0.01
+    assert np.abs(seen - expected).max() <= change_rel * np.abs(expected).max()
+
+
 def compare_with_keras(path: Path, low: float = -1.0, high: float = 1.0, layout: str = "nhwc",
                        seed: int = 0) -> VerificationReport:
     """Convert `path` and compare every output with Keras on zeros and a random batch."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import tf2torch
-from keras_models import randomize_statistics
+from keras_models import assert_image_by_image_like_keras, randomize_statistics
 from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.inference import inference_form
 from tf2torch.packages.single_image import single_image_program, single_image_rewrites
@@ -99,13 +99,4 @@ def test_keras_gates_fold_and_match_keras(tmp_path: Path) -> None:
     assert sum(1 for n in gm.graph.nodes if n.target is aten.sigmoid.default) == 2
     assert _folded(gm) == 1
     images = np.random.default_rng(6).uniform(-4, 4, (3, 32, 32, 3)).astype(np.float32)
-    theirs = np.asarray(model(images, training=False))
-    with torch.no_grad():
-        ours = np.concatenate([gm(torch.from_numpy(image[None])).numpy() for image in images])
-    assert ours.shape == theirs.shape
-    assert np.abs(ours - theirs).max() <= 1e-4 * max(1.0, np.abs(theirs).max())
-    # the biases and BatchNorm shifts are most of each value: what the image changes is
-    # compared on its own, so a gate applied wrongly cannot hide under them
-    seen, expected = ours[1:] - ours[0], theirs[1:] - theirs[0]
-    assert np.abs(expected).max() > 0.01
-    assert np.abs(seen - expected).max() <= 1e-3 * np.abs(expected).max()
+    assert_image_by_image_like_keras(gm, model, images, rel=1e-4, change_rel=1e-3)

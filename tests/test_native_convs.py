@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import tf2torch
-from keras_models import randomize_statistics
+from keras_models import assert_image_by_image_like_keras, randomize_statistics
 from tf2torch.packages import native_ops
 from tf2torch.packages.inference import inference_form
 from tf2torch.packages.native_convs import convs_to_native
@@ -68,14 +68,7 @@ def test_fused_convolutions_match_keras(tmp_path: Path) -> None:
     padded = [n.args[4] for n in calls if n.target is torch.ops.tf2torch.conv.default][-1]
     assert padded in ([2, 1, 0, 3], [0, 3, 2, 1])  # top, left, bottom, right (or mirrored)
     images = np.random.default_rng(13).uniform(-3, 3, (3, 17, 19, 3)).astype(np.float32)
-    theirs = np.asarray(model(images, training=False))
-    with torch.no_grad():
-        ours = np.concatenate([gm(torch.from_numpy(image[None])).numpy() for image in images])
-    assert ours.shape == theirs.shape
-    assert np.abs(ours - theirs).max() <= 1e-5 * max(1.0, np.abs(theirs).max())
-    seen, expected = ours[1:] - ours[0], theirs[1:] - theirs[0]  # what the image changes
-    assert np.abs(expected).max() > 0.01
-    assert np.abs(seen - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert_image_by_image_like_keras(gm, model, images, rel=1e-5, change_rel=1e-4)
 
 
 def _conv(x, w, b, act="none", residual=None, stride=1, pad=1, groups=1):
