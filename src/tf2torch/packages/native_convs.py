@@ -1,8 +1,8 @@
 """Convolutions handed to tf2torch's own oneDNN op (`native_ops.py`), with what follows them
 fused: a zero pad before, the residual add and the activation after.
 
-The graph is the single-image program's (`single_image.py`, plan `onednn-direct`). A layer is
-taken when its weight is a constant of the program and its input float32 and 4-D; any other
+The graph is the single-image program's (`single_image.py`, plan `onednn-cached`). A layer
+is taken when its weight is a constant of the program and its input float32 and 4-D; any other
 stays an ATen convolution. What is fused is matched on the graph, so it is exactly what the
 network computes: a residual is added only where the convolution's one use is an `add` of a
 tensor of the output's shape, an activation only where it is the one use of what it follows.
@@ -10,14 +10,11 @@ tensor of the output's shape, an activation only where it is the one use of what
 
 from __future__ import annotations
 
-import logging
 import operator
 from typing import Any
 
 import torch
 from torch import fx
-
-log = logging.getLogger(__name__)
 
 aten = torch.ops.aten
 _CONVS = {aten.conv2d.default, aten.convolution.default}
@@ -53,7 +50,7 @@ def _swap(module: fx.GraphModule, conv: fx.Node) -> bool:
     add = _only_user(conv)
     if add is not None and add.target == aten.add.Tensor and add.kwargs.get("alpha", 1) == 1:
         other = add.args[1] if add.args[0] is conv else add.args[0]
-        if (isinstance(other, fx.Node) and other is not conv and _shape(other) is not None
+        if (isinstance(other, fx.Node) and other is not conv and _is_float_4d(other)
                 and _shape(other) == _shape(conv)):
             last, residual = add, other
     act = "none"
