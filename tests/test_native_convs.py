@@ -143,3 +143,11 @@ def test_a_missing_extra_or_a_failed_build_is_named(tmp_path, monkeypatch) -> No
     monkeypatch.setattr(native_ops.site, "ENABLE_USER_SITE", False)
     with pytest.raises(native_ops.NativeUnavailable, match=r"pip install 'tf2torch\[native\]'"):
         native_ops.build()
+
+
+def test_each_environment_builds_its_own() -> None:
+    """The library finds libdnnl through an rpath: a build made against another
+    environment's oneDNN must not be loaded here once that environment is gone."""
+    include, lib = native_ops.onednn_dirs()
+    assert native_ops._key(include, lib) != native_ops._key(include, lib.parent / "other")
+    assert native_ops.build().parent.name == native_ops._key(include, lib)

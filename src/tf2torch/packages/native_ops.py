@@ -5,9 +5,10 @@ It is built from the source shipped in this package, never from anything in a mo
 against the oneDNN of the `[native]` extra (`onednn-cpu-gomp`, `onednn-devel-cpu-gomp`: the
 oneDNN inside torch exports no symbols), with the C++ compiler AOTInductor already needs. The
 build (about 10 s) lands in `$TF2TORCH_NATIVE_DIR/<key>/` (default
-`~/.cache/tf2torch/native`), keyed by the source, torch's version and oneDNN's, and is reused
-by every later process. Its libgomp is torch's own: the loader matches the already-loaded
-`libgomp.so.1`, so both share one OpenMP pool.
+`~/.cache/tf2torch/native`), keyed by the source, torch's version, oneDNN's and the folder
+oneDNN lies in, and is reused by every later process of that environment. Its libgomp is
+torch's own: the loader matches the already-loaded `libgomp.so.1`, so both share one OpenMP
+pool.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ def _compiler() -> str:
     raise NativeUnavailable("no C++ compiler (g++) on PATH")
 
 
-def _key(include: Path) -> str:
+def _key(include: Path, lib: Path) -> str:
+    """The source, oneDNN's version, torch's, and where oneDNN lies: the library finds
+    libdnnl through an rpath to that folder, so each environment builds its own."""
     version = (include / "oneapi" / "dnnl" / "dnnl_version.h").read_bytes()
-    digest = hashlib.sha256(SOURCE.read_bytes() + version + torch.__version__.encode())
+    digest = hashlib.sha256(SOURCE.read_bytes() + version + torch.__version__.encode()
+                            + str(lib.resolve()).encode())
     return digest.hexdigest()[:16]
 
 
@@ -69,7 +73,7 @@ def build() -> Path:
     """The op's shared library, built here first if this key has none yet."""
     include, lib = onednn_dirs()
     root = os.environ.get("TF2TORCH_NATIVE_DIR") or Path.home() / ".cache" / "tf2torch" / "native"
-    folder = Path(root) / _key(include)
+    folder = Path(root) / _key(include, lib)
     target = folder / LIBRARY_NAME
     if target.is_file():
         return target
