@@ -50,7 +50,7 @@ struct Prepared {
   dnnl::convolution_forward primitive;
   memory weights;
   memory bias;  // empty when the layer has none
-  memory::desc src, dst, residual;
+  memory::desc src, dst;  // dst describes the residual too: it is laid out as the output
 };
 
 std::mutex cache_mutex;
@@ -118,7 +118,7 @@ Prepared prepare(const at::Tensor& x, const at::Tensor& w, const std::optional<a
   }
   stream.wait();
   return Prepared{c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
-                  dnnl::convolution_forward(pd), weights, bias, src, dst, dst};
+                  dnnl::convolution_forward(pd), weights, bias, src, dst};
 }
 
 std::vector<int64_t> output_size(const at::Tensor& x, const at::Tensor& w, at::IntArrayRef stride,
@@ -196,7 +196,7 @@ at::Tensor conv(const at::Tensor& x_in, const at::Tensor& w, const std::optional
     TORCH_CHECK(residual.sizes() == y.sizes(), "tf2torch::conv: residual shape ",
                 residual.sizes(), " does not match the output's ", y.sizes());
     args.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                 memory(prepared->residual, engine, residual.data_ptr())});
+                 memory(prepared->dst, engine, residual.data_ptr())});
   }
   auto& stream = thread_stream();
   prepared->primitive.execute(stream, args);
