@@ -20,7 +20,8 @@ wrote out: 24-98% slower on large maps). Per layer in an AOTInductor program, 2 
 against oneDNN: 7×7×960 3×3 34 against 55 µs, 56×56×144 191 against 218, 112×112×96 473
 against 488, 14×14×480 5×5 120 against 124. At batch 32, where oneDNN's fixed cost is
 shared by 32 images, the sums lost (186 against 160 ms on Keras' MobileNetV2), so only the
-single-image program gets them, and only on the `mkl` plan (`single_image.py`): these
+single-image program gets them: all of its depthwise layers on the `mkl` plan, on the
+`onednn` plan only those oneDNN would repack per thread count (`single_image.py`). These
 figures are an Intel Xeon's; on an AMD EPYC oneDNN's depthwise kernel was the faster.
 
 Works on the exported program's aten graph after `mirror.py` (it takes the symmetric

@@ -9,9 +9,9 @@ So the single-image program (whose H and W are fixed) gets `bmm`s: on Keras' Mob
 4.9-5.0 against 6.4-6.6 ms, one process per variant (BENCHMARKS.md). Strided 1×1 layers
 stay convolutions: as products on the subsampled pixels they measured the same on
 ResNet50. The any-batch program keeps the convolutions. All of this was measured on an Intel
-Xeon: on an AMD EPYC, oneDNN's convolutions were the faster, so there the single-image
-program's plan (`single_image.py`) makes products only of the layers oneDNN would repack
-per thread count.
+Xeon: on an AMD EPYC, oneDNN's convolutions were the faster, so there the `onednn` plan
+(`single_image.py`) makes products only of the layers oneDNN would repack per thread count,
+and the `onednn-cached` plan (the default where its op builds) makes none.
 
 MKL's products also keep the program's speed independent of the thread count. Left as
 oneDNN convolutions, ResNet50's 1×1 layers ran 4-6% faster at 2 threads but 2.2× slower at
