@@ -149,15 +149,15 @@ def image_inputs(shapes: list[tuple], seed: int = 0, low: float = 0.0,
 
 
 def assert_image_by_image_like_keras(graph, model, images: np.ndarray, rel: float,
-                                     change_rel: float) -> None:
-    """`graph` run on each image alone gives `model`'s outputs (within `rel` of their
-    largest), and what the image changes is compared on its own (within `change_rel`): the
-    biases and BatchNorm shifts are most of each value, so a rewrite applied wrongly could
-    hide under them."""
+                                     change_rel: float, together: bool = False) -> None:
+    """`graph` run on each image alone (or on all of them as one batch: `together`) gives
+    `model`'s outputs (within `rel` of their largest), and what the image changes is
+    compared on its own (within `change_rel`): the biases and BatchNorm shifts are most of
+    each value, so a rewrite applied wrongly could hide under them."""
     theirs = np.asarray(model(images, training=False))
     with torch.no_grad():
-        ours = np.concatenate([graph(torch.from_numpy(image[None])).numpy()
-                               for image in images])
+        ours = (graph(torch.from_numpy(images)).numpy() if together else np.concatenate(
+            [graph(torch.from_numpy(image[None])).numpy() for image in images]))
     assert ours.shape == theirs.shape
     assert np.abs(ours - theirs).max() <= rel * max(1.0, np.abs(theirs).max())
     seen, expected = ours[1:] - ours[0], theirs[1:] - theirs[0]

@@ -231,7 +231,7 @@ def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package,
                           tmp_path / "lib.pt2")
     monkeypatch.setattr(compiled, "_compile",
                         lambda form, shapes, layout, plan, path, _: (
-                            shutil.copy(library, path), ((1, 1024), False, {}, []))[1])
+                            shutil.copy(library, path), ((1, 1024), False, {}, [], None))[1])
     shutil.rmtree(package / "compiled")
     stored = package / "reference_outputs.safetensors"
     with safe_open(str(stored), "np") as f:

@@ -16,6 +16,8 @@ from torch import nn
 import tf2torch
 from tf2torch.errors import UsageError
 from tf2torch.packages import native_ops, single_image
+from tf2torch.packages.blocked_convs import block_for_this_cpu
+from tf2torch.packages.compiled import CompiledNet
 from tf2torch.packages.single_image import chosen_plan, default_plan, planned_program
 
 aten = torch.ops.aten
@@ -132,9 +134,10 @@ def release(standin):
 def test_each_plan_compiles_a_single_image_program_that_matches_tensorflow(
         release, tmp_path, monkeypatch, caplog, plan):
     """Whatever this machine's default, each plan builds a program that gives TensorFlow's
-    logits image by image, and the manifest says which plan and why. Where the native op
-    cannot load, an `onednn-cached` program is skipped with a note and the any-batch program
-    runs single images."""
+    logits image by image, and the manifest says which plan and why. An `onednn-cached`
+    build's any-batch program runs the op too (on blocked activations): where the op cannot
+    load, or has another schema, the compiled form is ignored with a note; were only the
+    single-image program to call it, that one is skipped and the other runs single images."""
     out = tmp_path / "mnv2"  # the home (the seal's key) is the test's own: conftest.py
     tf2torch.convert(release.archive, out, verify=False)
     manifest = tf2torch.api.compile_package(out, plan=plan)
@@ -153,12 +156,28 @@ def test_each_plan_compiles_a_single_image_program_that_matches_tensorflow(
     if plan != "onednn-cached":
         return
     assert stored["one_image_plan"]["op_schema"] == native_ops.schema()
+    # batches run the any-batch program, its convolutions the op's on blocked activations
+    assert stored["one_image_plan"]["any_batch_block"] == block_for_this_cpu() is not None
+    with torch.inference_mode():
+        got = net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert np.abs(got - expected).max() < 1e-4
+    assert net._runner._library is not None
     manifest_path = next((out / "compiled").glob("*.json"))
     stored["one_image_plan"]["op_schema"] = "tf2torch::conv(Tensor x) -> Tensor"  # an older op
     manifest_path.write_text(json.dumps(stored))
-    assert tf2torch.load(out, inference=True).net.net._one_image is None
-    assert "calls tf2torch's oneDNN op as tf2torch::conv(Tensor x) -> Tensor" in caplog.text
+    assert not isinstance(tf2torch.load(out, inference=True).net.net, CompiledNet)
+    assert "compiled form ignored: its program calls tf2torch's oneDNN ops by other schemas " \
+        "than this tf2torch's (built by an older version): run tf2torch compile again" \
+        in caplog.text
     monkeypatch.setattr(native_ops, "unavailable", lambda: "libdnnl.so.3 is not in /x")
+    stored["one_image_plan"]["op_schema"] = native_ops.schema()
+    manifest_path.write_text(json.dumps(stored))
+    assert not isinstance(tf2torch.load(out, inference=True).net.net, CompiledNet)
+    assert "compiled form ignored: its program calls tf2torch's oneDNN op: libdnnl.so.3 is " \
+        "not in /x" in caplog.text
+    # an any-batch program of ATen's convolutions (a CPU with no block) still runs images
+    stored["one_image_plan"]["any_batch_block"] = None
+    manifest_path.write_text(json.dumps(stored))
     net = tf2torch.load(out, inference=True).net.net
     assert net._one_image is None
     assert "single-image program skipped: its program calls tf2torch's oneDNN op: " \

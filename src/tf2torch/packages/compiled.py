@@ -59,10 +59,9 @@ from tf2torch.errors import PackageError
 from tf2torch.packages import native_ops
 from tf2torch.packages.aoti import Deferred, Unsealed, load_library
 from tf2torch.packages.inference import Governed, configure_allocator, inference_form, input_shapes
-from tf2torch.packages.mirror import mirrored_module
 from tf2torch.packages.package import LoadedModel, build_net, sha256_file
 from tf2torch.packages.repository import home
-from tf2torch.packages.single_image import chosen_plan, cpu_vendor, planned_program
+from tf2torch.packages.single_image import any_batch_rewrites, chosen_plan, cpu_vendor, planned_program
 from tf2torch.util.threads import ThreadGovernor, fixed_threads
 
 log = logging.getLogger(__name__)
@@ -185,7 +184,7 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
     folder.mkdir(exist_ok=True)
     scratch = [_scratch_file(folder, target) for _ in range(2)]
     try:
-        batch, one_image, repacked, taken = _compile(
+        batch, one_image, repacked, taken, block = _compile(
             form, shapes, model.card.input.get("layout", "nchw"), plan, *scratch)
         seconds = time.perf_counter() - started
         report, against = check(CompiledNet(load_library(scratch[0].read_bytes()), None,
@@ -203,6 +202,7 @@ def build(model: LoadedModel, check: Callable[[nn.Module], tuple[dict | None, st
                             round(seconds, 1), time.strftime("%Y-%m-%d"), one_sha, one_report,
                             repacked,
                             {"plan": plan, "why": why, "taken_from_onednn": taken,
+                             "any_batch_block": block,
                              **({"op_schema": native_ops.schema()}
                                 if plan == "onednn-cached" else {})})
         library, one_path, manifest_path = target.files(folder)
@@ -225,13 +225,14 @@ def _scratch_file(folder: Path, target: Target) -> Path:
 
 def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, plan: str,
              path: Path, one_image_path: Path,
-             ) -> tuple[tuple[int, int], bool, dict[str, list[str]], list[str]]:
+             ) -> tuple[tuple[int, int], bool, dict[str, list[str]], list[str], int | None]:
     """AOTInductor with frozen weights: at `path` a program for any batch size where the
     network allows it (else the card's own batch of one), at `one_image_path` one
     specialised to a single image, built to `plan` (`single_image.py`); both mirrored where
     that saves padding (`mirror.py`). Returns the batch range of the first, whether the
     second was built, the thread counts at which it would repack convolution weights
-    (`packing.py`) and the layers its plan took from oneDNN for that reason."""
+    (`packing.py`), the layers its plan took from oneDNN for that reason, and the channel
+    block the first's convolutions run in (None: ATen's, channels-last)."""
     from torch._inductor import aot_compile
     from torch._inductor.package import package_aoti
     # Inductor freezes weights only with gradients off: compiled with them on, every
@@ -251,6 +252,7 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, plan: 
             span = (1, 1)
         single_path = one_image_path if programs else path
         programs[single_path], single, taken, repacked = planned_program(form, one, layout, plan)
+        block = None
         for out, program in programs.items():
             chosen = dict(options)
             if out == single_path:
@@ -259,10 +261,10 @@ def _compile(form: nn.Module, shapes: list[tuple[int, ...]], layout: str, plan: 
                 # depthwise tap re-ran the 1×1 layer's bias and ReLU6): 5-13% (BENCHMARKS.md)
                 chosen["realize_reads_threshold"] = 1
             else:
-                module = mirrored_module(program, layout)
+                module, block = any_batch_rewrites(program, layout, plan)
             args, kwargs = program.example_inputs
             package_aoti(str(out), aot_compile(module, args, kwargs, options=chosen))
-    return span, one_image_path in programs, repacked, taken
+    return span, one_image_path in programs, repacked, taken, block
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -387,7 +389,7 @@ def find(model: LoadedModel) -> Lookup:
                       f"machine, or changed since; it is never loaded (tf2torch compile "
                       f"{model.card.name} builds one here)")
     missing = native_ops.missing_for(manifest.one_image_plan)
-    if missing and not one:
+    if missing and (not one or (manifest.one_image_plan or {}).get("any_batch_block")):
         return Lookup(note=f"compiled form ignored: {missing}")
     if not one:
         return Lookup(runner=load_library(data), manifest=manifest)

@@ -1,5 +1,6 @@
-"""tf2torch's own C++ op, `torch.ops.tf2torch.conv`: oneDNN convolutions whose primitives are
-kept between calls (`native/onednn_conv.cpp` says why).
+"""tf2torch's own C++ ops, `torch.ops.tf2torch.conv` and its blocked-layout twins
+(`conv_blocked`, `to_blocked`, `from_blocked`): oneDNN convolutions whose primitives are kept
+between calls (`native/onednn_conv.cpp` says why).
 
 It is built from the source shipped in this package, never from anything in a model file,
 against the oneDNN of the `[native]` extra (`onednn-cpu-gomp`, `onednn-devel-cpu-gomp`: the
@@ -119,20 +120,24 @@ def unavailable() -> str | None:
     return None
 
 
+OPS = ("conv", "conv_blocked", "to_blocked", "from_blocked")
+
+
 def schema() -> str:
-    """The loaded op's schema, as a program compiled against it records it."""
-    return str(torch.ops.tf2torch.conv.default._schema)
+    """The loaded ops' schemas, as a program compiled against them records them."""
+    return "; ".join(str(getattr(torch.ops.tf2torch, name).default._schema) for name in OPS)
 
 
 def missing_for(plan: dict | None) -> str | None:
-    """Why a program compiled to `plan` (the manifest's `one_image_plan`) cannot run here, or
-    None: those of the `onednn-cached` plan call this op, by the schema they were built with."""
+    """Why programs compiled to `plan` (the manifest's `one_image_plan`) cannot run here, or
+    None: those of the `onednn-cached` plan call these ops, by the schemas they were built
+    with (the single-image program; the any-batch one too where `any_batch_block` is set)."""
     if not plan or plan.get("plan") != "onednn-cached":
         return None
     missing = unavailable()
     if missing is not None:
         return f"its program calls tf2torch's oneDNN op: {missing}"
     if plan.get("op_schema") != schema():
-        return (f"its program calls tf2torch's oneDNN op as {plan.get('op_schema')}; this "
-                f"tf2torch's is {schema()}: run tf2torch compile again")
+        return ("its program calls tf2torch's oneDNN ops by other schemas than this "
+                "tf2torch's (built by an older version): run tf2torch compile again")
     return None

@@ -46,6 +46,7 @@ import torch
 from torch import fx, nn
 
 from tf2torch.errors import UsageError
+from tf2torch.packages.blocked_convs import block_for_this_cpu, convs_blocked
 from tf2torch.packages.depthwise import depthwise_as_sums
 from tf2torch.packages.gates import gates_into_weights
 from tf2torch.packages.mirror import mirrored_module
@@ -121,6 +122,22 @@ def single_image_rewrites(program: Any, layout: str, sums: Collection[str] | Non
     log.info("single image: %d depthwise layers as sums", count)
     log.info("single image: %d channel gates folded into weights", gates_into_weights(module))
     return module
+
+
+def any_batch_rewrites(program: Any, layout: str, plan: str) -> tuple[fx.GraphModule, int | None]:
+    """The any-batch program's graph as it is compiled: mirrored where that saves padding;
+    under `onednn-cached`, its convolutions tf2torch's op on blocked activations
+    (`blocked_convs.py`). Returns the graph and the channel block (None: ATen's
+    convolutions, channels-last)."""
+    module = mirrored_module(program, layout)
+    block = block_for_this_cpu() if plan == "onednn-cached" else None
+    if block is None:
+        return module, None
+    load_native()
+    count = convs_to_native(module)
+    log.info("any batch: %d convolutions to tf2torch's oneDNN op, %d in blocks of %d",
+             count, convs_blocked(module, block), block)
+    return module, block if count else None
 
 
 def planned_program(form: nn.Module, one: tuple[torch.Tensor, ...], layout: str, plan: str,

@@ -1,0 +1,134 @@
+"""Chains of tf2torch's oneDNN convolutions kept in oneDNN's blocked layout (nChw16c on
+AVX-512, nChw8c on AVX2) between layers, instead of channels-last.
+
+oneDNN's depthwise and 1×1 kernels are faster on blocked activations at large batches: a
+batch of 32 through Keras' MobileNetV2's convolutions took 0.78-0.87× the NHWC time on an
+AMD EPYC (BENCHMARKS.md), and no reorder is paid between two blocked layers. A tensor
+enters the layout once (`to_blocked`) and leaves it once for every reader that is not one
+of these convolutions (`from_blocked`: a pool, a channel gate, the classifier).
+
+Runs after `native_convs.convs_to_native`, on its `torch.ops.tf2torch.conv` nodes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+aten = torch.ops.aten
+AVX512_BLOCK, AVX2_BLOCK = 16, 8
+
+
+def block_for_this_cpu() -> int | None:
+    """The channel block oneDNN's kernels use on this CPU, or None where there is none."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability.startswith("AVX512"):
+        return AVX512_BLOCK
+    if capability == "AVX2":
+        return AVX2_BLOCK
+    return None
+
+
+def convs_blocked(module: fx.GraphModule, block: int) -> int:
+    """Turn every `tf2torch.conv` node of `module` into `tf2torch.conv_blocked` in place,
+    with reorders only where a tensor enters or leaves the layout; returns how many."""
+    ops = torch.ops.tf2torch
+    graph = module.graph
+    blocked_of: dict[fx.Node, fx.Node] = {}  # a channels-last value -> its blocked twin
+
+    def blocked(value: fx.Node, before: fx.Node) -> fx.Node:
+        if value not in blocked_of:
+            with graph.inserting_before(before):
+                blocked_of[value] = graph.call_function(ops.to_blocked.default, (value, block))
+        return blocked_of[value]
+
+    count = 0
+    pooled: dict[fx.Node, tuple[fx.Node, str]] = {}  # a pool's [N, C] or [N, 1, 1, C] view
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        if node.target is not ops.conv.default:
+            _twin(graph, node, blocked_of, pooled)
+            continue
+        x, weight, bias, stride, padding, dilation, groups, act, residual = node.args
+        out_channels, per_group = _weight_shape(module, weight)
+        # a few input channels (an image's 3) stay channels-last rather than padded to a block
+        plain_input = groups == 1 and per_group < block and x not in blocked_of
+        source = x if plain_input else blocked(x, node)
+        added = None if residual is None else blocked(residual, node)
+        with graph.inserting_before(node):
+            conv = graph.call_function(ops.conv_blocked.default, (
+                source, weight, bias, stride, padding, dilation, groups, act, added, block))
+            back = graph.call_function(ops.from_blocked.default, (conv, out_channels))
+        back.meta.update(node.meta)
+        node.replace_all_uses_with(back)
+        graph.erase_node(node)
+        blocked_of[back] = conv
+        count += 1
+    if count:
+        graph.eliminate_dead_code()  # the reorders back that only convolutions read
+        graph.lint()
+        module.recompile()
+    return count
+
+
+def _twin(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
+          pooled: dict[fx.Node, tuple[fx.Node, str]]) -> None:
+    """Give `node` a blocked twin where it reads blocked values and means the same on the
+    blocked layout: a channel gate (SE: the global pool, then a product or sum with a
+    per-channel tensor). A block's padded channels stay finite, and the convolutions'
+    padded weights are zero, so what the gate leaves in them reaches no real channel."""
+    target, args = node.target, node.args
+    twin = None
+    if target in (aten.mul.Tensor, aten.add.Tensor) and not node.kwargs and len(args) == 2:
+        left, right = args
+        if (left in blocked_of and right in blocked_of
+                and _broadcasts(_shape(left), _shape(right))):
+            with graph.inserting_before(node):
+                twin = graph.call_function(target, (blocked_of[left], blocked_of[right]))
+    elif target is aten.mean.dim and args[0] in blocked_of and _is_spatial(args[1]):
+        keep = args[2] if len(args) > 2 else node.kwargs.get("keepdim", False)
+        if keep:
+            twin = _pool(graph, node, blocked_of[args[0]])
+        else:
+            pooled[node] = (blocked_of[args[0]], "nc")
+    elif target in (aten.reshape.default, aten.view.default) and args[0] in pooled:
+        source, _ = pooled[args[0]]
+        shape = _shape(node)
+        if shape is not None and len(shape) == 4 and shape[2:] == (1, 1):
+            twin = _pool(graph, node, source)
+        elif shape is not None and len(shape) == 4 and shape[1:3] == (1, 1):
+            pooled[node] = (source, "nhwc")
+    elif (target is aten.permute.default and args[0] in pooled
+          and pooled[args[0]][1] == "nhwc" and list(args[1]) == [0, 3, 1, 2]):
+        twin = _pool(graph, node, pooled[args[0]][0])
+    if twin is not None:
+        blocked_of[node] = twin
+
+
+def _pool(graph: fx.Graph, node: fx.Node, source: fx.Node) -> fx.Node:
+    with graph.inserting_before(node):
+        return graph.call_function(aten.mean.dim, (source, [2, 3], True))
+
+
+def _is_spatial(dims: object) -> bool:
+    return isinstance(dims, list | tuple) and sorted(d % 4 for d in dims) == [2, 3]
+
+
+def _broadcasts(a: tuple | None, b: tuple | None) -> bool:
+    """Two NCHW shapes of the same channels whose other sizes match or are 1."""
+    return (a is not None and b is not None and len(a) == len(b) == 4 and a[1] == b[1]
+            and all(x == y or 1 in (x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if i != 1))
+
+
+def _shape(node: fx.Node) -> tuple | None:
+    value = node.meta.get("val")
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def _weight_shape(module: fx.GraphModule, weight: fx.Node) -> tuple[int, int]:
+    """(output channels, input channels per group) of a constant convolution weight."""
+    value = module
+    for part in str(weight.target).split("."):
+        value = getattr(value, part)
+    return int(value.shape[0]), int(value.shape[1])

@@ -1,0 +1,139 @@
+"""The any-batch program's convolutions on oneDNN's blocked layout (`blocked_convs.py`, the
+op's `conv_blocked`, `to_blocked`, `from_blocked`): what the chain computes, against Keras,
+at a batch; where reorders remain; and the layout itself against plain PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tf2torch
+from keras_models import assert_image_by_image_like_keras, randomize_statistics
+from tf2torch.packages import native_ops
+from tf2torch.packages.blocked_convs import block_for_this_cpu, convs_blocked
+from tf2torch.packages.inference import inference_form
+from tf2torch.packages.mirror import mirrored_module
+from tf2torch.packages.native_convs import convs_to_native
+from tf2torch.packages.single_image import any_batch_rewrites
+
+ops = torch.ops.tf2torch
+aten = torch.ops.aten
+
+
+@pytest.fixture(scope="module", autouse=True)
+def native() -> None:
+    native_ops.load()  # `make test` installs the [native] extra: it must build and load here
+
+
+def _keras_net(tf):
+    """What the pass meets in MobileNetV2, EfficientNet and ResNet: a 3-channel stem, channel
+    counts that are no multiple of a block (24, 40, 6), depthwise layers, two channel gates
+    (pooled and reshaped as Keras' EfficientNet writes it, and pooled keeping its dims), a
+    residual projection, an add + ReLU, and a classifier after the last pool."""
+    from functools import partial
+
+    layers = tf.keras.layers
+    # weights wide enough that the image's part is no whisper under the biases at the logits
+    conv2d = partial(layers.Conv2D, kernel_initializer="he_uniform")
+    depthwise = partial(layers.DepthwiseConv2D,
+                        depthwise_initializer=tf.keras.initializers.RandomUniform(-1, 1, seed=24))
+    inp = tf.keras.Input((21, 19, 3))
+    x = conv2d(24, 3, strides=2, padding="same", activation="swish")(inp)
+    x = depthwise(3, padding="same", activation="swish")(x)
+    gate = layers.Reshape((1, 1, 24))(layers.GlobalAveragePooling2D()(x))
+    gate = conv2d(6, 1, activation="swish")(gate)
+    x = layers.Multiply()([x, conv2d(24, 1, activation="sigmoid")(gate)])
+    x = conv2d(40, 1)(x)
+    y = layers.ReLU(6.0)(depthwise(3, padding="same")(conv2d(80, 1)(x)))
+    x = layers.Add()([x, conv2d(40, 1)(y)])
+    gate = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    x = layers.Multiply()([x, conv2d(40, 1, activation="sigmoid")(gate)])
+    x = layers.ReLU()(layers.Add()([conv2d(40, 3, padding="same")(x), x]))
+    x = conv2d(48, 3, strides=2, padding="same", activation="relu")(x)
+    return tf.keras.Model(inp, layers.Dense(7)(layers.GlobalAveragePooling2D()(x)))
+
+
+@pytest.fixture(scope="module")
+def keras_net(tmp_path_factory):
+    tf = pytest.importorskip("tensorflow")
+    tf.keras.utils.set_random_seed(21)
+    model = _keras_net(tf)
+    randomize_statistics(model, seed=22)
+    folder = tmp_path_factory.mktemp("blocked")
+    model.save(folder / "model.keras")
+    tf2torch.convert(folder / "model.keras", folder / "pkg", verify=False)
+    form = inference_form(tf2torch.load(folder / "pkg").net, (21, 19, 3), governed=False,
+                          input_layout="nhwc")
+    batch = torch.export.Dim("batch", min=1, max=64)
+    with torch.no_grad():
+        program = torch.export.export(form, (torch.zeros(2, 21, 19, 3),),
+                                      dynamic_shapes=(({0: batch},),))
+    return model, program
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_a_blocked_chain_gives_keras_logits_at_a_batch(keras_net, block) -> None:
+    model, program = keras_net
+    module = mirrored_module(program, "nhwc")
+    assert convs_to_native(module) == 11
+    assert convs_blocked(module, block) == 11
+    calls = [n.target for n in module.graph.nodes if n.op == "call_function"]
+    assert calls.count(ops.conv_blocked.default) == 11 and ops.conv.default not in calls
+    # the stem reads the image as it is; the chain leaves the layout once, for the last pool
+    assert calls.count(ops.to_blocked.default) == 0
+    assert calls.count(ops.from_blocked.default) == 1
+    assert calls.count(aten.mean.dim) == 3 and calls.count(aten.mul.Tensor) >= 2  # the gates
+    images = np.random.default_rng(23).uniform(-2, 2, (5, 21, 19, 3)).astype(np.float32)
+    assert_image_by_image_like_keras(module, model, images, rel=1e-5, change_rel=1e-4,
+                                     together=True)
+    assert_image_by_image_like_keras(module, model, images[:2], rel=1e-5, change_rel=1e-4)
+
+
+def test_the_any_batch_program_is_blocked_only_under_the_cached_plan(keras_net) -> None:
+    _, program = keras_net
+    module, block = any_batch_rewrites(program, "nhwc", "onednn-cached")
+    assert block == block_for_this_cpu() and block in (8, 16)  # CI machines have AVX2 at least
+    assert ops.conv_blocked.default in {n.target for n in module.graph.nodes}
+    for plan in ("mkl", "onednn"):
+        module, block = any_batch_rewrites(program, "nhwc", plan)
+        assert block is None
+        assert aten.conv2d.default in {n.target for n in module.graph.nodes}
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_the_layout_round_trips_and_pads_with_zeros(block) -> None:
+    x = torch.randn(2, 21, 5, 7).contiguous(memory_format=torch.channels_last)
+    packed = ops.to_blocked(x, block)
+    assert packed.shape == (2, -(-21 // block), 5, 7, block)
+    assert torch.equal(packed.permute(0, 1, 4, 2, 3).reshape(2, -1, 5, 7)[:, :21], x)
+    assert not packed.permute(0, 1, 4, 2, 3).reshape(2, -1, 5, 7)[:, 21:].any()
+    assert torch.equal(ops.from_blocked(packed, 21), x)
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_a_blocked_convolution_is_pytorchs(block) -> None:
+    torch.manual_seed(block)
+    x, residual = torch.randn(2, 20, 9, 11), torch.randn(2, 36, 5, 6)
+    w, b = torch.randn(36, 20, 3, 3), torch.randn(36)
+    got = ops.conv_blocked(ops.to_blocked(x, block), w, b, [2, 2], [1, 1, 1, 1], [1, 1], 1,
+                           "relu6", ops.to_blocked(residual, block), block)
+    expected = (F.conv2d(x, w, b, 2, 1) + residual).clamp(0, 6)
+    assert (ops.from_blocked(got, 36) - expected).abs().max() < 1e-4
+    assert not got.permute(0, 1, 4, 2, 3).reshape(2, -1, 5, 6)[:, 36:].any()
+    stem = ops.conv_blocked(x[:, :3], w[:, :3], None, [1, 1], [0, 1, 2, 1], [1, 1], 1, "none",
+                            None, block)  # a plain NCHW input, its own sides padded
+    assert (ops.from_blocked(stem, 36) - F.conv2d(F.pad(x[:, :3], (1, 1, 0, 2)), w[:, :3])
+            ).abs().max() < 1e-4
+
+
+def test_bad_blocked_arguments_are_named() -> None:
+    w = torch.randn(8, 16, 1, 1)
+    with pytest.raises(RuntimeError, match=r"is not 16 channels, in blocks of 16"):
+        ops.conv_blocked(torch.zeros(1, 2, 4, 4, 8), w, None, [1, 1], [0] * 4, [1, 1], 1,
+                         "none", None, 16)
+    with pytest.raises(RuntimeError, match="block 12"):
+        ops.to_blocked(torch.zeros(1, 16, 4, 4), 12)
+    with pytest.raises(RuntimeError, match="does not hold 40 channels"):
+        ops.from_blocked(torch.zeros(1, 2, 4, 4, 16), 40)
