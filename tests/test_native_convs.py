@@ -151,3 +151,35 @@ def test_each_environment_builds_its_own() -> None:
     include, lib = native_ops.onednn_dirs()
     assert native_ops._key(include, lib) != native_ops._key(include, lib.parent / "other")
     assert native_ops.build().parent.name == native_ops._key(include, lib)
+
+
+class _InPlace(torch.nn.Module):
+    """Activations in place, as the slim MobileNetV2 port writes them (`ReLU6(inplace=True)`),
+    one after a residual add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.six = torch.nn.ReLU6(inplace=True)
+        self.body = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.relu = torch.nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.six(self.stem(x))
+        return self.relu(self.body(y) + y)
+
+
+def test_activations_in_place_are_fused_and_leave_nothing_behind() -> None:
+    """Dead-code elimination keeps an in-place op: left in the graph, it would keep its ATen
+    convolution too, computed beside the op's (35 such layers in the slim MobileNetV2)."""
+    net, x = _InPlace().eval(), torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        gm = torch.export.export(net, (x,)).module()
+        assert convs_to_native(gm) == 2
+        calls = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+        assert [c for c in calls if c is torch.ops.tf2torch.conv.default] == calls
+        fused = [n.args[7:] for n in gm.graph.nodes if n.op == "call_function"]
+        assert [act for act, _ in fused] == ["relu6", "relu"]
+        assert fused[1][1] is not None  # the residual
+        assert (gm(x) - net(x.clone())).abs().max() < 1e-5

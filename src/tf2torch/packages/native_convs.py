@@ -20,8 +20,13 @@ from torch import fx
 from tf2torch.packages.reversal import PADS, Refused, arg, conv2d_settings, pad_value, pads_by_dim
 
 aten = torch.ops.aten
+# in place too (`nn.ReLU6(inplace=True)`, as the slim MobileNetV2 writes it): fused only as the
+# one use of what it follows, so nothing else sees the tensor it overwrote
 _ACTIVATIONS = {aten.relu.default: "relu", aten.silu.default: "silu",
-                aten.sigmoid.default: "sigmoid"}
+                aten.sigmoid.default: "sigmoid", aten.relu_.default: "relu",
+                aten.silu_.default: "silu", aten.sigmoid_.default: "sigmoid"}
+_HARDTANH = (aten.hardtanh.default, aten.hardtanh_.default)
+_CLAMP = (aten.clamp.default, aten.clamp_.default)
 
 
 def convs_to_native(module: fx.GraphModule) -> int:
@@ -44,24 +49,30 @@ def _swap(module: fx.GraphModule, conv: fx.Node) -> bool:
     if not (_is_constant(module, weight) and (bias is None or _is_constant(module, bias))
             and _is_float_4d(x)):
         return False
-    last, residual = conv, None
+    last, residual, chain = conv, None, [conv]
     add = _only_user(conv)
     if add is not None and add.target == aten.add.Tensor and add.kwargs.get("alpha", 1) == 1:
         other = add.args[1] if add.args[0] is conv else add.args[0]
         if (isinstance(other, fx.Node) and other is not conv and _is_float_4d(other)
                 and _shape(other) == _shape(conv)):
             last, residual = add, other
+            chain.append(add)
     act = "none"
     follower = _only_user(last)
     if follower is not None:
         act = _activation(follower)
         if act != "none":
             last = follower
+            chain.append(follower)
     with module.graph.inserting_before(last):
         fused = module.graph.call_function(torch.ops.tf2torch.conv.default, (
             x, weight, bias, stride, padding, dilation, groups, act, residual))
     fused.meta.update(last.meta)
     last.replace_all_uses_with(fused)
+    # erased here: dead-code elimination keeps an in-place activation, and so what it reads
+    for node in reversed(chain):
+        if not node.users:
+            module.graph.erase_node(node)
     return True
 
 
@@ -94,9 +105,9 @@ def _activation(node: fx.Node) -> str:
         return "none"
     if node.target in _ACTIVATIONS:
         return _ACTIVATIONS[node.target]
-    if node.target == aten.hardtanh.default:
+    if node.target in _HARDTANH:
         low, high = arg(node, 1, "min_val", -1.0), arg(node, 2, "max_val", 1.0)
-    elif node.target == aten.clamp.default:
+    elif node.target in _CLAMP:
         low, high = arg(node, 1, "min", None), arg(node, 2, "max", None)
     else:
         return "none"
