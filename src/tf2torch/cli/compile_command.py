@@ -33,7 +33,10 @@ makes its 1×1 layers MKL matrix products and its depthwise layers sums Inductor
 ATen; `onednn-cached` hands every convolution to tf2torch's own oneDNN op, which keeps each
 layer's primitive and packed weight between calls and fuses the residual add (faster again
 on AMD EPYC, the default on every CPU not Intel's where the op builds: the [native] extra
-and a C++ compiler; else `onednn`). All are verified the same way.
+and a C++ compiler; else `onednn`). Under `onednn-cached` the any-batch program's
+convolutions run the op too, on oneDNN's blocked layout (16 or 8 channels a block, by the
+CPU's vector width) from the first layer to the last pool, which oneDNN's kernels run faster
+at large batches. All are verified the same way.
 
 oneDNN packs convolution weights for the thread count of the compiling process. Where it
 would pack one differently at another count the thread rule may pick (fewer threads when
@@ -78,6 +81,9 @@ def compile_command(args: argparse.Namespace) -> int:
         print(f"single-image program: plan {plan['plan']} ({plan['why']})"
               + (f"; {len(taken)} layer(s) taken from oneDNN, which packs their weights "
                  f"differently per thread count ({', '.join(taken)})" if taken else ""))
+        if plan.get("any_batch_block"):
+            print("any-batch program: convolutions through tf2torch's op, on blocks of "
+                  f"{plan['any_batch_block']} channels")
     for count, names in (manifest.one_image_repacked or {}).items():
         print(f"note: at {count} thread(s), oneDNN would reorder {len(names)} convolution "
               f"weight(s) of the single-image program on every call ({', '.join(names)}); "

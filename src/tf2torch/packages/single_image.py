@@ -31,6 +31,10 @@ defaults to `mkl` on Intel's x86 CPUs (where `onednn-cached` is not yet measured
 `onednn-cached` on any other (AMD, ARM, unknown) where the op builds and loads, else to
 `onednn`; `tf2torch compile NAME --plan P` overrides it, and the manifest records the plan
 and why.
+
+The plan reaches the any-batch program too (`any_batch_rewrites`): under `onednn-cached` its
+convolutions run the op on oneDNN's blocked layout (`blocked_convs.py`), which oneDNN's
+kernels run faster at large batches; under the others they stay ATen's.
 """
 
 from __future__ import annotations
