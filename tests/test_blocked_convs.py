@@ -137,3 +137,33 @@ def test_bad_blocked_arguments_are_named() -> None:
         ops.to_blocked(torch.zeros(1, 16, 4, 4), 12)
     with pytest.raises(RuntimeError, match="does not hold 40 channels"):
         ops.from_blocked(torch.zeros(1, 2, 4, 4, 16), 40)
+
+
+def test_layers_only_reference_code_runs_blocked_stay_channels_last(tmp_path) -> None:
+    """oneDNN runs a grouped layer of 4 channels per group, or a depthwise one with a
+    multiplier, on blocked activations only with its reference code: such a layer stays
+    channels-last, between reorders, and the chain still gives Keras' logits."""
+    tf = pytest.importorskip("tensorflow")
+    layers = tf.keras.layers
+    tf.keras.utils.set_random_seed(31)
+    inp = tf.keras.Input((12, 12, 3))
+    x = layers.Conv2D(32, 3, padding="same", activation="relu",
+                      kernel_initializer="he_uniform")(inp)
+    x = layers.Conv2D(32, 3, padding="same", groups=8, kernel_initializer="he_uniform")(x)
+    x = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x)
+    x = layers.Conv2D(16, 1, kernel_initializer="he_uniform")(x)
+    model = tf.keras.Model(inp, layers.Dense(5)(layers.GlobalAveragePooling2D()(x)))
+    randomize_statistics(model, seed=32)
+    model.save(tmp_path / "model.keras")
+    tf2torch.convert(tmp_path / "model.keras", tmp_path / "pkg", verify=False)
+    form = inference_form(tf2torch.load(tmp_path / "pkg").net, (12, 12, 3), governed=False,
+                          input_layout="nhwc")
+    with torch.no_grad():
+        module = mirrored_module(torch.export.export(form, (torch.zeros(4, 12, 12, 3),)), "nhwc")
+    assert convs_to_native(module) == 4
+    assert convs_blocked(module, 16) == 2  # the first and the last
+    calls = [n.target for n in module.graph.nodes if n.op == "call_function"]
+    assert calls.count(ops.conv.default) == 2
+    images = np.random.default_rng(33).uniform(-2, 2, (4, 12, 12, 3)).astype(np.float32)
+    assert_image_by_image_like_keras(module, model, images, rel=1e-5, change_rel=1e-4,
+                                     together=True)

@@ -136,7 +136,7 @@ def test_bad_arguments_are_named() -> None:
 def test_a_missing_extra_or_a_failed_build_is_named(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TF2TORCH_NATIVE_DIR", str(tmp_path / "native"))  # nothing built yet
     monkeypatch.setenv("CXX", "false")  # a compiler that fails
-    with pytest.raises(native_ops.NativeUnavailable, match=r"building onednn_conv\.cpp failed"):
+    with pytest.raises(native_ops.NativeUnavailable, match=r"building native/\*\.cpp failed"):
         native_ops.build()
     assert not list((tmp_path / "native").rglob("*.so"))  # nothing half-built left to load
     monkeypatch.setattr(native_ops.sysconfig, "get_paths", lambda: {"data": str(tmp_path)})

@@ -30,8 +30,10 @@ def block_for_this_cpu() -> int | None:
 
 
 def convs_blocked(module: fx.GraphModule, block: int) -> int:
-    """Turn every `tf2torch.conv` node of `module` into `tf2torch.conv_blocked` in place,
-    with reorders only where a tensor enters or leaves the layout; returns how many."""
+    """Turn the `tf2torch.conv` nodes of `module` into `tf2torch.conv_blocked` in place, with
+    reorders only where a tensor enters or leaves the layout; returns how many. A layer that
+    oneDNN would run blocked only with its reference code (ten times slower: a few channels
+    per group, a depthwise multiplier) stays channels-last."""
     ops = torch.ops.tf2torch
     graph = module.graph
     blocked_of: dict[fx.Node, fx.Node] = {}  # a channels-last value -> its blocked twin
@@ -51,9 +53,15 @@ def convs_blocked(module: fx.GraphModule, block: int) -> int:
             _twin(graph, node, blocked_of, pooled)
             continue
         x, weight, bias, stride, padding, dilation, groups, act, residual = node.args
-        out_channels, per_group = _weight_shape(module, weight)
+        kernel = _weight(module, weight)
+        out_channels, per_group = kernel.shape[:2]
         # a few input channels (an image's 3) stay channels-last rather than padded to a block
         plain_input = groups == 1 and per_group < block and x not in blocked_of
+        shape = _shape(x)
+        if shape is None or not all(isinstance(d, int) for d in shape[1:]) or ops.blocked_kernel(
+                kernel, [1, *shape[1:]], stride, padding, dilation, groups, plain_input,
+                block).startswith("ref"):
+            continue  # only oneDNN's slow reference code takes it blocked: it stays as it is
         source = x if plain_input else blocked(x, node)
         added = None if residual is None else blocked(residual, node)
         with graph.inserting_before(node):
@@ -126,9 +134,8 @@ def _shape(node: fx.Node) -> tuple | None:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
-def _weight_shape(module: fx.GraphModule, weight: fx.Node) -> tuple[int, int]:
-    """(output channels, input channels per group) of a constant convolution weight."""
+def _weight(module: fx.GraphModule, weight: fx.Node) -> torch.Tensor:
     value = module
     for part in str(weight.target).split("."):
         value = getattr(value, part)
-    return int(value.shape[0]), int(value.shape[1])
+    return value

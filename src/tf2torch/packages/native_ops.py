@@ -29,7 +29,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "native" / "onednn_conv.cpp"
+NATIVE = Path(__file__).parent / "native"
+SOURCES = (NATIVE / "onednn_conv.cpp", NATIVE / "onednn_layout.cpp")
+HEADERS = (NATIVE / "onednn_common.h",)
 LIBRARY_NAME = "libtf2torch_onednn.so"
 ONEDNN_SONAME = "libdnnl.so.3"
 
@@ -65,7 +67,8 @@ def _key(include: Path, lib: Path) -> str:
     """The source, oneDNN's version, torch's, and where oneDNN lies: the library finds
     libdnnl through an rpath to that folder, so each environment builds its own."""
     version = (include / "oneapi" / "dnnl" / "dnnl_version.h").read_bytes()
-    digest = hashlib.sha256(SOURCE.read_bytes() + version + torch.__version__.encode()
+    code = b"".join(path.read_bytes() for path in SOURCES + HEADERS)
+    digest = hashlib.sha256(code + version + torch.__version__.encode()
                             + str(lib.resolve()).encode())
     return digest.hexdigest()[:16]
 
@@ -85,14 +88,15 @@ def build() -> Path:
         command = [
             _compiler(), "-O2", "-std=c++17", "-fPIC", "-shared", "-fopenmp",
             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
-            f"-I{include}", "-isystem", str(torch_dir / "include"), str(SOURCE), "-o", str(built),
+            f"-I{include}", "-isystem", str(torch_dir / "include"), *map(str, SOURCES),
+            "-o", str(built),
             f"-L{lib}", f"-l:{ONEDNN_SONAME}", f"-Wl,-rpath,{lib}",
             f"-L{torch_dir / 'lib'}", "-ltorch", "-ltorch_cpu", "-lc10"]
         log.info("building %s", target)
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-            raise NativeUnavailable(f"building {SOURCE.name} failed:\n{tail}")
+            raise NativeUnavailable(f"building {NATIVE.name}/*.cpp failed:\n{tail}")
         os.replace(built, target)  # atomic: a process racing us loads one whole file
     return target
 

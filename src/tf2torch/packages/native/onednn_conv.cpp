@@ -24,7 +24,7 @@
 #include <c10/util/intrusive_ptr.h>
 #include <torch/library.h>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "onednn_common.h"
 
 #include <cstdio>
 #include <cstring>
@@ -34,21 +34,9 @@
 #include <string>
 #include <unordered_map>
 
+using namespace tf2torch_native;
+
 namespace {
-
-using dnnl::memory;
-using tag = dnnl::memory::format_tag;
-using dt = dnnl::memory::data_type;
-
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-dnnl::stream& thread_stream() {
-  thread_local dnnl::stream stream(cpu_engine());
-  return stream;
-}
 
 struct Prepared {
   c10::weak_intrusive_ptr<c10::StorageImpl> weight_storage;  // to notice a reused address
@@ -57,25 +45,6 @@ struct Prepared {
   memory bias;  // empty when the layer has none
   memory::desc src, dst;  // dst describes the residual too: it is laid out as the output
 };
-
-struct Reorder {
-  dnnl::reorder primitive;
-  memory::desc src, dst;
-};
-
-std::mutex cache_mutex;
-std::unordered_map<std::string, std::shared_ptr<const Prepared>> cache;
-std::unordered_map<std::string, std::shared_ptr<const Reorder>> reorders;  // no weights: kept
-
-tag activation_tag(int64_t block) {
-  if (block == 0) return tag::nhwc;
-  if (block == -1) return tag::nchw;  // a stem's input: oneDNN's jit kernels take it into blocks
-  if (block == 8) return tag::nChw8c;
-  TORCH_CHECK(block == 16, "tf2torch::conv: block ", block, " (0, 8 or 16 expected)");
-  return tag::nChw16c;
-}
-
-int64_t blocks(int64_t channels, int64_t block) { return (channels + block - 1) / block; }
 
 void append_activation(dnnl::post_ops& ops, const std::string& act) {
   if (act == "none") {
@@ -97,19 +66,22 @@ void append_activation(dnnl::post_ops& ops, const std::string& act) {
   }
 }
 
-Prepared prepare(const at::Tensor& w, const std::optional<at::Tensor>& b,
-                 const memory::dims& src_dims, const memory::dims& out_dims,
-                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                 int64_t groups, const std::string& act, bool residual, int64_t src_block,
-                 int64_t block) {
-  const auto& engine = cpu_engine();
+std::mutex cache_mutex;
+std::unordered_map<std::string, std::shared_ptr<const Prepared>> cache;
+
+memory::dims weight_dims(const at::Tensor& w, int64_t groups) {
+  return groups > 1 ? memory::dims{groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)}
+                    : memory::dims{w.size(0), w.size(1), w.size(2), w.size(3)};
+}
+
+dnnl::convolution_forward::primitive_desc describe(
+    const at::Tensor& w, bool bias, const memory::dims& src_dims, const memory::dims& out_dims,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+    const std::string& act, bool residual, int64_t src_block, int64_t block) {
   memory::desc src(src_dims, dt::f32, activation_tag(src_block));
   memory::desc dst(out_dims, dt::f32, activation_tag(block));
-  memory::dims w_dims = groups > 1
-      ? memory::dims{groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)}
-      : memory::dims{w.size(0), w.size(1), w.size(2), w.size(3)};
-  memory::desc w_any(w_dims, dt::f32, tag::any);
-  memory::desc b_desc = b ? memory::desc({w.size(0)}, dt::f32, tag::a) : memory::desc();
+  memory::desc w_any(weight_dims(w, groups), dt::f32, tag::any);
+  memory::desc b_desc = bias ? memory::desc({w.size(0)}, dt::f32, tag::a) : memory::desc();
   // oneDNN counts dilation from 0 (no gaps), PyTorch from 1
   memory::dims dilates{dilation[0] - 1, dilation[1] - 1};
   memory::dims pad_l{padding[0], padding[1]}, pad_r{padding[2], padding[3]};
@@ -121,10 +93,20 @@ Prepared prepare(const at::Tensor& w, const std::optional<at::Tensor>& b,
   }
   append_activation(ops, act);
   attr.set_post_ops(ops);
-  dnnl::convolution_forward::primitive_desc pd(
-      engine, dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
-      w_any, b_desc, dst, memory::dims{stride[0], stride[1]}, dilates, pad_l, pad_r, attr);
+  return dnnl::convolution_forward::primitive_desc(
+      cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+      src, w_any, b_desc, dst, memory::dims{stride[0], stride[1]}, dilates, pad_l, pad_r, attr);
+}
 
+Prepared prepare(const at::Tensor& w, const std::optional<at::Tensor>& b,
+                 const memory::dims& src_dims, const memory::dims& out_dims,
+                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                 int64_t groups, const std::string& act, bool residual, int64_t src_block,
+                 int64_t block) {
+  const auto& engine = cpu_engine();
+  auto pd = describe(w, b.has_value(), src_dims, out_dims, stride, padding, dilation, groups,
+                     act, residual, src_block, block);
+  const memory::dims w_dims = weight_dims(w, groups);
   at::Tensor w_plain = w.contiguous();
   memory::desc w_user(w_dims, dt::f32, groups > 1 ? tag::goihw : tag::oihw);
   memory w_source(w_user, engine, w_plain.data_ptr());
@@ -134,12 +116,12 @@ Prepared prepare(const at::Tensor& w, const std::optional<at::Tensor>& b,
   memory bias;
   if (b) {
     at::Tensor b_plain = b->contiguous();
-    bias = memory(b_desc, engine);
+    bias = memory(memory::desc({w.size(0)}, dt::f32, tag::a), engine);
     std::memcpy(bias.get_data_handle(), b_plain.data_ptr(), b_plain.numel() * sizeof(float));
   }
   stream.wait();
   return Prepared{c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
-                  dnnl::convolution_forward(pd), weights, bias, src, dst};
+                  dnnl::convolution_forward(pd), weights, bias, pd.src_desc(), pd.dst_desc()};
 }
 
 // Output height and width; SymInt so that the Meta kernels serve programs of any batch.
@@ -155,7 +137,7 @@ std::vector<c10::SymInt> output_hw(const c10::SymInt& h, const c10::SymInt& w_in
   return out;
 }
 
-void check_args(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
+void check_args(const at::Tensor& w, const std::optional<at::Tensor>& b,
                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                 int64_t groups, int64_t channels) {
   TORCH_CHECK(w.dim() == 4, "tf2torch::conv: 4-D weight expected");
@@ -230,7 +212,7 @@ at::Tensor conv(const at::Tensor& x_in, const at::Tensor& w, const std::optional
                 int64_t groups, c10::string_view act_view,
                 const std::optional<at::Tensor>& residual_in) {
   TORCH_CHECK(x_in.dim() == 4, "tf2torch::conv: 4-D input expected");
-  check_args(x_in, w, b, stride, padding, dilation, groups, x_in.size(1));
+  check_args(w, b, stride, padding, dilation, groups, x_in.size(1));
   check_float(x_in, w, b, residual_in);
   const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
   const auto hw = output_hw(x.size(2), x.size(3), w, stride, padding, dilation);
@@ -262,7 +244,7 @@ at::Tensor conv_blocked(const at::Tensor& x_in, const at::Tensor& w,
                           x_in.size(1) == blocks(channels, block),
               "tf2torch::conv_blocked: input ", x_in.sizes(), " is not ", channels,
               " channels, in blocks of ", block, " or channels-last");
-  check_args(x_in, w, b, stride, padding, dilation, groups, channels);
+  check_args(w, b, stride, padding, dilation, groups, channels);
   check_float(x_in, w, b, residual_in);
   const at::Tensor x = x_in.contiguous();
   const int64_t n = x.size(0), h_in = x.size(2), w_in = x.size(3);  // N, C|Cb, H, W[, b]
@@ -283,60 +265,20 @@ at::Tensor conv_blocked(const at::Tensor& x_in, const at::Tensor& w,
   return y;
 }
 
-namespace {
-
-// NHWC <-> nChw<b>c for an [N, C, H, W] tensor; the reorder zeroes the padded channels.
-void reorder(const at::Tensor& from, const at::Tensor& to, const memory::dims& dims,
-             int64_t block, bool into_blocked) {
-  char key[160];
-  std::snprintf(key, sizeof key, "%ld,%ld,%ld,%ld|%ld|%d|%d", dims[0], dims[1], dims[2],
-                dims[3], block, into_blocked ? 1 : 0, at::get_num_threads());
-  std::shared_ptr<const Reorder> found;
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex);
-    auto it = reorders.find(key);
-    if (it == reorders.end()) {
-      memory::desc plain(dims, dt::f32, tag::nhwc), packed(dims, dt::f32, activation_tag(block));
-      const auto& src = into_blocked ? plain : packed;
-      const auto& dst = into_blocked ? packed : plain;
-      dnnl::reorder::primitive_desc pd(cpu_engine(), src, cpu_engine(), dst);
-      it = reorders.emplace(key, std::make_shared<const Reorder>(
-          Reorder{dnnl::reorder(pd), src, dst})).first;
-    }
-    found = it->second;
-  }
-  const auto& engine = cpu_engine();
-  memory src(found->src, engine, from.data_ptr()), dst(found->dst, engine, to.data_ptr());
-  auto& stream = thread_stream();
-  found->primitive.execute(stream, src, dst);
-  stream.wait();
-}
-
-}  // namespace
-
-at::Tensor to_blocked(const at::Tensor& x_in, int64_t block) {
-  TORCH_CHECK(x_in.dim() == 4 && x_in.scalar_type() == at::kFloat,
-              "tf2torch::to_blocked: 4-D float32 input expected");
-  activation_tag(block);
-  const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor y = at::empty({x.size(0), blocks(x.size(1), block), x.size(2), x.size(3), block},
-                           x.options().memory_format(at::MemoryFormat::Contiguous));
-  reorder(x, y, memory::dims(x.sizes().begin(), x.sizes().end()), block, true);
-  return y;
-}
-
-at::Tensor from_blocked(const at::Tensor& x_in, int64_t channels) {
-  TORCH_CHECK(x_in.dim() == 5 && x_in.scalar_type() == at::kFloat &&
-              x_in.size(1) == blocks(channels, x_in.size(4)),
-              "tf2torch::from_blocked: input ", x_in.sizes(), " does not hold ", channels,
-              " channels");
-  const int64_t block = x_in.size(4);
-  activation_tag(block);
-  const at::Tensor x = x_in.contiguous();
-  at::Tensor y = at::empty({x.size(0), channels, x.size(2), x.size(3)},
-                           x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  reorder(x, y, memory::dims{x.size(0), channels, x.size(2), x.size(3)}, block, false);
-  return y;
+// The oneDNN implementation a blocked layer would run ("jit_dw:avx512_core", "ref:any", ...):
+// a graph pass keeps a layer off the blocked layout where only the slow reference one takes
+// it (grouped layers of a few channels per group, depthwise ones with a multiplier).
+std::string blocked_kernel(const at::Tensor& w, at::IntArrayRef src, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                           bool plain_input, int64_t block) {
+  TORCH_CHECK(src.size() == 4, "tf2torch::blocked_kernel: the input's N, C, H, W expected");
+  check_args(w, std::nullopt, stride, padding, dilation, groups, src[1]);
+  const auto hw = output_hw(src[2], src[3], w, stride, padding, dilation);
+  auto pd = describe(w, true, memory::dims(src.begin(), src.end()),
+                     memory::dims{src[0], w.size(0), hw[0].expect_int(), hw[1].expect_int()},
+                     stride, padding, dilation, groups, "none", false, plain_input ? -1 : block,
+                     block);
+  return pd.impl_info_str();
 }
 
 // --- shapes without data (export, AOTInductor) ---------------------------------------
@@ -346,7 +288,7 @@ at::Tensor conv_meta(const at::Tensor& x, const at::Tensor& w, const std::option
                      int64_t groups, c10::string_view act,
                      const std::optional<at::Tensor>& residual) {
   TORCH_CHECK(x.dim() == 4, "tf2torch::conv: 4-D input expected");
-  check_args(x, w, b, stride, padding, dilation, groups, x.sym_size(1).guard_int(__FILE__, __LINE__));
+  check_args(w, b, stride, padding, dilation, groups, x.sym_size(1).guard_int(__FILE__, __LINE__));
   auto hw = output_hw(x.sym_size(2), x.sym_size(3), w, stride, padding, dilation);
   return at::empty_symint({x.sym_size(0), w.size(0), hw[0], hw[1]},
                           x.options().memory_format(at::MemoryFormat::ChannelsLast));
@@ -358,22 +300,10 @@ at::Tensor conv_blocked_meta(const at::Tensor& x, const at::Tensor& w,
                              c10::string_view act, const std::optional<at::Tensor>& residual,
                              int64_t block) {
   TORCH_CHECK(x.dim() == 5 || x.dim() == 4, "tf2torch::conv_blocked: 4-D or 5-D input expected");
-  check_args(x, w, b, stride, padding, dilation, groups, w.size(1) * groups);
+  check_args(w, b, stride, padding, dilation, groups, w.size(1) * groups);
   auto hw = output_hw(x.sym_size(2), x.sym_size(3), w, stride, padding, dilation);
   return at::empty_symint({x.sym_size(0), blocks(w.size(0), block), hw[0], hw[1], block},
                           x.options());
-}
-
-at::Tensor to_blocked_meta(const at::Tensor& x, int64_t block) {
-  activation_tag(block);
-  const int64_t channels = x.sym_size(1).guard_int(__FILE__, __LINE__);
-  return at::empty_symint({x.sym_size(0), blocks(channels, block), x.sym_size(2), x.sym_size(3),
-                           block}, x.options().memory_format(at::MemoryFormat::Contiguous));
-}
-
-at::Tensor from_blocked_meta(const at::Tensor& x, int64_t channels) {
-  return at::empty_symint({x.sym_size(0), channels, x.sym_size(2), x.sym_size(3)},
-                          x.options().memory_format(at::MemoryFormat::ChannelsLast));
 }
 
 int64_t cached_layers() {
@@ -389,16 +319,14 @@ TORCH_LIBRARY(tf2torch, m) {
   m.def("to_blocked(Tensor x, int block) -> Tensor");
   m.def("from_blocked(Tensor x, int channels) -> Tensor");
   m.def("cached_layers() -> int", &cached_layers);
+  m.def("blocked_kernel(Tensor w, int[] src, int[] stride, int[] padding, int[] dilation, "
+        "int groups, bool plain_input, int block) -> str", &blocked_kernel);
 }
 TORCH_LIBRARY_IMPL(tf2torch, CPU, m) {
   m.impl("conv", &conv);
   m.impl("conv_blocked", &conv_blocked);
-  m.impl("to_blocked", &to_blocked);
-  m.impl("from_blocked", &from_blocked);
 }
 TORCH_LIBRARY_IMPL(tf2torch, Meta, m) {
   m.impl("conv", &conv_meta);
   m.impl("conv_blocked", &conv_blocked_meta);
-  m.impl("to_blocked", &to_blocked_meta);
-  m.impl("from_blocked", &from_blocked_meta);
 }
