@@ -121,7 +121,7 @@ class Manifest:
     one_image_verification: dict | None = None
     # thread count -> the single-image program's convolutions oneDNN repacks per call there
     one_image_repacked: dict[str, list[str]] | None = None
-    # which kernels run single images (`single_image.py`): plan, why, layers taken from oneDNN
+    # the plan (`single_image.py`): its name, why, layers taken from oneDNN, any_batch_block
     one_image_plan: dict[str, Any] | None = None
 
     def to_json(self) -> str:

@@ -131,8 +131,9 @@ def single_image_rewrites(program: Any, layout: str, sums: Collection[str] | Non
 def any_batch_rewrites(program: Any, layout: str, plan: str) -> tuple[fx.GraphModule, int | None]:
     """The any-batch program's graph as it is compiled: mirrored where that saves padding;
     under `onednn-cached`, its convolutions tf2torch's op on blocked activations
-    (`blocked_convs.py`). Returns the graph and the channel block (None: ATen's
-    convolutions, channels-last)."""
+    (`blocked_convs.py`). Returns the graph and the channel block, None where the program
+    calls no op (ATen's convolutions, channels-last); a layer oneDNN runs blocked only with
+    its reference code calls the op channels-last."""
     module = mirrored_module(program, layout)
     block = block_for_this_cpu() if plan == "onednn-cached" else None
     if block is None:
