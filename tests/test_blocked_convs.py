@@ -84,6 +84,8 @@ def test_a_blocked_chain_gives_keras_logits_at_a_batch(keras_net, block) -> None
     # the stem reads the image as it is; the chain leaves the layout once, for the last pool
     assert calls.count(ops.to_blocked.default) == 0
     assert calls.count(ops.from_blocked.default) == 1
+    back = next(n for n in module.graph.nodes if n.target is ops.from_blocked.default)
+    assert back.args[0].target is aten.mean.dim  # the pool runs on the blocks, not after
     assert calls.count(aten.mean.dim) == 3 and calls.count(aten.mul.Tensor) >= 2  # the gates
     images = np.random.default_rng(23).uniform(-2, 2, (5, 21, 19, 3)).astype(np.float32)
     assert_image_by_image_like_keras(module, model, images, rel=1e-5, change_rel=1e-4,

@@ -94,29 +94,43 @@ def _twin(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
                 and _broadcasts(_shape(left), _shape(right))):
             with graph.inserting_before(node):
                 twin = graph.call_function(target, (blocked_of[left], blocked_of[right]))
-    elif target is aten.mean.dim and args[0] in blocked_of and _is_spatial(args[1]):
-        keep = args[2] if len(args) > 2 else node.kwargs.get("keepdim", False)
-        if keep:
-            twin = _pool(graph, node, blocked_of[args[0]])
-        else:
-            pooled[node] = (blocked_of[args[0]], "nc")
+    elif (target is aten.mean.dim and args[0] in blocked_of and _is_spatial(args[1])
+          and _shape(args[0]) is not None):
+        _pool(graph, node, blocked_of, pooled)
     elif target in (aten.reshape.default, aten.view.default) and args[0] in pooled:
-        source, _ = pooled[args[0]]
+        values, _ = pooled[args[0]]
         shape = _shape(node)
         if shape is not None and len(shape) == 4 and shape[2:] == (1, 1):
-            twin = _pool(graph, node, source)
+            twin = values
         elif shape is not None and len(shape) == 4 and shape[1:3] == (1, 1):
-            pooled[node] = (source, "nhwc")
+            pooled[node] = (values, "nhwc")
     elif (target is aten.permute.default and args[0] in pooled
           and pooled[args[0]][1] == "nhwc" and list(args[1]) == [0, 3, 1, 2]):
-        twin = _pool(graph, node, pooled[args[0]][0])
+        twin = pooled[args[0]][0]
     if twin is not None:
         blocked_of[node] = twin
 
 
-def _pool(graph: fx.Graph, node: fx.Node, source: fx.Node) -> fx.Node:
+def _pool(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
+          pooled: dict[fx.Node, tuple[fx.Node, str]]) -> None:
+    """A global average pool taken on the blocks, and only its values reordered back for
+    readers that want them plain: reordering a whole 32×1280×7×7 map back first took longer
+    than the pool."""
+    source = node.args[0]
+    keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
     with graph.inserting_before(node):
-        return graph.call_function(aten.mean.dim, (source, [2, 3], True))
+        values = graph.call_function(aten.mean.dim, (blocked_of[source], [2, 3], True))
+        plain = graph.call_function(torch.ops.tf2torch.from_blocked.default,
+                                    (values, _shape(source)[1]))
+        if not keep:
+            plain = graph.call_function(aten.flatten.using_ints, (plain, 1))
+    plain.meta.update(node.meta)
+    node.replace_all_uses_with(plain)
+    graph.erase_node(node)
+    if keep:
+        blocked_of[plain] = values
+    else:
+        pooled[plain] = (values, "nc")
 
 
 def _is_spatial(dims: object) -> bool:
