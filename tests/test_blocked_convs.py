@@ -31,7 +31,8 @@ def _keras_net(tf):
     """What the pass meets in MobileNetV2, EfficientNet and ResNet: a 3-channel stem, channel
     counts that are no multiple of a block (24, 40, 6), depthwise layers, two channel gates
     (pooled and reshaped as Keras' EfficientNet writes it, and pooled keeping its dims), a
-    residual projection, an add + ReLU, and a classifier after the last pool."""
+    residual projection, an add + ReLU, activations no convolution takes in (leaky ReLU,
+    GELU), and a classifier after the last pool."""
     from functools import partial
 
     layers = tf.keras.layers
@@ -51,6 +52,7 @@ def _keras_net(tf):
     gate = layers.GlobalAveragePooling2D(keepdims=True)(x)
     x = layers.Multiply()([x, conv2d(40, 1, activation="sigmoid")(gate)])
     x = layers.ReLU()(layers.Add()([conv2d(40, 3, padding="same")(x), x]))
+    x = layers.Activation("gelu")(layers.LeakyReLU(0.2)(conv2d(40, 1)(x)))  # left unfused
     x = conv2d(48, 3, strides=2, padding="same", activation="relu")(x)
     return tf.keras.Model(inp, layers.Dense(7)(layers.GlobalAveragePooling2D()(x)))
 
@@ -77,10 +79,10 @@ def keras_net(tmp_path_factory):
 def test_a_blocked_chain_gives_keras_logits_at_a_batch(keras_net, block) -> None:
     model, program = keras_net
     module = mirrored_module(program, "nhwc")
-    assert convs_to_native(module) == 11
-    assert convs_blocked(module, block) == 11
+    assert convs_to_native(module) == 12
+    assert convs_blocked(module, block) == 12
     calls = [n.target for n in module.graph.nodes if n.op == "call_function"]
-    assert calls.count(ops.conv_blocked.default) == 11 and ops.conv.default not in calls
+    assert calls.count(ops.conv_blocked.default) == 12 and ops.conv.default not in calls
     # the stem reads the image as it is; the chain leaves the layout once, for the last pool
     assert calls.count(ops.to_blocked.default) == 0
     assert calls.count(ops.from_blocked.default) == 1

@@ -155,7 +155,7 @@ def test_each_environment_builds_its_own() -> None:
 
 class _InPlace(torch.nn.Module):
     """Activations in place, as the slim MobileNetV2 port writes them (`ReLU6(inplace=True)`),
-    one after a residual add."""
+    one after a residual add; and `relu6` itself, as TFLite's RELU6 converts."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,10 +164,11 @@ class _InPlace(torch.nn.Module):
         self.six = torch.nn.ReLU6(inplace=True)
         self.body = torch.nn.Conv2d(8, 8, 3, padding=1)
         self.relu = torch.nn.ReLU(inplace=True)
+        self.head = torch.nn.Conv2d(8, 4, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.six(self.stem(x))
-        return self.relu(self.body(y) + y)
+        return F.relu6(self.head(self.relu(self.body(y) + y)))
 
 
 def test_activations_in_place_are_fused_and_leave_nothing_behind() -> None:
@@ -176,10 +177,11 @@ def test_activations_in_place_are_fused_and_leave_nothing_behind() -> None:
     net, x = _InPlace().eval(), torch.randn(2, 3, 9, 9)
     with torch.no_grad():
         gm = torch.export.export(net, (x,)).module()
-        assert convs_to_native(gm) == 2
+        assert aten.relu6.default in {n.target for n in gm.graph.nodes}
+        assert convs_to_native(gm) == 3
         calls = [n.target for n in gm.graph.nodes if n.op == "call_function"]
         assert [c for c in calls if c is torch.ops.tf2torch.conv.default] == calls
         fused = [n.args[7:] for n in gm.graph.nodes if n.op == "call_function"]
-        assert [act for act, _ in fused] == ["relu6", "relu"]
+        assert [act for act, _ in fused] == ["relu6", "relu", "relu6"]
         assert fused[1][1] is not None  # the residual
         assert (gm(x) - net(x.clone())).abs().max() < 1e-5

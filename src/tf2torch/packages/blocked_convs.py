@@ -17,6 +17,15 @@ from torch import fx
 
 aten = torch.ops.aten
 AVX512_BLOCK, AVX2_BLOCK = 16, 8
+# Element-wise ops with constant arguments, taken on the blocks as they are: each maps a
+# finite value to a bounded or finite one, so a block's padded channels stay finite, and
+# the next convolution's zero weights there keep them out of every real channel. (An op
+# that could overflow, such as exp, would make them infinite: 0 × inf is NaN.)
+_ELEMENTWISE = {
+    aten.relu.default, aten.relu6.default, aten.hardtanh.default, aten.clamp.default,
+    aten.leaky_relu.default, aten.elu.default, aten.gelu.default, aten.hardswish.default,
+    aten.hardsigmoid.default, aten.sigmoid.default, aten.tanh.default, aten.silu.default,
+    aten.mish.default}
 
 
 def block_for_this_cpu() -> int | None:
@@ -88,7 +97,11 @@ def _twin(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
     padded weights are zero, so what the gate leaves in them reaches no real channel."""
     target, args = node.target, node.args
     twin = None
-    if target in (aten.mul.Tensor, aten.add.Tensor) and not node.kwargs and len(args) == 2:
+    if target in _ELEMENTWISE and args and args[0] in blocked_of and all(
+            not isinstance(a, fx.Node) for a in (*args[1:], *node.kwargs.values())):
+        with graph.inserting_before(node):
+            twin = graph.call_function(target, (blocked_of[args[0]], *args[1:]), node.kwargs)
+    elif target in (aten.mul.Tensor, aten.add.Tensor) and not node.kwargs and len(args) == 2:
         left, right = args
         if (left in blocked_of and right in blocked_of
                 and _broadcasts(_shape(left), _shape(right))):

@@ -24,7 +24,8 @@ aten = torch.ops.aten
 # one use of what it follows, so nothing else sees the tensor it overwrote
 _ACTIVATIONS = {aten.relu.default: "relu", aten.silu.default: "silu",
                 aten.sigmoid.default: "sigmoid", aten.relu_.default: "relu",
-                aten.silu_.default: "silu", aten.sigmoid_.default: "sigmoid"}
+                aten.silu_.default: "silu", aten.sigmoid_.default: "sigmoid",
+                aten.relu6.default: "relu6"}  # (TFLite's RELU6, as converted)
 _HARDTANH = (aten.hardtanh.default, aten.hardtanh_.default)
 _CLAMP = (aten.clamp.default, aten.clamp_.default)
 
