@@ -5,7 +5,9 @@ oneDNN's depthwise and 1×1 kernels are faster on blocked activations at large b
 batch of 32 through Keras' MobileNetV2's convolutions took 0.78-0.87× the NHWC time on an
 AMD EPYC (BENCHMARKS.md), and no reorder is paid between two blocked layers. A tensor
 enters the layout once (`to_blocked`) and leaves it once for every reader that is not one
-of these convolutions (`from_blocked`: a pool, a channel gate, the classifier).
+of these convolutions (`from_blocked`: the classifier, a max pool, a channel pad). What
+means the same on the blocks stays there (`_twin`): element-wise activations, a channel gate's
+global pool and product; the last global pool too, so only its values go back.
 
 Runs after `native_convs.convs_to_native`, on its `torch.ops.tf2torch.conv` nodes.
 """
