@@ -94,9 +94,10 @@ def convs_blocked(module: fx.GraphModule, block: int) -> int:
 def _twin(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
           pooled: dict[fx.Node, tuple[fx.Node, str]]) -> None:
     """Give `node` a blocked twin where it reads blocked values and means the same on the
-    blocked layout: a channel gate (SE: the global pool, then a product or sum with a
-    per-channel tensor). A block's padded channels stay finite, and the convolutions'
-    padded weights are zero, so what the gate leaves in them reaches no real channel."""
+    blocked layout: an element-wise activation (`_ELEMENTWISE`), a channel gate (SE: the
+    global pool, then a product or sum with a per-channel tensor), a global pool
+    (`_pool`). A block's padded channels stay finite, and the convolutions' padded weights
+    are zero, so what these leave in them reaches no real channel."""
     target, args = node.target, node.args
     twin = None
     if target in _ELEMENTWISE and args and args[0] in blocked_of and all(
