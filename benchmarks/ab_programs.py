@@ -84,7 +84,7 @@ def worker(program: Path, args: argparse.Namespace) -> dict:
     from tf2torch.packages.inference import configure_allocator
     from tf2torch.packages.native_ops import unavailable
 
-    unavailable()  # registers tf2torch's own op where it can: `onednn-direct` programs call it
+    unavailable()  # registers tf2torch's own op where it can: `onednn-cached` programs call it
 
     torch.set_num_threads(args.threads)
     configure_allocator()

@@ -14,8 +14,12 @@ Runs after `native_convs.convs_to_native`, on its `torch.ops.tf2torch.conv` node
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import fx
+
+from tf2torch.packages.reversal import shape_or_none
 
 aten = torch.ops.aten
 AVX512_BLOCK, AVX2_BLOCK = 16, 8
@@ -64,11 +68,11 @@ def convs_blocked(module: fx.GraphModule, block: int) -> int:
             _twin(graph, node, blocked_of, pooled)
             continue
         x, weight, bias, stride, padding, dilation, groups, act, residual = node.args
-        kernel = _weight(module, weight)
+        kernel = operator.attrgetter(weight.target)(module)
         out_channels, per_group = kernel.shape[:2]
         # a few input channels (an image's 3) stay channels-last rather than padded to a block
         plain_input = groups == 1 and per_group < block and x not in blocked_of
-        shape = _shape(x)
+        shape = shape_or_none(x)
         if shape is None or not all(isinstance(d, int) for d in shape[1:]) or ops.blocked_kernel(
                 kernel, [1, *shape[1:]], stride, padding, dilation, groups, plain_input,
                 block).startswith("ref"):
@@ -107,15 +111,15 @@ def _twin(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
     elif target in (aten.mul.Tensor, aten.add.Tensor) and not node.kwargs and len(args) == 2:
         left, right = args
         if (left in blocked_of and right in blocked_of
-                and _broadcasts(_shape(left), _shape(right))):
+                and _broadcasts(shape_or_none(left), shape_or_none(right))):
             with graph.inserting_before(node):
                 twin = graph.call_function(target, (blocked_of[left], blocked_of[right]))
     elif (target is aten.mean.dim and args[0] in blocked_of and _is_spatial(args[1])
-          and _shape(args[0]) is not None):
+          and shape_or_none(args[0]) is not None):
         _pool(graph, node, blocked_of, pooled)
     elif target in (aten.reshape.default, aten.view.default) and args[0] in pooled:
         values, _ = pooled[args[0]]
-        shape = _shape(node)
+        shape = shape_or_none(node)
         if shape is not None and len(shape) == 4 and shape[2:] == (1, 1):
             twin = values
         elif shape is not None and len(shape) == 4 and shape[1:3] == (1, 1):
@@ -137,7 +141,7 @@ def _pool(graph: fx.Graph, node: fx.Node, blocked_of: dict[fx.Node, fx.Node],
     with graph.inserting_before(node):
         values = graph.call_function(aten.mean.dim, (blocked_of[source], [2, 3], True))
         plain = graph.call_function(torch.ops.tf2torch.from_blocked.default,
-                                    (values, _shape(source)[1]))
+                                    (values, shape_or_none(source)[1]))
         if not keep:
             plain = graph.call_function(aten.flatten.using_ints, (plain, 1))
     plain.meta.update(node.meta)
@@ -159,13 +163,3 @@ def _broadcasts(a: tuple | None, b: tuple | None) -> bool:
             and all(x == y or 1 in (x, y) for i, (x, y) in enumerate(zip(a, b, strict=True)) if i != 1))
 
 
-def _shape(node: fx.Node) -> tuple | None:
-    value = node.meta.get("val")
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
-
-
-def _weight(module: fx.GraphModule, weight: fx.Node) -> torch.Tensor:
-    value = module
-    for part in str(weight.target).split("."):
-        value = getattr(value, part)
-    return value

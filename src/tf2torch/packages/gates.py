@@ -22,17 +22,10 @@ import operator
 import torch
 from torch import fx
 
+from tf2torch.packages.reversal import only_user, shape_or_none
+
 aten = torch.ops.aten
 _VIEWS = (aten.reshape.default, aten.view.default)
-
-
-def _shape(node: object) -> tuple[int, ...] | None:
-    value = node.meta.get("val") if isinstance(node, fx.Node) else None
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
-
-
-def _only_reader(node: fx.Node) -> fx.Node | None:
-    return next(iter(node.users)) if len(node.users) == 1 else None
 
 
 def _gated(mul: fx.Node) -> tuple[fx.Node, fx.Node] | None:
@@ -41,7 +34,7 @@ def _gated(mul: fx.Node) -> tuple[fx.Node, fx.Node] | None:
     if mul.op != "call_function" or mul.target is not aten.mul.Tensor or len(mul.args) != 2:
         return None
     for x, s in (mul.args, mul.args[::-1]):
-        xs, ss = _shape(x), _shape(s)
+        xs, ss = shape_or_none(x), shape_or_none(s)
         if (xs is not None and ss is not None and len(xs) == 4 and xs[0] == 1
                 and ss == (1, xs[1], 1, 1) and xs[2] * xs[3] > 1):
             return x, s
@@ -54,18 +47,18 @@ def _fold(gm: fx.GraphModule, matmul: fx.Node) -> bool:
     weight, rows = matmul.args[1], matmul.args[0]
     if (not isinstance(weight, fx.Node) or weight.op != "get_attr"
             or not isinstance(rows, fx.Node) or rows.target not in _VIEWS
-            or _only_reader(rows) is not matmul):
+            or only_user(rows) is not matmul):
         return False
     permute = rows.args[0]
     if (not isinstance(permute, fx.Node) or permute.target is not aten.permute.default
-            or list(permute.args[1]) != [0, 2, 3, 1] or _only_reader(permute) is not rows):
+            or list(permute.args[1]) != [0, 2, 3, 1] or only_user(permute) is not rows):
         return False
     mul = permute.args[0]
     gated = _gated(mul) if isinstance(mul, fx.Node) else None
-    if gated is None or _only_reader(mul) is not permute:
+    if gated is None or only_user(mul) is not permute:
         return False
     x, gate = gated
-    _, channels, height, width = _shape(x)
+    _, channels, height, width = shape_or_none(x)
     kept = operator.attrgetter(weight.target)(gm)
     if kept.dim() != 3 or tuple(kept.shape[:2]) != (1, channels) \
             or kept.shape[2] > height * width:

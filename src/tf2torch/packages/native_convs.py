@@ -17,7 +17,16 @@ from typing import Any
 import torch
 from torch import fx
 
-from tf2torch.packages.reversal import PADS, Refused, arg, conv2d_settings, pad_value, pads_by_dim
+from tf2torch.packages.reversal import (
+    PADS,
+    Refused,
+    arg,
+    conv2d_settings,
+    only_user,
+    pad_value,
+    pads_by_dim,
+    shape_or_none,
+)
 
 aten = torch.ops.aten
 # in place too (`nn.ReLU6(inplace=True)`, as the slim MobileNetV2 writes it): fused only as the
@@ -51,15 +60,15 @@ def _swap(module: fx.GraphModule, conv: fx.Node) -> bool:
             and _is_float_4d(x)):
         return False
     last, residual, chain = conv, None, [conv]
-    add = _only_user(conv)
+    add = only_user(conv)
     if add is not None and add.target == aten.add.Tensor and add.kwargs.get("alpha", 1) == 1:
         other = add.args[1] if add.args[0] is conv else add.args[0]
         if (isinstance(other, fx.Node) and other is not conv and _is_float_4d(other)
-                and _shape(other) == _shape(conv)):
+                and shape_or_none(other) == shape_or_none(conv)):
             last, residual = add, other
             chain.append(add)
     act = "none"
-    follower = _only_user(last)
+    follower = only_user(last)
     if follower is not None:
         act = _activation(follower)
         if act != "none":
@@ -117,18 +126,9 @@ def _activation(node: fx.Node) -> str:
     return "relu6" if (low, high) == (0, 6) else f"clip:{float(low)!r}:{float(high)!r}"
 
 
-def _only_user(node: fx.Node) -> fx.Node | None:
-    return next(iter(node.users)) if len(node.users) == 1 else None
-
-
 def _is_constant(module: fx.GraphModule, node: Any) -> bool:
     return isinstance(node, fx.Node) and node.op == "get_attr" and isinstance(
         operator.attrgetter(node.target)(module), torch.Tensor)
-
-
-def _shape(node: fx.Node) -> tuple[int, ...] | None:
-    value = node.meta.get("val")
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
 def _is_float_4d(node: Any) -> bool:

@@ -53,6 +53,18 @@ def shape_of(node: fx.Node) -> tuple:
     return tuple(value.shape)
 
 
+def shape_or_none(node: object) -> tuple | None:
+    """A node's example tensor shape; None for a constant or a node with no tensor (the
+    graph passes' reader, where `shape_of` refuses)."""
+    value = node.meta.get("val") if isinstance(node, fx.Node) else None
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def only_user(node: fx.Node) -> fx.Node | None:
+    """The one node that reads `node`, or None where there are none or several."""
+    return next(iter(node.users)) if len(node.users) == 1 else None
+
+
 def size_of(size) -> int:
     """A dimension's size, a symbolic one (the batch) by its example value."""
     if isinstance(size, int):
