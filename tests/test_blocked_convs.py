@@ -132,6 +132,35 @@ def test_a_blocked_convolution_is_pytorchs(block) -> None:
             ).abs().max() < 1e-4
 
 
+def test_blocked_layers_called_from_several_threads_at_once_answer_each_its_own() -> None:
+    """The reorders and a full, a 1×1 and a depthwise blocked layer, one cached primitive
+    each, run by four threads at once (a web app's concurrent requests), each on its own
+    image."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(6)
+    layers = [(torch.randn(40, 24, 3, 3), torch.randn(40), 1, 1),
+              (torch.randn(64, 40, 1, 1), torch.randn(64), 0, 1),
+              (torch.randn(64, 1, 3, 3), torch.randn(64), 1, 64)]
+    images = [torch.randn(1, 24, 40, 40) for _ in range(4)]
+
+    def through(x: torch.Tensor, blocked: bool) -> torch.Tensor:
+        x = ops.to_blocked(x, 16) if blocked else x
+        for w, b, pad, groups in layers:
+            x = (ops.conv_blocked(x, w, b, [1, 1], [pad] * 4, [1, 1], groups, "relu6", None, 16)
+                 if blocked else F.conv2d(x, w, b, padding=pad, groups=groups).clamp(0, 6))
+        return ops.from_blocked(x, 64) if blocked else x
+
+    expected = [through(x, blocked=False) for x in images]
+
+    def worst(k: int) -> float:
+        return max((through(images[k], blocked=True) - expected[k]).abs().max().item()
+                   for _ in range(30))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert max(pool.map(worst, range(4))) < 1e-4
+
+
 def test_bad_blocked_arguments_are_named() -> None:
     w = torch.randn(8, 16, 1, 1)
     with pytest.raises(RuntimeError, match=r"is not 16 channels, in blocks of 16"):

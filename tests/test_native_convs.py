@@ -90,6 +90,26 @@ def test_each_thread_count_gets_its_own_primitive_with_the_same_numbers() -> Non
         torch.set_num_threads(own)
 
 
+def test_one_layer_called_from_several_threads_at_once_answers_each_its_own() -> None:
+    """A web app runs one model's forward in several threads: the op's reusable memory
+    objects are one call's at a time, and a concurrent call on the same layer makes its own
+    (a shared one pointed at another call's tensors would mix their answers)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(5)
+    w, b = torch.randn(64, 32, 3, 3), torch.randn(64)
+    inputs, residual = ([torch.randn(1, c, 48, 48).contiguous(memory_format=torch.channels_last)
+                         for _ in range(4)] for c in (32, 64))
+    expected = [F.conv2d(x, w, b, padding=1) + r for x, r in zip(inputs, residual, strict=True)]
+
+    def worst(k: int) -> float:
+        return max((_conv(inputs[k], w, b, residual=residual[k]) - expected[k]).abs().max()
+                   .item() for _ in range(60))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert max(pool.map(worst, range(4))) < 1e-4
+
+
 def test_a_new_weight_at_a_freed_weights_address_is_packed_anew() -> None:
     """Two tensors over one buffer, one after the other: the same address, another storage.
     A cache keyed by address alone would run the first weight's packed copy."""

@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace tf2torch_native {
 
@@ -31,6 +32,31 @@ inline tag activation_tag(int64_t block) {
   if (block == 8) return tag::nChw8c;
   TORCH_CHECK(block == 16, "tf2torch::conv: block ", block, " (0, 8 or 16 expected)");
   return tag::nChw16c;
+}
+
+// oneDNN's scratchpad, one per thread. The op's primitives are made with a user scratchpad:
+// with the library's own, two threads running one cached primitive at once (a web app's
+// concurrent requests) shared it and mixed their answers (tests/test_native_convs.py).
+inline dnnl::primitive_attr with_user_scratchpad(dnnl::primitive_attr attr) {
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+inline void* thread_scratchpad(size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (buffer.size < bytes) {
+    std::free(buffer.data);
+    buffer.size = (bytes + 63) / 64 * 64;
+    buffer.data = std::aligned_alloc(64, buffer.size);
+    TORCH_CHECK(buffer.data != nullptr, "tf2torch: no memory for oneDNN's scratchpad of ",
+                bytes, " bytes");
+  }
+  return buffer.data;
 }
 
 inline int64_t blocks(int64_t channels, int64_t block) { return (channels + block - 1) / block; }

@@ -16,7 +16,9 @@
 // activation fused after the bias and the residual add: none, relu, relu6, silu, sigmoid, or
 // clip:<min>:<max>. The weight must not be changed in place after the first call (a compiled
 // program's weights are constants). An entry goes when its weight's storage is freed (swept
-// whenever a layer is prepared); `cached_layers()` counts the entries.
+// whenever a layer is prepared); `cached_layers()` counts the entries. A call looks its layer
+// up by a fixed-size key and runs it through the C API with memory objects made once, since
+// per-call formatting and allocation were a measurable share of a single image (BENCHMARKS.md).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -26,6 +28,8 @@
 
 #include "onednn_common.h"
 
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <iterator>
@@ -44,6 +48,38 @@ struct Prepared {
   memory weights;
   memory bias;  // empty when the layer has none
   memory::desc src, dst;  // dst describes the residual too: it is laid out as the output
+  memory::desc scratchpad;  // of the primitive, given per thread (onednn_common.h says why)
+  // Memory objects for the activations, pointed at each call's tensors: creating three per
+  // call (allocations in oneDNN) was a measurable share of a single image's time. One call
+  // at a time uses them; a concurrent call on the same layer makes its own.
+  memory src_mem, dst_mem, residual_mem, scratchpad_mem;
+  mutable std::atomic_flag in_use = ATOMIC_FLAG_INIT;
+
+  Prepared(c10::weak_intrusive_ptr<c10::StorageImpl> storage, dnnl::convolution_forward conv,
+           memory packed, memory bias_values, const memory::desc& src_desc,
+           const memory::desc& dst_desc, const memory::desc& scratchpad_desc)
+      : weight_storage(std::move(storage)), primitive(std::move(conv)),
+        weights(std::move(packed)), bias(std::move(bias_values)), src(src_desc), dst(dst_desc),
+        scratchpad(scratchpad_desc), src_mem(src, cpu_engine(), nullptr),
+        dst_mem(dst, cpu_engine(), nullptr), residual_mem(dst, cpu_engine(), nullptr),
+        scratchpad_mem(scratchpad.get_size() ? memory(scratchpad, cpu_engine(), nullptr)
+                                             : memory()) {}
+};
+
+// A layer's identity in the cache: weight and bias addresses, input dims, parameters,
+// thread count, layouts, activation (fixed-size, so a lookup formats and allocates nothing).
+struct Key {
+  std::array<int64_t, 19> ints;
+  std::string act;
+  bool operator==(const Key& other) const { return ints == other.ints && act == other.act; }
+};
+
+struct KeyHash {
+  size_t operator()(const Key& key) const {
+    size_t h = std::hash<std::string>()(key.act);
+    for (int64_t v : key.ints) h = h * 1099511628211ULL ^ std::hash<int64_t>()(v);
+    return h;
+  }
 };
 
 void append_activation(dnnl::post_ops& ops, const std::string& act) {
@@ -67,7 +103,7 @@ void append_activation(dnnl::post_ops& ops, const std::string& act) {
 }
 
 std::mutex cache_mutex;
-std::unordered_map<std::string, std::shared_ptr<const Prepared>> cache;
+std::unordered_map<Key, std::shared_ptr<const Prepared>, KeyHash> cache;
 
 memory::dims weight_dims(const at::Tensor& w, int64_t groups) {
   return groups > 1 ? memory::dims{groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)}
@@ -95,14 +131,15 @@ dnnl::convolution_forward::primitive_desc describe(
   attr.set_post_ops(ops);
   return dnnl::convolution_forward::primitive_desc(
       cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-      src, w_any, b_desc, dst, memory::dims{stride[0], stride[1]}, dilates, pad_l, pad_r, attr);
+      src, w_any, b_desc, dst, memory::dims{stride[0], stride[1]}, dilates, pad_l, pad_r,
+      with_user_scratchpad(attr));
 }
 
-Prepared prepare(const at::Tensor& w, const std::optional<at::Tensor>& b,
-                 const memory::dims& src_dims, const memory::dims& out_dims,
-                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                 int64_t groups, const std::string& act, bool residual, int64_t src_block,
-                 int64_t block) {
+std::shared_ptr<const Prepared> prepare(
+    const at::Tensor& w, const std::optional<at::Tensor>& b, const memory::dims& src_dims,
+    const memory::dims& out_dims, at::IntArrayRef stride, at::IntArrayRef padding,
+    at::IntArrayRef dilation, int64_t groups, const std::string& act, bool residual,
+    int64_t src_block, int64_t block) {
   const auto& engine = cpu_engine();
   auto pd = describe(w, b.has_value(), src_dims, out_dims, stride, padding, dilation, groups,
                      act, residual, src_block, block);
@@ -120,8 +157,10 @@ Prepared prepare(const at::Tensor& w, const std::optional<at::Tensor>& b,
     std::memcpy(bias.get_data_handle(), b_plain.data_ptr(), b_plain.numel() * sizeof(float));
   }
   stream.wait();
-  return Prepared{c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
-                  dnnl::convolution_forward(pd), weights, bias, pd.src_desc(), pd.dst_desc()};
+  return std::make_shared<const Prepared>(
+      c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
+      dnnl::convolution_forward(pd), weights, bias, pd.src_desc(), pd.dst_desc(),
+      pd.scratchpad_desc());
 }
 
 // Output height and width; SymInt so that the Meta kernels serve programs of any batch.
@@ -155,13 +194,12 @@ std::shared_ptr<const Prepared> lookup(
     const memory::dims& out_dims, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, const std::string& act, bool residual,
     int64_t src_block, int64_t block) {
-  char key[384];
-  std::snprintf(key, sizeof key,
-                "%p|%p|%ld,%ld,%ld,%ld|%ld,%ld|%ld,%ld,%ld,%ld|%ld,%ld|%ld|%d|%d|%ld|%ld|%s",
-                w.data_ptr(), b ? b->data_ptr() : nullptr, src_dims[0], src_dims[1], src_dims[2],
-                src_dims[3], stride[0], stride[1], padding[0], padding[1], padding[2],
-                padding[3], dilation[0], dilation[1], groups, at::get_num_threads(),
-                residual ? 1 : 0, src_block, block, act.c_str());
+  const Key key{{reinterpret_cast<int64_t>(w.data_ptr()),
+                 reinterpret_cast<int64_t>(b ? b->data_ptr() : nullptr), src_dims[0],
+                 src_dims[1], src_dims[2], src_dims[3], stride[0], stride[1], padding[0],
+                 padding[1], padding[2], padding[3], dilation[0], dilation[1], groups,
+                 at::get_num_threads(), residual ? 1 : 0, src_block, block},
+                act};
   std::lock_guard<std::mutex> lock(cache_mutex);
   auto found = cache.find(key);
   if (found != cache.end() &&
@@ -173,27 +211,43 @@ std::shared_ptr<const Prepared> lookup(
     for (auto it = cache.begin(); it != cache.end();) {  // layers of models since freed
       it = it->second->weight_storage.expired() ? cache.erase(it) : std::next(it);
     }
-    found = cache.emplace(key, std::make_shared<const Prepared>(prepare(
-        w, b, src_dims, out_dims, stride, padding, dilation, groups, act, residual,
-        src_block, block))).first;
+    found = cache.emplace(key, prepare(w, b, src_dims, out_dims, stride, padding, dilation,
+                                       groups, act, residual, src_block, block)).first;
   }
   return found->second;  // held by the caller: another thread may replace the entry
 }
 
 void execute(const Prepared& prepared, const at::Tensor& x, const at::Tensor& y,
              const std::optional<at::Tensor>& b, const at::Tensor* residual) {
+  const bool own = !prepared.in_use.test_and_set(std::memory_order_acquire);
   const auto& engine = cpu_engine();
-  memory src(prepared.src, engine, x.data_ptr());
-  memory dst(prepared.dst, engine, y.data_ptr());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, prepared.weights},
-                                       {DNNL_ARG_DST, dst}};
-  if (b) args.insert({DNNL_ARG_BIAS, prepared.bias});
+  memory src = own ? prepared.src_mem : memory(prepared.src, engine, nullptr);
+  memory dst = own ? prepared.dst_mem : memory(prepared.dst, engine, nullptr);
+  memory res = own ? prepared.residual_mem : memory(prepared.dst, engine, nullptr);
+  src.set_data_handle(x.data_ptr());
+  dst.set_data_handle(y.data_ptr());
+  // the C call: an argument array on the stack instead of a std::unordered_map per call
+  dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, src.get()},
+                             {DNNL_ARG_WEIGHTS, prepared.weights.get()},
+                             {DNNL_ARG_DST, dst.get()}};
+  int count = 3;
+  if (b) args[count++] = {DNNL_ARG_BIAS, prepared.bias.get()};
   if (residual) {
-    args.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                 memory(prepared.dst, engine, residual->data_ptr())});
+    res.set_data_handle(residual->data_ptr());
+    args[count++] = {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, res.get()};
+  }
+  memory scratchpad;
+  if (const size_t bytes = prepared.scratchpad.get_size()) {
+    scratchpad = own ? prepared.scratchpad_mem : memory(prepared.scratchpad, engine, nullptr);
+    scratchpad.set_data_handle(thread_scratchpad(bytes));
+    args[count++] = {DNNL_ARG_SCRATCHPAD, scratchpad.get()};
   }
   auto& stream = thread_stream();
-  prepared.primitive.execute(stream, args);
+  const dnnl_status_t status =
+      dnnl_primitive_execute(prepared.primitive.get(), stream.get(), count, args);
+  if (own) prepared.in_use.clear(std::memory_order_release);
+  TORCH_CHECK(status == dnnl_success, "tf2torch::conv: oneDNN failed to run a layer (status ",
+              static_cast<int>(status), ")");
   stream.wait();
 }
 

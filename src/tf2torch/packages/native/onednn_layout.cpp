@@ -20,7 +20,7 @@ namespace {
 
 struct Reorder {
   dnnl::reorder primitive;
-  memory::desc src, dst;
+  memory::desc src, dst, scratchpad;  // a scratchpad per thread, as the convolutions'
 };
 
 std::mutex reorders_mutex;
@@ -40,16 +40,21 @@ void reorder(const at::Tensor& from, const at::Tensor& to, const memory::dims& d
       memory::desc plain(dims, dt::f32, tag::nhwc), packed(dims, dt::f32, activation_tag(block));
       const auto& src = into_blocked ? plain : packed;
       const auto& dst = into_blocked ? packed : plain;
-      dnnl::reorder::primitive_desc pd(cpu_engine(), src, cpu_engine(), dst);
+      dnnl::reorder::primitive_desc pd(cpu_engine(), src, cpu_engine(), dst,
+                                       with_user_scratchpad(dnnl::primitive_attr()));
       it = reorders.emplace(key, std::make_shared<const Reorder>(
-          Reorder{dnnl::reorder(pd), src, dst})).first;
+          Reorder{dnnl::reorder(pd), src, dst, pd.scratchpad_desc()})).first;
     }
     found = it->second;
   }
   const auto& engine = cpu_engine();
   memory src(found->src, engine, from.data_ptr()), dst(found->dst, engine, to.data_ptr());
+  std::unordered_map<int, memory> args{{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+  if (const size_t bytes = found->scratchpad.get_size()) {
+    args.insert({DNNL_ARG_SCRATCHPAD, memory(found->scratchpad, engine, thread_scratchpad(bytes))});
+  }
   auto& stream = thread_stream();
-  found->primitive.execute(stream, src, dst);
+  found->primitive.execute(stream, args);
   stream.wait();
 }
 
