@@ -127,6 +127,20 @@ def test_a_new_weight_at_a_freed_weights_address_is_packed_anew() -> None:
             ).abs().max() < 1e-5
 
 
+def test_a_bias_in_a_fresh_buffer_each_call_is_read_not_prepared_again() -> None:
+    """AOTInductor hands a small bias over in a new buffer on every call (EfficientNet's gate
+    layers): the layer is prepared once, and each call's bias values are the ones used."""
+    torch.manual_seed(7)
+    x = torch.randn(1, 96, 1, 1).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, 96, 1, 1)
+    _conv(x, w, torch.zeros(4), pad=0)
+    cached = torch.ops.tf2torch.cached_layers()
+    for step in range(5):
+        b = torch.full((4,), float(step)).clone()  # its own buffer, its own values
+        assert (_conv(x, w, b, pad=0) - F.conv2d(x, w, b)).abs().max() < 1e-4
+    assert torch.ops.tf2torch.cached_layers() == cached
+
+
 def test_layers_of_freed_weights_leave_the_cache() -> None:
     """A server loading model after model keeps only the live ones' packed weights."""
     x = torch.randn(1, 8, 6, 6).contiguous(memory_format=torch.channels_last)

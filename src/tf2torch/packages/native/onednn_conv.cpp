@@ -12,10 +12,10 @@
 // [N, ceil(C / b), H, W, b] (channels past C zero), which `to_blocked` and `from_blocked`
 // reorder into and out of: a chain of convolutions then stays blocked, and oneDNN's
 // depthwise and 1x1 kernels ran a batch of 32 through Keras' MobileNetV2 in 0.8x the time
-// they took on NHWC (BENCHMARKS.md). `act` names the
-// activation fused after the bias and the residual add: none, relu, relu6, silu, sigmoid, or
-// clip:<min>:<max>. The weight must not be changed in place after the first call (a compiled
-// program's weights are constants). An entry goes when its weight's storage is freed (swept
+// they took on NHWC (BENCHMARKS.md). `act` names the activation fused after the bias and
+// the residual add: none, relu, relu6, silu, sigmoid, or clip:<min>:<max>. The weight must
+// not be changed in place after the first call (a compiled program's weights are constants);
+// the bias is read on every call. An entry goes when its weight's storage is freed (swept
 // whenever a layer is prepared); `cached_layers()` counts the entries. A call looks its layer
 // up by a fixed-size key and runs it through the C API with memory objects made once, since
 // per-call formatting and allocation were a measurable share of a single image (BENCHMARKS.md).
@@ -31,7 +31,6 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
-#include <cstring>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -46,28 +45,32 @@ struct Prepared {
   c10::weak_intrusive_ptr<c10::StorageImpl> weight_storage;  // to notice a reused address
   dnnl::convolution_forward primitive;
   memory weights;
-  memory bias;  // empty when the layer has none
+  memory::desc bias_desc;  // empty when the layer has none
   memory::desc src, dst;  // dst describes the residual too: it is laid out as the output
   memory::desc scratchpad;  // of the primitive, given per thread (onednn_common.h says why)
   // Memory objects for the activations, pointed at each call's tensors: creating three per
   // call (allocations in oneDNN) was a measurable share of a single image's time. One call
   // at a time uses them; a concurrent call on the same layer makes its own.
-  memory src_mem, dst_mem, residual_mem, scratchpad_mem;
+  memory src_mem, dst_mem, residual_mem, bias_mem, scratchpad_mem;
   mutable std::atomic_flag in_use = ATOMIC_FLAG_INIT;
 
   Prepared(c10::weak_intrusive_ptr<c10::StorageImpl> storage, dnnl::convolution_forward conv,
-           memory packed, memory bias_values, const memory::desc& src_desc,
+           memory packed, const memory::desc& bias, const memory::desc& src_desc,
            const memory::desc& dst_desc, const memory::desc& scratchpad_desc)
       : weight_storage(std::move(storage)), primitive(std::move(conv)),
-        weights(std::move(packed)), bias(std::move(bias_values)), src(src_desc), dst(dst_desc),
+        weights(std::move(packed)), bias_desc(bias), src(src_desc), dst(dst_desc),
         scratchpad(scratchpad_desc), src_mem(src, cpu_engine(), nullptr),
         dst_mem(dst, cpu_engine(), nullptr), residual_mem(dst, cpu_engine(), nullptr),
+        bias_mem(bias_desc.get_size() ? memory(bias_desc, cpu_engine(), nullptr) : memory()),
         scratchpad_mem(scratchpad.get_size() ? memory(scratchpad, cpu_engine(), nullptr)
                                              : memory()) {}
 };
 
-// A layer's identity in the cache: weight and bias addresses, input dims, parameters,
-// thread count, layouts, activation (fixed-size, so a lookup formats and allocates nothing).
+// A layer's identity in the cache: its weight's address, whether it has a bias, input dims,
+// parameters, thread count, layouts, activation (fixed-size: a lookup formats and allocates
+// nothing). Not the bias's address: a bias is read from the call's own tensor, as AOTInductor
+// hands a small one over in a fresh buffer on every call (EfficientNet's 4- to 8-channel
+// gate layers), which re-prepared those layers on every call and kept every copy.
 struct Key {
   std::array<int64_t, 19> ints;
   std::string act;
@@ -150,16 +153,10 @@ std::shared_ptr<const Prepared> prepare(
   memory weights(pd.weights_desc(), engine);
   auto& stream = thread_stream();
   dnnl::reorder(w_source, weights).execute(stream, w_source, weights);
-  memory bias;
-  if (b) {
-    at::Tensor b_plain = b->contiguous();
-    bias = memory(memory::desc({w.size(0)}, dt::f32, tag::a), engine);
-    std::memcpy(bias.get_data_handle(), b_plain.data_ptr(), b_plain.numel() * sizeof(float));
-  }
   stream.wait();
   return std::make_shared<const Prepared>(
       c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
-      dnnl::convolution_forward(pd), weights, bias, pd.src_desc(), pd.dst_desc(),
+      dnnl::convolution_forward(pd), weights, pd.bias_desc(), pd.src_desc(), pd.dst_desc(),
       pd.scratchpad_desc());
 }
 
@@ -195,7 +192,7 @@ std::shared_ptr<const Prepared> lookup(
     at::IntArrayRef dilation, int64_t groups, const std::string& act, bool residual,
     int64_t src_block, int64_t block) {
   const Key key{{reinterpret_cast<int64_t>(w.data_ptr()),
-                 reinterpret_cast<int64_t>(b ? b->data_ptr() : nullptr), src_dims[0],
+                 b ? 1 : 0, src_dims[0],
                  src_dims[1], src_dims[2], src_dims[3], stride[0], stride[1], padding[0],
                  padding[1], padding[2], padding[3], dilation[0], dilation[1], groups,
                  at::get_num_threads(), residual ? 1 : 0, src_block, block},
@@ -231,7 +228,12 @@ void execute(const Prepared& prepared, const at::Tensor& x, const at::Tensor& y,
                              {DNNL_ARG_WEIGHTS, prepared.weights.get()},
                              {DNNL_ARG_DST, dst.get()}};
   int count = 3;
-  if (b) args[count++] = {DNNL_ARG_BIAS, prepared.bias.get()};
+  memory bias;
+  if (b) {  // contiguous: the op's callers pass it so
+    bias = own ? prepared.bias_mem : memory(prepared.bias_desc, engine, nullptr);
+    bias.set_data_handle(b->data_ptr());
+    args[count++] = {DNNL_ARG_BIAS, bias.get()};
+  }
   if (residual) {
     res.set_data_handle(residual->data_ptr());
     args[count++] = {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, res.get()};
@@ -249,6 +251,10 @@ void execute(const Prepared& prepared, const at::Tensor& x, const at::Tensor& y,
   TORCH_CHECK(status == dnnl_success, "tf2torch::conv: oneDNN failed to run a layer (status ",
               static_cast<int>(status), ")");
   stream.wait();
+}
+
+std::optional<at::Tensor> contiguous(const std::optional<at::Tensor>& b) {
+  return b ? std::optional<at::Tensor>(b->contiguous()) : std::nullopt;
 }
 
 void check_float(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b,
@@ -281,7 +287,7 @@ at::Tensor conv(const at::Tensor& x_in, const at::Tensor& w, const std::optional
     TORCH_CHECK(residual.sizes() == y.sizes(), "tf2torch::conv: residual shape ",
                 residual.sizes(), " does not match the output's ", y.sizes());
   }
-  execute(*prepared, x, y, b, residual_in ? &residual : nullptr);
+  execute(*prepared, x, y, contiguous(b), residual_in ? &residual : nullptr);
   return y;
 }
 
@@ -315,7 +321,7 @@ at::Tensor conv_blocked(const at::Tensor& x_in, const at::Tensor& w,
     TORCH_CHECK(residual.sizes() == y.sizes(), "tf2torch::conv_blocked: residual shape ",
                 residual.sizes(), " does not match the output's ", y.sizes());
   }
-  execute(*prepared, x, y, b, residual_in ? &residual : nullptr);
+  execute(*prepared, x, y, contiguous(b), residual_in ? &residual : nullptr);
   return y;
 }
 
