@@ -134,8 +134,8 @@ def test_a_blocked_convolution_is_pytorchs(block) -> None:
 
 def test_blocked_layers_called_from_several_threads_at_once_answer_each_its_own() -> None:
     """The reorders and a full, a 1×1 and a depthwise blocked layer, one cached primitive
-    each, run by four threads at once (a web app's concurrent requests), each on its own
-    image."""
+    each, run by four threads at once, each on its own image (the op may be called from any
+    thread)."""
     from concurrent.futures import ThreadPoolExecutor
 
     torch.manual_seed(6)

@@ -35,8 +35,9 @@ inline tag activation_tag(int64_t block) {
 }
 
 // oneDNN's scratchpad, one per thread. The op's primitives are made with a user scratchpad:
-// with the library's own, two threads running one cached primitive at once (a web app's
-// concurrent requests) shared it and mixed their answers (tests/test_native_convs.py).
+// with the library's own, two threads running one cached primitive at once shared it and
+// mixed their answers (tests/test_native_convs.py). A compiled program runs one call at a
+// time, but the op may be called from any thread.
 inline dnnl::primitive_attr with_user_scratchpad(dnnl::primitive_attr attr) {
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return attr;

@@ -191,10 +191,9 @@ std::shared_ptr<const Prepared> lookup(
     const memory::dims& out_dims, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation, int64_t groups, const std::string& act, bool residual,
     int64_t src_block, int64_t block) {
-  const Key key{{reinterpret_cast<int64_t>(w.data_ptr()),
-                 b ? 1 : 0, src_dims[0],
-                 src_dims[1], src_dims[2], src_dims[3], stride[0], stride[1], padding[0],
-                 padding[1], padding[2], padding[3], dilation[0], dilation[1], groups,
+  const Key key{{reinterpret_cast<int64_t>(w.data_ptr()), b ? 1 : 0, src_dims[0], src_dims[1],
+                 src_dims[2], src_dims[3], stride[0], stride[1], padding[0], padding[1],
+                 padding[2], padding[3], dilation[0], dilation[1], groups,
                  at::get_num_threads(), residual ? 1 : 0, src_block, block},
                 act};
   std::lock_guard<std::mutex> lock(cache_mutex);
