@@ -10,7 +10,8 @@ compiled form (`tf2torch compile`) and its ONNX export (checked in onnxruntime).
 round, one fresh process per runtime: Keras in a `tf.function`, the compiled form
 (`load(NAME, inference=True)`), the eager inference form, onnxruntime on the export. All
 get 2 threads. Figures as in `inference.py`: median of the round medians, spread
-lowest-highest round, "ready" from process start to the first answer.
+lowest-highest round, "ready" from process start to the first answer; then the compiled form
+against onnxruntime round by round (run back to back, each pair shares the machine's phase).
 """
 
 from __future__ import annotations
@@ -141,8 +142,20 @@ def main() -> int:
               "(spread) | ready (s) |\n|---|---:|---:|---:|")
         for runtime, runs in by_runtime.items():
             print(_row(RUNTIMES[runtime], runs))
-        print()
+        print(f"\n{_round_ratios(by_runtime['compiled'], by_runtime['onnxruntime'])}\n")
     return 0
+
+
+def _round_ratios(ours: list[dict], theirs: list[dict]) -> str:
+    """The compiled form against onnxruntime round by round: the two run one after the
+    other, so a pair shares the machine's phase, where medians over rounds may not (its
+    speed moved between two levels within minutes, BENCHMARKS.md)."""
+    pairs = [(a, b) for a, b in zip(ours, theirs, strict=True)
+             if isinstance(a, dict) and isinstance(b, dict)]
+    b1 = ", ".join(f"{a['b1_ms'] / b['b1_ms']:.2f}" for a, b in pairs)
+    b32 = ", ".join(f"{a['b32_ips'] / b['b32_ips']:.2f}" for a, b in pairs)
+    return (f"Compiled form against onnxruntime, round by round: batch 1 time {b1} "
+            f"(below 1: faster); batch 32 throughput {b32} (above 1: faster).")
 
 
 if __name__ == "__main__":
