@@ -217,31 +217,27 @@ void execute(const Prepared& prepared, const at::Tensor& x, const at::Tensor& y,
              const std::optional<at::Tensor>& b, const at::Tensor* residual) {
   const bool own = !prepared.in_use.test_and_set(std::memory_order_acquire);
   const auto& engine = cpu_engine();
-  memory src = own ? prepared.src_mem : memory(prepared.src, engine, nullptr);
-  memory dst = own ? prepared.dst_mem : memory(prepared.dst, engine, nullptr);
-  memory res = own ? prepared.residual_mem : memory(prepared.dst, engine, nullptr);
-  src.set_data_handle(x.data_ptr());
-  dst.set_data_handle(y.data_ptr());
   // the C call: an argument array on the stack instead of a std::unordered_map per call
-  dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, src.get()},
-                             {DNNL_ARG_WEIGHTS, prepared.weights.get()},
-                             {DNNL_ARG_DST, dst.get()}};
-  int count = 3;
-  memory bias;
-  if (b) {  // contiguous: the op's callers pass it so
-    bias = own ? prepared.bias_mem : memory(prepared.bias_desc, engine, nullptr);
-    bias.set_data_handle(b->data_ptr());
-    args[count++] = {DNNL_ARG_BIAS, bias.get()};
-  }
+  dnnl_exec_arg_t args[6] = {{DNNL_ARG_WEIGHTS, prepared.weights.get()}};
+  int count = 1;
+  memory held[5];  // this call's memory objects, alive until the primitive has run
+  int bound = 0;
+  const auto bind = [&](int arg, const memory& cached, const memory::desc& desc, void* data) {
+    memory& object = held[bound++];
+    object = own ? cached : memory(desc, engine, nullptr);
+    object.set_data_handle(data);
+    args[count++] = {arg, object.get()};
+  };
+  bind(DNNL_ARG_SRC, prepared.src_mem, prepared.src, x.data_ptr());
+  bind(DNNL_ARG_DST, prepared.dst_mem, prepared.dst, y.data_ptr());
+  if (b) bind(DNNL_ARG_BIAS, prepared.bias_mem, prepared.bias_desc, b->data_ptr());  // contiguous
   if (residual) {
-    res.set_data_handle(residual->data_ptr());
-    args[count++] = {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, res.get()};
+    bind(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, prepared.residual_mem,
+         prepared.dst, residual->data_ptr());
   }
-  memory scratchpad;
   if (const size_t bytes = prepared.scratchpad.get_size()) {
-    scratchpad = own ? prepared.scratchpad_mem : memory(prepared.scratchpad, engine, nullptr);
-    scratchpad.set_data_handle(thread_scratchpad(bytes));
-    args[count++] = {DNNL_ARG_SCRATCHPAD, scratchpad.get()};
+    bind(DNNL_ARG_SCRATCHPAD, prepared.scratchpad_mem, prepared.scratchpad,
+         thread_scratchpad(bytes));
   }
   auto& stream = thread_stream();
   const dnnl_status_t status =
