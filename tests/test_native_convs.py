@@ -43,7 +43,8 @@ def _keras_blocks(tf):
     return tf.keras.Model(inp, x)
 
 
-def test_fused_convolutions_match_keras(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fuse_silu", [True, False])
+def test_fused_convolutions_match_keras(tmp_path: Path, fuse_silu: bool) -> None:
     tf = pytest.importorskip("tensorflow")
     tf.keras.utils.set_random_seed(11)
     model = _keras_blocks(tf)
@@ -54,15 +55,16 @@ def test_fused_convolutions_match_keras(tmp_path: Path) -> None:
                           input_layout="nhwc")
     gm = single_image_rewrites(single_image_program(form, (torch.zeros(1, 17, 19, 3),),
                                                     products=()), "nhwc", sums=())
-    assert convs_to_native(gm) == 7
+    assert convs_to_native(gm, fuse_silu=fuse_silu) == 7
     calls = [n for n in gm.graph.nodes if n.op == "call_function"]
-    assert not [n for n in calls if n.target in (
+    left = [n.target for n in calls if n.target in (
         aten.conv2d.default, aten.add.Tensor, aten.relu.default, aten.silu.default,
         aten.sigmoid.default, aten.hardtanh.default, aten.clamp.default,
-        aten.constant_pad_nd.default, aten.pad.default)]  # all fused into the op
+        aten.constant_pad_nd.default, aten.pad.default)]
+    assert left == ([] if fuse_silu else [aten.silu.default])  # the rest fused into the op
     fused = [n.args[7:] for n in calls if n.target is torch.ops.tf2torch.conv.default]
-    assert [act for act, _ in fused] == ["silu", "relu6", "none", "relu", "sigmoid",
-                                         "clip:0.0:0.7", "none"]
+    assert [act for act, _ in fused] == ["silu" if fuse_silu else "none", "relu6", "none",
+                                         "relu", "sigmoid", "clip:0.0:0.7", "none"]
     assert [residual is not None for _, residual in fused] == [
         False, False, True, True, False, False, False]
     padded = [n.args[4] for n in calls if n.target is torch.ops.tf2torch.conv.default][-1]

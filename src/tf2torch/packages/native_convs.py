@@ -7,6 +7,15 @@ The graph is the single-image program's (`single_image.py`, plan `onednn-cached`
 reads them for the other single-image passes. What is fused is matched on the graph, so it is exactly what the
 network computes: a residual is added only where the convolution's one use is an `add` of a
 tensor of the output's shape, an activation only where it is the one use of what it follows.
+
+Swish (`silu`) is fused only where the CPU lacks AVX-512. On AVX-512 (AMD EPYC, Zen 4),
+oneDNN 3.2's swish post-op cost more than the layer's own convolution, and more than a
+separate pass over its output: a 1×1 16→96 layer on 112×112 took 215 µs, 554 with swish
+fused, while ATen's `silu` after it took 255. Left to Inductor, swish made Keras'
+EfficientNetB0 take 0.93× the time at batch 1 and 0.91× at batch 32. Limited to AVX2
+(oneDNN and Inductor both), the same CPU ran the fused swish faster: 0.97× the time at
+batch 1, 0.92× at batch 32 (BENCHMARKS.md, fourteenth session). Sigmoid stays fused
+everywhere: fused, it cost less than apart at every size measured.
 """
 
 from __future__ import annotations
@@ -39,12 +48,21 @@ _HARDTANH = (aten.hardtanh.default, aten.hardtanh_.default)
 _CLAMP = (aten.clamp.default, aten.clamp_.default)
 
 
-def convs_to_native(module: fx.GraphModule) -> int:
+def silu_fused_here() -> bool:
+    """Whether swish is fused into the op on this CPU (the module's docstring says why)."""
+    return not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def convs_to_native(module: fx.GraphModule, fuse_silu: bool | None = None) -> int:
     """Swap the convolutions `module` holds as constants for `torch.ops.tf2torch.conv`
-    (loaded by the caller) in place; returns how many."""
+    (loaded by the caller) in place; returns how many. `fuse_silu` defaults to this CPU's
+    choice (`silu_fused_here`)."""
+    if fuse_silu is None:
+        fuse_silu = silu_fused_here()
     count = 0
     for node in list(module.graph.nodes):
-        if node.op == "call_function" and node.target is aten.conv2d.default and _swap(module, node):
+        if (node.op == "call_function" and node.target is aten.conv2d.default
+                and _swap(module, node, fuse_silu)):
             count += 1
     if count:
         module.graph.eliminate_dead_code()
@@ -53,7 +71,7 @@ def convs_to_native(module: fx.GraphModule) -> int:
     return count
 
 
-def _swap(module: fx.GraphModule, conv: fx.Node) -> bool:
+def _swap(module: fx.GraphModule, conv: fx.Node, fuse_silu: bool) -> bool:
     x, weight, bias, stride, padding, dilation, groups = _conv_params(conv)
     x, padding = _fold_pad(x, padding)  # (a pad the mirroring wrote has no recorded value)
     if not (_is_constant(module, weight) and (bias is None or _is_constant(module, bias))
@@ -71,6 +89,8 @@ def _swap(module: fx.GraphModule, conv: fx.Node) -> bool:
     follower = only_user(last)
     if follower is not None:
         act = _activation(follower)
+        if act == "silu" and not fuse_silu:
+            act = "none"
         if act != "none":
             last = follower
             chain.append(follower)
