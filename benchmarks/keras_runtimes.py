@@ -2,7 +2,8 @@
 process, rounds interleaved (the issue-13 target for Keras models).
 
     .venv/bin/python benchmarks/keras_runtimes.py [--models MobileNetV2,EfficientNetB0,ResNet50]
-        [--rounds 3] [--iters-1 20] [--iters-32 3] [--cache DIR]
+        [--rounds 3] [--iters-1 20] [--iters-32 3] [--runtimes keras,form,compiled,onnxruntime]
+        [--cache DIR]
 
 Per model, made once into the cache: the `keras.applications` model (seeded random weights,
 224×224, NHWC), its tf2torch package (converted and verified against Keras), that package's
@@ -11,7 +12,9 @@ round, one fresh process per runtime: Keras in a `tf.function`, the compiled for
 (`load(NAME, inference=True)`), the eager inference form, onnxruntime on the export. All
 get 2 threads. Figures as in `inference.py`: median of the round medians, spread
 lowest-highest round, "ready" from process start to the first answer; then the compiled form
-against onnxruntime round by round (run back to back, each pair shares the machine's phase).
+against onnxruntime round by round (run back to back, each pair shares the machine's phase),
+with the median and quartiles of those ratios. `--runtimes compiled,onnxruntime --rounds 12`
+runs that pair alone, many times over, for a ratio the machine's phases cannot decide.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -113,6 +117,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters-1", type=int, default=20)
     parser.add_argument("--iters-32", type=int, default=3)
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES),
+                        help="which of them (compiled,onnxruntime: many rounds of the pair)")
     parser.add_argument("--cache", default=str(REPO / ".cache" / "benchmarks-keras"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -122,12 +128,17 @@ def main() -> int:
         print(json.dumps(run_worker(args.worker, Path(args.folder), args.iters_1, args.iters_32,
                                     args.spawned_at)))
         return 0
+    runtimes = args.runtimes.split(",")
+    if unknown := set(runtimes) - set(RUNTIMES):
+        parser.error(f"--runtimes: {', '.join(sorted(unknown))}; give some of {', '.join(RUNTIMES)}")
     folders = {m: prepare(Path(args.cache), m) for m in args.models.split(",")}
     load_before = os.getloadavg()
-    results = {m: {r: [] for r in RUNTIMES} for m in folders}
+    results = {m: {r: [] for r in runtimes} for m in folders}
     for round_index in range(args.rounds):
+        # the order turns each round, so neither of a pair always runs first
+        order = runtimes[round_index % len(runtimes):] + runtimes[:round_index % len(runtimes)]
         for model, folder in folders.items():
-            for runtime in RUNTIMES:
+            for runtime in order:
                 out = _python([__file__, "--worker", runtime, "--folder", str(folder),
                                "--iters-1", str(args.iters_1), "--iters-32", str(args.iters_32),
                                "--spawned-at", repr(time.time())], timeout=900)
@@ -142,7 +153,8 @@ def main() -> int:
               "(spread) | ready (s) |\n|---|---:|---:|---:|")
         for runtime, runs in by_runtime.items():
             print(_row(RUNTIMES[runtime], runs))
-        print(f"\n{_round_ratios(by_runtime['compiled'], by_runtime['onnxruntime'])}\n")
+        if {"compiled", "onnxruntime"} <= by_runtime.keys():
+            print(f"\n{_round_ratios(by_runtime['compiled'], by_runtime['onnxruntime'])}\n")
     return 0
 
 
@@ -152,10 +164,24 @@ def _round_ratios(ours: list[dict], theirs: list[dict]) -> str:
     speed moved between two levels within minutes, BENCHMARKS.md)."""
     pairs = [(a, b) for a, b in zip(ours, theirs, strict=True)
              if isinstance(a, dict) and isinstance(b, dict)]
-    b1 = ", ".join(f"{a['b1_ms'] / b['b1_ms']:.2f}" for a, b in pairs)
-    b32 = ", ".join(f"{a['b32_ips'] / b['b32_ips']:.2f}" for a, b in pairs)
-    return (f"Compiled form against onnxruntime, round by round: batch 1 time {b1} "
-            f"(below 1: faster); batch 32 throughput {b32} (above 1: faster).")
+    b1 = [a["b1_ms"] / b["b1_ms"] for a, b in pairs]
+    b32 = [a["b32_ips"] / b["b32_ips"] for a, b in pairs]
+    return (f"Compiled form against onnxruntime, round by round: batch 1 time {_listed(b1)} "
+            f"(below 1: faster; {_summary(b1, ahead=lambda r: r < 1)}); batch 32 throughput "
+            f"{_listed(b32)} (above 1: faster; {_summary(b32, ahead=lambda r: r > 1)}).")
+
+
+def _listed(ratios: list[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in ratios)
+
+
+def _summary(ratios: list[float], ahead: Callable[[float], bool]) -> str:
+    """Median and quartiles of the round ratios, and in how many rounds tf2torch was ahead."""
+    if len(ratios) < 4:
+        return f"ahead in {sum(map(ahead, ratios))} of {len(ratios)}"
+    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    return (f"median {median:.2f}, quartiles {q1:.2f}-{q3:.2f}, ahead in "
+            f"{sum(map(ahead, ratios))} of {len(ratios)}")
 
 
 if __name__ == "__main__":
