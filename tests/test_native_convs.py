@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import tf2torch
 from keras_models import assert_image_by_image_like_keras, randomize_statistics
@@ -71,6 +72,23 @@ def test_fused_convolutions_match_keras(tmp_path: Path, fuse_silu: bool) -> None
     assert padded in ([2, 1, 0, 3], [0, 3, 2, 1])  # top, left, bottom, right (or mirrored)
     images = np.random.default_rng(13).uniform(-3, 3, (3, 17, 19, 3)).astype(np.float32)
     assert_image_by_image_like_keras(gm, model, images, rel=1e-5, change_rel=1e-4)
+
+
+@pytest.mark.parametrize(("capability", "fused"), [
+    ("AVX512", False), ("AVX512_BF16", False), ("AVX2", True), ("DEFAULT", True)])
+def test_swish_is_left_to_inductor_on_avx512_only(monkeypatch, capability, fused) -> None:
+    """oneDNN 3.2's swish post-op cost more than a separate pass on AVX-512 and less on
+    AVX2 (BENCHMARKS.md, fourteenth session): the pass follows the CPU it compiles on."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    net, x = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.SiLU()).eval(), torch.randn(2, 3, 9, 9)
+    with torch.no_grad():
+        gm = torch.export.export(net, (x,)).module()
+        assert convs_to_native(gm) == 1
+        calls = [n for n in gm.graph.nodes if n.op == "call_function"]
+        assert [n.args[7] for n in calls if n.target is torch.ops.tf2torch.conv.default] == [
+            "silu" if fused else "none"]
+        assert (aten.silu.default in {n.target for n in calls}) is not fused
+        assert (gm(x) - net(x)).abs().max() < 1e-5
 
 
 def _conv(x, w, b, act="none", residual=None, stride=1, pad=1, groups=1):
