@@ -115,6 +115,33 @@ def test_the_cached_plan_hands_every_convolution_to_the_native_op(two_threads):
     assert _ops(module) == {"bmm": 0, "conv": 0, "native": 4}
 
 
+class Gated(nn.Module):
+    """A channel gate (pool, 1×1 squeeze, SiLU, 1×1 excite, sigmoid, product) on a 1×1
+    layer's output, then a pool and a single-pixel 1×1 layer too large for a gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.expand = nn.Conv2d(32, 96, 1)
+        self.squeeze, self.excite = nn.Conv2d(96, 8, 1), nn.Conv2d(8, 96, 1)
+        self.head = nn.Conv2d(96, 1000, 1)  # 96 000 weights: no gate's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.expand(x)
+        gate = torch.sigmoid(self.excite(nn.functional.silu(self.squeeze(x.mean((2, 3), True)))))
+        return self.head((x * gate).mean((2, 3), True))
+
+
+def test_the_cached_plan_makes_a_channel_gates_layers_products_for_inductor(two_threads):
+    """A gate's two single-pixel layers become products, which Inductor fuses with the
+    gate's pool and activations (one call each fewer); the rest stay the op's."""
+    net, one = Gated().eval(), (torch.randn(1, 32, 14, 14),)
+    with torch.no_grad():
+        _, module, _, _ = planned_program(net, one, "nchw", "onednn-cached")
+        assert _ops(module) == {"bmm": 2, "conv": 0, "native": 2}
+        assert (module(*one) - net(*one)).abs().max() < 1e-5
+
+
 def test_a_depthwise_layer_oneDNN_would_repack_becomes_sums(two_threads, monkeypatch):
     """No depthwise shape is known to be packed per thread count here; told one is, the plan
     rewrites that layer (and only it) as sums."""

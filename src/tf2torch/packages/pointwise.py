@@ -11,7 +11,8 @@ stay convolutions: as products on the subsampled pixels they measured the same o
 ResNet50. The any-batch program keeps the convolutions. All of this was measured on an Intel
 Xeon: on an AMD EPYC, oneDNN's convolutions were the faster, so there the `onednn` plan
 (`single_image.py`) makes products only of the layers oneDNN would repack per thread count,
-and the `onednn-cached` plan (the default where its op builds) makes none.
+and the `onednn-cached` plan (the default where its op builds) only of channel gates' layers
+(`gate_layers`).
 
 MKL's products also keep the program's speed independent of the thread count. Left as
 oneDNN convolutions, ResNet50's 1×1 layers ran 4-6% faster at 2 threads but 2.2× slower at
@@ -26,6 +27,13 @@ from collections.abc import Collection, Sequence
 
 import torch
 from torch import nn
+
+# A channel gate's 1×1 layers (EfficientNetB0's largest: 1152×48) as products, which Inductor
+# fuses with the gate's pool, activations and product into one kernel per gate; as
+# convolutions each was a call of its own (`single_image.py`). Larger single-pixel layers,
+# such as a classifier written as a 1×1 convolution (1792×1001 in the slim MobileNetV2), stay
+# convolutions: oneDNN read a 1280×1000 weight from memory in 123-129 µs, MKL in 293.
+GATE_WEIGHTS = 1 << 16
 
 
 class PointwiseMatmul(nn.Module):
@@ -53,11 +61,10 @@ def _is_pointwise(conv: nn.Module) -> bool:
             and conv.padding_mode == "zeros")
 
 
-def pointwise_as_matmul(net: nn.Module, example: Sequence[torch.Tensor],
-                        only: Collection[str] | None = None) -> int:
-    """Replace, in place, each 1×1 convolution that `net` runs at one spatial size on the
-    single image `example` — or each of those `only` names (as `net.named_modules()` does)
-    — by a `PointwiseMatmul` for that size; returns how many."""
+def _sizes(net: nn.Module, example: Sequence[torch.Tensor],
+           only: Collection[str] | None = None) -> dict[str, set[tuple[int, int]]]:
+    """The spatial sizes each 1×1 convolution of `net` (or of those `only` names) runs at on
+    `example`, by name."""
     sizes: dict[str, set[tuple[int, int]]] = defaultdict(set)
     hooks = [module.register_forward_pre_hook(
         lambda _, args, name=name: sizes[name].add(tuple(args[0].shape[-2:])))
@@ -69,6 +76,23 @@ def pointwise_as_matmul(net: nn.Module, example: Sequence[torch.Tensor],
     finally:
         for hook in hooks:
             hook.remove()
+    return sizes
+
+
+def gate_layers(net: nn.Module, example: Sequence[torch.Tensor]) -> list[str]:
+    """The 1×1 layers `net` runs on a single pixel of `example` with at most `GATE_WEIGHTS`
+    weights: a channel gate's two (squeeze-and-excitation, after a global pool)."""
+    modules = dict(net.named_modules())
+    return sorted(name for name, seen in _sizes(net, example).items()
+                  if seen == {(1, 1)} and modules[name].weight.numel() <= GATE_WEIGHTS)
+
+
+def pointwise_as_matmul(net: nn.Module, example: Sequence[torch.Tensor],
+                        only: Collection[str] | None = None) -> int:
+    """Replace, in place, each 1×1 convolution that `net` runs at one spatial size on the
+    single image `example` — or each of those `only` names (as `net.named_modules()` does)
+    — by a `PointwiseMatmul` for that size; returns how many."""
+    sizes = _sizes(net, example, only)
     count = 0
     for parent_name, parent in list(net.named_modules()):
         for name, child in list(parent.named_children()):
