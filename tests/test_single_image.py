@@ -134,7 +134,7 @@ class Gated(nn.Module):
 
 def test_the_cached_plan_makes_a_channel_gates_layers_products_for_inductor(two_threads):
     """A gate's two single-pixel layers become products, which Inductor fuses with the
-    gate's pool and activations (one call each fewer); the rest stay the op's."""
+    gate's pool and activations (two op calls fewer a gate); the rest stay the op's."""
     net, one = Gated().eval(), (torch.randn(1, 32, 14, 14),)
     with torch.no_grad():
         _, module, _, _ = planned_program(net, one, "nchw", "onednn-cached")

@@ -32,7 +32,8 @@ from torch import nn
 # fuses with the gate's pool, activations and product into one kernel per gate; as
 # convolutions each was a call of its own (`single_image.py`). Larger single-pixel layers,
 # such as a classifier written as a 1×1 convolution (1792×1001 in the slim MobileNetV2), stay
-# convolutions: oneDNN read a 1280×1000 weight from memory in 123-129 µs, MKL in 293.
+# convolutions; not measured as products: with a 1280×1000 weight read from memory, the op
+# took 123-129 µs and MKL's `linear` 293.
 GATE_WEIGHTS = 1 << 16
 
 

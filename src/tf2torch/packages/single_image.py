@@ -18,8 +18,8 @@ built to one of three plans:
   weight once per thread count instead of on every call as ATen does (21-42 µs a layer), with
   a zero pad before and the residual add and activation after fused into it; a channel
   gate's two single-pixel layers become products instead, which Inductor fuses with the
-  rest of the gate (`pointwise.gate_layers`: Keras' EfficientNetB0, 32 calls fewer, 0.98×
-  the time).
+  rest of the gate (`pointwise.gate_layers`: Keras' EfficientNetB0, 32 calls fewer,
+  0.96-0.98× the time).
 
 On an AMD EPYC (Zen 4, AVX-512) the `onednn` plan took 0.91× the `mkl` plan's time on Keras'
 MobileNetV2, 0.90× on ResNet50, 0.87× on EfficientNetB0 (noisy) and 0.82× on the slim
