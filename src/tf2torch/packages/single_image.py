@@ -164,9 +164,9 @@ def planned_program(form: nn.Module, one: tuple[torch.Tensor, ...], layout: str,
         gates = gate_layers(form, one)  # fused whole by Inductor (`pointwise.py`)
         program = single_image_program(form, one, products=gates)
         module = single_image_rewrites(program, layout, sums=())
+        count = convs_to_native(module)
         log.info("single image: %d channel gates' layers as products; %d convolutions to "
-                 "tf2torch's oneDNN op", len(gates),
-                 convs_to_native(module))
+                 "tf2torch's oneDNN op", len(gates), count)
         return program, module, [], repacked_elsewhere(module)
     program = single_image_program(form, one, products=())
     module = single_image_rewrites(program, layout, sums=())

@@ -30,7 +30,6 @@
 
 #include <array>
 #include <atomic>
-#include <cstdio>
 #include <iterator>
 #include <memory>
 #include <mutex>
