@@ -36,10 +36,13 @@ def peak_memory():
 def load(path):
     """`references.tensorflow.frozen_graph_reference`, here: the graph's one Placeholder in;
     the last Softmax's output (probabilities) and its input (logits) out. The GraphDef is
-    freed once imported (the worker peaks at ~0.9 GiB with the slim 1.4_224 graph)."""
+    freed once imported. The graph runs as written, each node by TensorFlow's own kernel:
+    Grappler's rewrites (folding, fusing) cost the first run 165 MB more (the worker peaked
+    at 884 MiB against 720 with the slim 1.4_224 graph, BENCHMARKS.md) and are not the
+    graph the release ships."""
     graph_def = load_graph_def(path, tf)
     feed, fetches = slim_endpoints(graph_def, path)
-    return frozen_function(tf, graph_def, [feed], fetches)
+    return frozen_function(tf, graph_def, [feed], fetches, rewrite=False)
 
 
 class Worker:
