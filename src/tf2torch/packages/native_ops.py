@@ -1,6 +1,7 @@
 """tf2torch's own C++ ops, `torch.ops.tf2torch.conv` and its blocked-layout twins
 (`conv_blocked`, `to_blocked`, `from_blocked`): oneDNN convolutions whose primitives are kept
-between calls (`native/onednn_conv.cpp` says why).
+between calls (`native/onednn_conv.cpp` says why), and their shared mode for single images
+under load (`share_rows`, `native/onednn_helpers.cpp`).
 
 It is built from the source shipped in this package, never from anything in a model file,
 against the oneDNN of the `[native]` extra (`onednn-cpu-gomp`, `onednn-devel-cpu-gomp`: the
@@ -23,6 +24,7 @@ import site
 import subprocess
 import sysconfig
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -30,8 +32,9 @@ import torch
 log = logging.getLogger(__name__)
 
 NATIVE = Path(__file__).parent / "native"
-SOURCES = (NATIVE / "onednn_conv.cpp", NATIVE / "onednn_layout.cpp")
-HEADERS = (NATIVE / "onednn_common.h",)
+SOURCES = tuple(NATIVE / f"onednn_{name}.cpp"
+                for name in ("conv", "describe", "bands", "helpers", "layout"))
+HEADERS = (NATIVE / "onednn_common.h", NATIVE / "onednn_bands.h")
 LIBRARY_NAME = "libtf2torch_onednn.so"
 ONEDNN_SONAME = "libdnnl.so.3"
 
@@ -125,6 +128,13 @@ def unavailable() -> str | None:
 
 
 OPS = ("conv", "conv_blocked", "to_blocked", "from_blocked")
+
+
+def share_rows(cpus: Sequence[int], bands: int) -> None:
+    """The op's shared mode (`native/onednn_helpers.cpp`): single images' layers cut into
+    `bands` bands per thread, with a helper thread kept to each of `cpus`; none turns it
+    off. Process-wide; the thread rule sets it (`util/threads.py`, rule 3)."""
+    torch.ops.tf2torch.share_rows(list(cpus), bands)
 
 
 def schema() -> str:

@@ -1,5 +1,5 @@
-// Shared by onednn_conv.cpp and onednn_layout.cpp: oneDNN's CPU engine, a stream per
-// thread, and the activation layouts (channels-last, or nChw<b>c as a 5-D tensor).
+// Shared by the op's files: oneDNN's CPU engine, a stream and a scratchpad per thread, the
+// activation layouts (channels-last, or nChw<b>c as a 5-D tensor), a layer's description.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 namespace tf2torch_native {
 
@@ -59,6 +60,19 @@ inline void* thread_scratchpad(size_t bytes) {
   }
   return buffer.data;
 }
+
+// A convolution's weight as oneDNN counts it: [groups,] out, in per group, kh, kw
+inline memory::dims weight_dims(const at::Tensor& w, int64_t groups) {
+  return groups > 1 ? memory::dims{groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)}
+                    : memory::dims{w.size(0), w.size(1), w.size(2), w.size(3)};
+}
+
+// A layer's primitive descriptor, its bias, residual add and activation fused
+// (onednn_describe.cpp); padding is top, left, bottom, right; blocks as `activation_tag`.
+dnnl::convolution_forward::primitive_desc describe(
+    const at::Tensor& w, bool bias, const memory::dims& src_dims, const memory::dims& out_dims,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+    const std::string& act, bool residual, int64_t src_block, int64_t block);
 
 inline int64_t blocks(int64_t channels, int64_t block) { return (channels + block - 1) / block; }
 

@@ -19,6 +19,8 @@
 // whenever a layer is prepared); `cached_layers()` counts the entries. A call looks its layer
 // up by a fixed-size key and runs it through the C API with memory objects made once, since
 // per-call formatting and allocation were a measurable share of a single image (BENCHMARKS.md).
+// In the shared mode (`share_rows`, set by the thread rule under load), a single image's
+// layers are cut into bands of rows that helper threads take too (onednn_bands.cpp).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -26,6 +28,7 @@
 #include <c10/util/intrusive_ptr.h>
 #include <torch/library.h>
 
+#include "onednn_bands.h"
 #include "onednn_common.h"
 
 #include <array>
@@ -41,7 +44,6 @@ using namespace tf2torch_native;
 namespace {
 
 struct Prepared {
-  c10::weak_intrusive_ptr<c10::StorageImpl> weight_storage;  // to notice a reused address
   dnnl::convolution_forward primitive;
   memory weights;
   memory::desc bias_desc;  // empty when the layer has none
@@ -53,10 +55,10 @@ struct Prepared {
   memory src_mem, dst_mem, residual_mem, bias_mem, scratchpad_mem;
   mutable std::atomic_flag in_use = ATOMIC_FLAG_INIT;
 
-  Prepared(c10::weak_intrusive_ptr<c10::StorageImpl> storage, dnnl::convolution_forward conv,
-           memory packed, const memory::desc& bias, const memory::desc& src_desc,
-           const memory::desc& dst_desc, const memory::desc& scratchpad_desc)
-      : weight_storage(std::move(storage)), primitive(std::move(conv)),
+  Prepared(dnnl::convolution_forward conv, memory packed, const memory::desc& bias,
+           const memory::desc& src_desc, const memory::desc& dst_desc,
+           const memory::desc& scratchpad_desc)
+      : primitive(std::move(conv)),
         weights(std::move(packed)), bias_desc(bias), src(src_desc), dst(dst_desc),
         scratchpad(scratchpad_desc), src_mem(src, cpu_engine(), nullptr),
         dst_mem(dst, cpu_engine(), nullptr), residual_mem(dst, cpu_engine(), nullptr),
@@ -65,13 +67,22 @@ struct Prepared {
                                              : memory()) {}
 };
 
+// A layer as cached: run whole, or cut into bands (onednn_bands.cpp); the weight's storage
+// tells a reused address from the weight it was prepared for.
+struct Entry {
+  c10::weak_intrusive_ptr<c10::StorageImpl> weight_storage;
+  std::shared_ptr<const Prepared> whole;
+  std::shared_ptr<const Bands> bands;
+};
+
 // A layer's identity in the cache: its weight's address, whether it has a bias, input dims,
-// parameters, thread count, layouts, activation (fixed-size: a lookup formats and allocates
-// nothing). Not the bias's address: a bias is read from the call's own tensor, as AOTInductor
-// hands a small one over in a fresh buffer on every call (EfficientNet's 4- to 8-channel
-// gate layers), which re-prepared those layers on every call and kept every copy.
+// parameters, thread count, layouts, bands (0: whole), activation (fixed-size: a lookup
+// formats and allocates nothing). Not the bias's address: a bias is read from the call's own
+// tensor, as AOTInductor hands a small one over in a fresh buffer on every call
+// (EfficientNet's 4- to 8-channel gate layers), which re-prepared those layers on every call
+// and kept every copy.
 struct Key {
-  std::array<int64_t, 19> ints;
+  std::array<int64_t, 20> ints;
   std::string act;
   bool operator==(const Key& other) const { return ints == other.ints && act == other.act; }
 };
@@ -84,58 +95,8 @@ struct KeyHash {
   }
 };
 
-void append_activation(dnnl::post_ops& ops, const std::string& act) {
-  if (act == "none") {
-  } else if (act == "relu") {
-    ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-  } else if (act == "relu6") {
-    ops.append_eltwise(dnnl::algorithm::eltwise_clip, 0.f, 6.f);
-  } else if (act == "silu") {
-    ops.append_eltwise(dnnl::algorithm::eltwise_swish, 1.f, 0.f);
-  } else if (act == "sigmoid") {
-    ops.append_eltwise(dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
-  } else if (act.rfind("clip:", 0) == 0) {
-    float low = 0.f, high = 0.f;
-    TORCH_CHECK(std::sscanf(act.c_str(), "clip:%f:%f", &low, &high) == 2,
-                "tf2torch::conv: bad activation ", act);
-    ops.append_eltwise(dnnl::algorithm::eltwise_clip, low, high);
-  } else {
-    TORCH_CHECK(false, "tf2torch::conv: unknown activation ", act);
-  }
-}
-
 std::mutex cache_mutex;
-std::unordered_map<Key, std::shared_ptr<const Prepared>, KeyHash> cache;
-
-memory::dims weight_dims(const at::Tensor& w, int64_t groups) {
-  return groups > 1 ? memory::dims{groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)}
-                    : memory::dims{w.size(0), w.size(1), w.size(2), w.size(3)};
-}
-
-dnnl::convolution_forward::primitive_desc describe(
-    const at::Tensor& w, bool bias, const memory::dims& src_dims, const memory::dims& out_dims,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-    const std::string& act, bool residual, int64_t src_block, int64_t block) {
-  memory::desc src(src_dims, dt::f32, activation_tag(src_block));
-  memory::desc dst(out_dims, dt::f32, activation_tag(block));
-  memory::desc w_any(weight_dims(w, groups), dt::f32, tag::any);
-  memory::desc b_desc = bias ? memory::desc({w.size(0)}, dt::f32, tag::a) : memory::desc();
-  // oneDNN counts dilation from 0 (no gaps), PyTorch from 1
-  memory::dims dilates{dilation[0] - 1, dilation[1] - 1};
-  memory::dims pad_l{padding[0], padding[1]}, pad_r{padding[2], padding[3]};
-
-  dnnl::primitive_attr attr;
-  dnnl::post_ops ops;
-  if (residual) {  // added before the activation (ResNet's add + ReLU), laid out as the output
-    ops.append_binary(dnnl::algorithm::binary_add, dst);
-  }
-  append_activation(ops, act);
-  attr.set_post_ops(ops);
-  return dnnl::convolution_forward::primitive_desc(
-      cpu_engine(), dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-      src, w_any, b_desc, dst, memory::dims{stride[0], stride[1]}, dilates, pad_l, pad_r,
-      with_user_scratchpad(attr));
-}
+std::unordered_map<Key, Entry, KeyHash> cache;
 
 std::shared_ptr<const Prepared> prepare(
     const at::Tensor& w, const std::optional<at::Tensor>& b, const memory::dims& src_dims,
@@ -154,7 +115,6 @@ std::shared_ptr<const Prepared> prepare(
   dnnl::reorder(w_source, weights).execute(stream, w_source, weights);
   stream.wait();
   return std::make_shared<const Prepared>(
-      c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
       dnnl::convolution_forward(pd), weights, pd.bias_desc(), pd.src_desc(), pd.dst_desc(),
       pd.scratchpad_desc());
 }
@@ -184,30 +144,39 @@ void check_args(const at::Tensor& w, const std::optional<at::Tensor>& b,
               " output channels but ", b->numel(), " biases");
 }
 
-// The layer's primitive and packed weight, prepared on first use (see the file's comment).
-std::shared_ptr<const Prepared> lookup(
-    const at::Tensor& w, const std::optional<at::Tensor>& b, const memory::dims& src_dims,
-    const memory::dims& out_dims, at::IntArrayRef stride, at::IntArrayRef padding,
-    at::IntArrayRef dilation, int64_t groups, const std::string& act, bool residual,
-    int64_t src_block, int64_t block) {
+// The layer's primitive and packed weight, prepared on first use (see the file's comment);
+// `bands` > 0 cuts a single NHWC image's layer into that many bands (onednn_bands.cpp).
+Entry lookup(const at::Tensor& w, const std::optional<at::Tensor>& b,
+             const memory::dims& src_dims, const memory::dims& out_dims, at::IntArrayRef stride,
+             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+             const std::string& act, bool residual, int64_t src_block, int64_t block,
+             int64_t bands = 0) {
   const Key key{{reinterpret_cast<int64_t>(w.data_ptr()), b ? 1 : 0, src_dims[0], src_dims[1],
                  src_dims[2], src_dims[3], stride[0], stride[1], padding[0], padding[1],
                  padding[2], padding[3], dilation[0], dilation[1], groups,
-                 at::get_num_threads(), residual ? 1 : 0, src_block, block},
+                 at::get_num_threads(), residual ? 1 : 0, src_block, block, bands},
                 act};
   std::lock_guard<std::mutex> lock(cache_mutex);
   auto found = cache.find(key);
   if (found != cache.end() &&
-      found->second->weight_storage.lock().get() != w.storage().unsafeGetStorageImpl()) {
+      found->second.weight_storage.lock().get() != w.storage().unsafeGetStorageImpl()) {
     cache.erase(found);  // that weight was freed and its address reused
     found = cache.end();
   }
   if (found == cache.end()) {
     for (auto it = cache.begin(); it != cache.end();) {  // layers of models since freed
-      it = it->second->weight_storage.expired() ? cache.erase(it) : std::next(it);
+      it = it->second.weight_storage.expired() ? cache.erase(it) : std::next(it);
     }
-    found = cache.emplace(key, prepare(w, b, src_dims, out_dims, stride, padding, dilation,
-                                       groups, act, residual, src_block, block)).first;
+    Entry entry{c10::weak_intrusive_ptr<c10::StorageImpl>(w.storage().getWeakStorageImpl()),
+                nullptr, nullptr};
+    if (bands > 0) {
+      entry.bands = prepare_bands(w, b.has_value(), src_dims, out_dims, stride, padding,
+                                  dilation, groups, act, residual, bands);
+    } else {
+      entry.whole = prepare(w, b, src_dims, out_dims, stride, padding, dilation, groups, act,
+                            residual, src_block, block);
+    }
+    found = cache.emplace(key, std::move(entry)).first;
   }
   return found->second;  // held by the caller: another thread may replace the entry
 }
@@ -271,9 +240,15 @@ at::Tensor conv(const at::Tensor& x_in, const at::Tensor& w, const std::optional
   const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
   const auto hw = output_hw(x.size(2), x.size(3), w, stride, padding, dilation);
   const memory::dims out{x.size(0), w.size(0), hw[0].expect_int(), hw[1].expect_int()};
-  auto prepared = lookup(w, b, memory::dims(x.sizes().begin(), x.sizes().end()), out, stride,
-                         padding, dilation, groups, std::string(act_view.data(), act_view.size()),
-                         residual_in.has_value(), 0, 0);
+  // one image on several threads in the shared mode: bands the threads take in turn
+  const int64_t threads = sharing_threads();
+  const int64_t macs = out[1] * out[2] * out[3] * w.size(1) * w.size(2) * w.size(3);
+  const int64_t bands = threads > 1 && out[0] == 1 && out[2] > 1 && macs >= 2 * MIN_BAND_MACS
+                            ? std::min(out[2], bands_per_thread() * threads) : 0;
+  const Entry entry = lookup(w, b, memory::dims(x.sizes().begin(), x.sizes().end()), out,
+                             stride, padding, dilation, groups,
+                             std::string(act_view.data(), act_view.size()),
+                             residual_in.has_value(), 0, 0, bands);
   at::Tensor y = at::empty(out, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   at::Tensor residual;
   if (residual_in) {
@@ -281,7 +256,11 @@ at::Tensor conv(const at::Tensor& x_in, const at::Tensor& w, const std::optional
     TORCH_CHECK(residual.sizes() == y.sizes(), "tf2torch::conv: residual shape ",
                 residual.sizes(), " does not match the output's ", y.sizes());
   }
-  execute(*prepared, x, y, contiguous(b), residual_in ? &residual : nullptr);
+  if (entry.bands) {  // a fresh output where a band was taken back from a helper
+    return run_bands(entry.bands, x, y, contiguous(b),
+                     residual_in ? std::optional<at::Tensor>(residual) : std::nullopt);
+  }
+  execute(*entry.whole, x, y, contiguous(b), residual_in ? &residual : nullptr);
   return y;
 }
 
@@ -304,7 +283,7 @@ at::Tensor conv_blocked(const at::Tensor& x_in, const at::Tensor& w,
   const int64_t n = x.size(0), h_in = x.size(2), w_in = x.size(3);  // N, C|Cb, H, W[, b]
   const auto hw = output_hw(h_in, w_in, w, stride, padding, dilation);
   const int64_t h = hw[0].expect_int(), wd = hw[1].expect_int();
-  auto prepared = lookup(w, b, memory::dims{n, channels, h_in, w_in},
+  const Entry entry = lookup(w, b, memory::dims{n, channels, h_in, w_in},
                          memory::dims{n, w.size(0), h, wd}, stride, padding, dilation,
                          groups, std::string(act_view.data(), act_view.size()),
                          residual_in.has_value(), plain ? -1 : block, block);
@@ -315,7 +294,7 @@ at::Tensor conv_blocked(const at::Tensor& x_in, const at::Tensor& w,
     TORCH_CHECK(residual.sizes() == y.sizes(), "tf2torch::conv_blocked: residual shape ",
                 residual.sizes(), " does not match the output's ", y.sizes());
   }
-  execute(*prepared, x, y, contiguous(b), residual_in ? &residual : nullptr);
+  execute(*entry.whole, x, y, contiguous(b), residual_in ? &residual : nullptr);
   return y;
 }
 
