@@ -244,3 +244,33 @@ def test_a_compiled_form_that_disagrees_with_the_original_is_not_stored(package,
     assert not any((package / "compiled").glob("*.pt2"))
     assert main(["compile", str(package)]) == 1
     assert "the compiled form disagrees" in capsys.readouterr().err
+
+
+def test_under_load_single_images_are_shared_out_and_match_tensorflow(package, release,
+                                                                      monkeypatch):
+    """Rule 3 of `util/threads.py`: with another process busy, the program runs on one
+    thread and the op is told to keep a helper on the other CPU (`native_ops.share_rows`);
+    the logits are still TensorFlow's. (This stand-in's layers are below a band's minimum
+    work and run whole; tests/test_shared_bands.py runs bands against Keras.)"""
+    from tf2torch.packages import native_ops
+    from tf2torch.util import threads
+
+    told = []
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda before, after: 1.0)
+    monkeypatch.setattr(native_ops, "share_rows",
+                        lambda cpus, bands: told.append((list(cpus), bands)))
+    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    monkeypatch.delenv("TF2TORCH_BANDS", raising=False)
+    model = tf2torch.load(package, inference=True)
+    x, expected = tensorflow_logits(release)
+    own = torch.get_num_threads()
+    try:
+        with torch.inference_mode():
+            for i in range(len(x)):
+                got = model.net(torch.from_numpy(np.ascontiguousarray(x[i:i + 1]))).numpy()
+                assert np.abs(got - expected[i:i + 1]).max() < 1e-4
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(own)
+    assert len(told) == 1 and len(told[0][0]) == 1 and told[0][1] == 1  # told once
+    assert told[0][0][0] in threads.allowed_cpus()

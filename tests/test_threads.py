@@ -78,6 +78,35 @@ def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(monkeypatch
     assert shared.choose() == 1  # two forward passes at once: one CPU each
 
 
+def test_the_rule_shares_single_images_out_only_where_it_may(monkeypatch) -> None:
+    """Rule 3: under load, with the op's program, one thread and a helper on each CPU but
+    the caller's; not with the user's thread count, `TF2TORCH_BANDS=0`, another kind of
+    program, or forward passes run side by side (`share`)."""
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1])
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda before, after: 1.0)
+    monkeypatch.setattr(threads, "current_cpu", lambda: 1)
+    monkeypatch.setattr(threads, "MIN_WINDOW_S", 0.0)
+    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    monkeypatch.delenv("TF2TORCH_BANDS", raising=False)
+    governor = threads.ThreadGovernor(bands=True)
+    assert governor.choose() == 1 and governor.helpers == (0,) and governor.bands == 1
+    for other in (threads.ThreadGovernor(bands=False), threads.ThreadGovernor(2, bands=True),
+                  threads.ThreadGovernor(share=2, bands=True)):
+        other.choose()
+        assert other.helpers == ()
+    monkeypatch.setenv("TF2TORCH_BANDS", "0")
+    off = threads.ThreadGovernor(bands=True)
+    assert off.choose() == 1 and off.helpers == ()
+    monkeypatch.setenv("TF2TORCH_BANDS", "lots")
+    with pytest.raises(UsageError, match="TF2TORCH_BANDS"):
+        threads.ThreadGovernor(bands=True)
+    monkeypatch.setenv("TF2TORCH_BANDS", "2")
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda before, after: 0.2)
+    quiet = threads.ThreadGovernor(bands=True)
+    assert quiet.choose() == 2 and quiet.helpers == ()
+
+
 def test_importing_tf2torch_first_bounds_openmp_spinning_unless_the_user_chose() -> None:
     code = "import os, tf2torch, torch; print(os.environ.get('GOMP_SPINCOUNT'))"
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}

@@ -12,9 +12,8 @@ count read at run time — and stores the result in the package under `compiled/
 Why two: with the batch left open, Inductor's loops parallelise over the batch only (one
 thread at batch 1) and oneDNN cannot prepack for the shape; the single-image program (its
 kernels planned per CPU, `single_image.py`: on Intel 1×1 convolutions as MKL matmuls,
-depthwise ones as fused sums, channel gates folded into the weights they feed) was
-1.3-1.6x faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file only when a
-batch of two or more arrives.
+depthwise ones as fused sums, channel gates folded into the weights they feed) was 1.3-1.6x
+faster at batch 1 (BENCHMARKS.md). It loads first; the any-batch file at the first batch.
 
 `key` names what the library depends on: torch's version, the machine, the CPU's vector
 instructions and its vendor (`torch-2.13.0-x86_64-avx512-amd`: the kernels are planned per
@@ -283,7 +282,8 @@ def fast_form(model: LoadedModel, compile: bool = False, threads: int | None = N
         log.warning("%s: %s", model.card.name, found.note)
     layout = model.card.input.get("layout", "nchw")
     shape = input_shapes(model.card)[0]
-    governor = ThreadGovernor(threads, share)
+    plan = (found.manifest.one_image_plan or {}) if found.one_image is not None else {}
+    governor = ThreadGovernor(threads, share, bands=plan.get("plan") == "onednn-cached")
     eager_net = model.net  # None where the package was read without it (api.load)
     if found.runner is not None:
         def eager() -> nn.Module:  # built only if a batch falls outside the library's range

@@ -28,6 +28,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 from tf2torch.conversion.graph.modules.conv import Conv as GraphConv
 from tf2torch.conversion.graph.modules.normalization import BatchNorm as GraphBatchNorm
 from tf2torch.conversion.zoo.mobilenet_v2 import ConvBN
+from tf2torch.packages import native_ops
 from tf2torch.util.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,20 @@ class InferenceForm(nn.Module):
 
 class Governed(nn.Module):
     """Sets the thread count its `governor` chooses, then runs `net`: outside any compiled
-    code, since the choice changes from call to call."""
+    code, since the choice changes from call to call. Where the governor may share single
+    images out in bands (a program calling tf2torch's op), it also tells the op its helpers."""
 
     def __init__(self, net: nn.Module, governor: ThreadGovernor) -> None:
         super().__init__()
         self.net = net
         self.governor = governor
+        self._helpers: tuple[int, ...] = ()
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         self.governor.apply()
+        if self.governor.helpers != self._helpers:
+            self._helpers = self.governor.helpers
+            native_ops.share_rows(self._helpers, self.governor.bands)
         return self.net(*inputs)
 
 

@@ -12,7 +12,14 @@ One rule for the command line, the Python API (`load(..., inference=True)`) and 
    It is looked at again between forward passes, at most once a second, so a neighbour that
    starts or stops is followed within about a second. Where `/proc/stat` is not there
    (macOS, Windows) the usable CPUs count.
-3. Idle OpenMP threads spin for a bounded time and then sleep (`GOMP_SPINCOUNT`, see
+3. Where rule 2 leaves one thread though more CPUs are usable (others keep them busy), and
+   the forward is a compiled program whose convolutions are tf2torch's own oneDNN op
+   (`bands=True`), single images run in the shared mode (`native/onednn_helpers.cpp`): the
+   one thread runs the program, each layer cut into bands of rows, and a helper thread kept
+   to each of the other usable CPUs takes bands as it gets time there. A helper that is
+   descheduled holds nothing up: its band is taken back. `TF2TORCH_BANDS=0` turns this off;
+   `TF2TORCH_BANDS=N` cuts N bands per thread (default 1, each half the rows left).
+4. Idle OpenMP threads spin for a bounded time and then sleep (`GOMP_SPINCOUNT`, see
    `SPIN_COUNT`) instead of libgomp's default of milliseconds: a thread spinning at a barrier
    holds a core its own partner may be waiting for. libgomp reads this once, when torch is
    loaded, so `prepare_openmp_environment` sets it only where torch is not imported yet and
@@ -21,7 +28,8 @@ One rule for the command line, the Python API (`load(..., inference=True)`) and 
 Why (BENCHMARKS.md, "Steady under load"): oneDNN and Inductor's kernels split each layer
 statically between the threads and wait for the slowest. With one core taken by another
 process, the thread sharing that core gets half of it, and every layer waits for it; one
-thread on the free core is faster than two on one and a half.
+thread on the free core is faster than two on one and a half, and a helper that takes work
+only while it runs makes use of the half core as well.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from pathlib import Path
 from tf2torch.errors import UsageError
 
 ENV_THREADS = "TF2TORCH_THREADS"
+ENV_BANDS = "TF2TORCH_BANDS"
+DEFAULT_BANDS = 1  # bands per thread: each band half the rows left (BENCHMARKS.md)
 # libgomp spins this many pause-loops before sleeping (its default is 300000, milliseconds);
 # ~10000 covers the gap between one layer and the next, and no more (BENCHMARKS.md).
 SPIN_COUNT = 10_000
@@ -153,8 +163,11 @@ class ThreadGovernor:
     once a second.
     """
 
-    def __init__(self, threads: int | None = None, share: int = 1) -> None:
+    def __init__(self, threads: int | None = None, share: int = 1, bands: bool = False) -> None:
         self.fixed = requested_threads(threads)
+        self.bands = requested_bands() if bands and share == 1 else 0
+        # the CPUs the shared mode keeps a helper on (rule 3); empty: off
+        self.helpers: tuple[int, ...] = ()
         self.cpus = allowed_cpus()
         quota = cpu_quota()
         self.usable = max(1, min(len(self.cpus), math.floor(quota) if quota else len(self.cpus)))
@@ -176,6 +189,10 @@ class ThreadGovernor:
         self._sample = current
         free = self.usable - (self.busy_elsewhere or 0.0)
         self._choice = max(1, min(self.usable, int(free + 0.5)) // self.share)
+        self.helpers = ()
+        if self.bands and self.usable > 1 and self._choice == 1:  # rule 3
+            here = current_cpu()
+            self.helpers = tuple(c for c in self.cpus if c != here)[:self.usable - 1]
         return self._choice
 
     def apply(self) -> int:
@@ -190,9 +207,28 @@ class ThreadGovernor:
     def describe(self) -> dict:
         """What the rule saw and chose, for `--json` output and benchmark tables."""
         return {"threads": self._choice if self.fixed is None else self.fixed,
+                "helpers_on_cpus": list(self.helpers), "bands_per_thread": self.bands,
                 "source": "TF2TORCH_THREADS/argument" if self.fixed is not None else "free CPUs",
                 "usable_cpus": self.usable, "busy_elsewhere": self.busy_elsewhere,
                 "share": self.share, "wait": wait_policy()}
+
+
+def requested_bands() -> int:
+    """Bands per thread for the shared mode (rule 3): `TF2TORCH_BANDS`, else the default."""
+    value = os.environ.get(ENV_BANDS, "").strip()
+    if not value:
+        return DEFAULT_BANDS
+    if not value.isdigit() or int(value) > 64:
+        raise UsageError(f"{ENV_BANDS}={value!r}: give 0 (off) to 64 bands per thread")
+    return int(value)
+
+
+def current_cpu() -> int | None:
+    """The CPU the calling thread last ran on (Linux), else None."""
+    try:
+        return int(Path("/proc/thread-self/stat").read_text().rsplit(")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_policy() -> str:
