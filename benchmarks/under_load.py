@@ -6,10 +6,11 @@ Each contender runs MobileNetV2-1.4/224 (the same weights as benchmarks/inferenc
 cache it shares) in a process of its own, loaded once. Then, round after round, three
 scenarios: nothing added; one busy loop pinned to one core (`taskset -c 0`); four busy
 loops the scheduler places (more runnable work than cores, as when several jobs compete).
-Within a scenario the contenders are timed in turn; each first runs for a second untimed,
-so a thread rule that looks at the machine once a second has seen the new load. Quiet and
-pinned take turns to go first; the crowd goes last, and a pause follows it. Reports the
-median batch-1 latency per scenario (spread over rounds) and its ratio to the quiet one.
+Within a scenario the contenders are timed in turn, in an order that turns each round; each
+first runs for a second untimed, so a thread rule that looks at the machine once a second
+has seen the new load. Quiet and pinned take turns to go first; the crowd goes last, and a
+pause follows it. Reports the median batch-1 latency per scenario (spread over rounds) and
+its ratio to the quiet one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from inference import SIZE, paths, prepare  # noqa: E402
 
 CONTENDERS = {  # name → (description, extra environment)
-    "rule": ("tf2torch compiled form, threads and waiting by the rule (default)", {}),
+    "rule": ("tf2torch compiled form, threads, helpers and waiting by the rule (default)", {}),
+    # the rule before the shared mode (threads.py, rule 3): one thread under load
+    "nobands": ("tf2torch compiled form, the rule without bands (TF2TORCH_BANDS=0)",
+                {"TF2TORCH_BANDS": "0"}),
     # the behaviour before the rule: 2 threads, and libgomp's default spin count, named
     # explicitly (which tf2torch then leaves alone)
     "fixed2": ("tf2torch compiled form, 2 threads, libgomp's default spinning",
@@ -65,7 +69,12 @@ def main() -> int:
             for scenario in [first, *(s for s in SCENARIOS if s != first)]:
                 busy = start_busy(scenario)
                 try:
-                    for name, proc in procs.items():
+                    # the contenders' order turns each round: the first one timed after a
+                    # change of scenario meets the machine at its slowest
+                    names = list(procs)
+                    shift = round_index % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        proc = procs[name]
                         got = ask(proc, {"op": "time", "iters": args.iters})
                         results.setdefault((name, scenario), []).append(got["median_ms"])
                         print(f"round {round_index + 1} {scenario:6} {name:11} "
@@ -147,12 +156,17 @@ def worker(name: str, cache: Path) -> int:
     return 0
 
 
-def _threads(name: str) -> int | None:
-    if name in ("rule", "fixed2"):
+def _threads(name: str) -> str | None:
+    """The thread count a tf2torch contender ran at, and the CPUs its helpers kept to."""
+    if name in ("rule", "nobands", "fixed2"):
         import torch
 
-        return torch.get_num_threads()
+        helpers = _governor.helpers if _governor is not None else ()
+        return f"{torch.get_num_threads()}" + (f" + helpers on {list(helpers)}" if helpers else "")
     return None
+
+
+_governor = None  # the tf2torch contender's ThreadGovernor, for `_threads`
 
 
 def make_forward(name: str, p: dict[str, Path]):
@@ -167,6 +181,8 @@ def make_forward(name: str, p: dict[str, Path]):
 
     model = tf2torch.load(p["package"], inference=True)
     assert model.form.startswith("compiled"), model.form
+    global _governor
+    _governor = model.net.governor
 
     def forward(batch: np.ndarray) -> object:
         with torch.inference_mode():
