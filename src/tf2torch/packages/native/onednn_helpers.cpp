@@ -118,7 +118,8 @@ size_t output_bytes(const Bands& bands, int64_t i) {
   return bands.shapes[bands.bands[i].shape].dst.get_size();
 }
 
-// A helper's part of a job: free bands, each into its own buffer, kept if still its own.
+// A helper's part of a job: the bands still free, each written straight into the output and
+// counted done only if the caller has not taken it back meanwhile.
 void help(Job& job, int index) {
   const Bands& bands = *job.bands;
   const int64_t count = static_cast<int64_t>(bands.bands.size());
@@ -129,7 +130,8 @@ void help(Job& job, int index) {
     auto& slot = bands.helper_handles[index];
     if (!slot) slot = std::make_unique<std::vector<Handles>>(handles_for(bands));
     const dnnl_status_t status = execute_band(job, i, (*slot)[i], output_rows(job.y, bands, i));
-    if (status != dnnl_success) job.failed.store(status);
+    // a failure is reported even for a band taken back since: oneDNN failing is a fault
+    if (status != dnnl_success) job.failed.store(status);  // before DONE: the caller reads it
     int held = HELPER;
     if (job.state[i].compare_exchange_strong(held, DONE, std::memory_order_acq_rel)) {
       ran_by_helpers.fetch_add(1, std::memory_order_relaxed);
