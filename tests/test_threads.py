@@ -78,6 +78,28 @@ def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(monkeypatch
     assert shared.choose() == 1  # two forward passes at once: one CPU each
 
 
+def test_after_an_idle_spell_the_next_look_comes_within_a_moment(monkeypatch) -> None:
+    """A look over ten idle seconds averages a neighbour that started a moment ago away; the
+    next look, 50 ms on, sees it (instead of a second on)."""
+    clock = {"wall": 100.0, "busy": 0.0}
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1])
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(threads, "take_sample",
+                        lambda cpus: CpuSample(clock["wall"], clock["busy"], 0.0))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    governor = ThreadGovernor()
+    clock.update(wall=110.0, busy=0.3)  # idle, then a neighbour's first 0.3 s
+    assert governor.choose() == 2
+    clock.update(wall=110.03, busy=0.33)
+    assert governor.choose() == 2  # within the shortest window: the choice stands
+    clock.update(wall=110.06, busy=0.36)
+    assert governor.choose() == 1
+    clock.update(wall=110.2, busy=0.5)  # an ordinary window again: a second between looks
+    clock.update(wall=110.7, busy=0.5)
+    assert governor.choose() == 1
+
+
 def test_the_rule_shares_single_images_out_only_where_it_may(monkeypatch) -> None:
     """Rule 3: under load, with the op's program, one thread and a helper on each CPU but
     the caller's; not with the user's thread count, `TF2TORCH_BANDS=0`, another kind of

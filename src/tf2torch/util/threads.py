@@ -10,7 +10,8 @@ One rule for the command line, the Python API (`load(..., inference=True)`) and 
    machine's busy time from `/proc/stat` on those CPUs, minus this process's own CPU time),
    divided among the forward passes this process runs at once (`share`), and at least 1.
    It is looked at again between forward passes, at most once a second, so a neighbour that
-   starts or stops is followed within about a second. Where `/proc/stat` is not there
+   starts or stops is followed within about a second; after a look over more than two
+   seconds (the process was idle), again 50 ms later. Where `/proc/stat` is not there
    (macOS, Windows) the usable CPUs count.
 3. Where rule 2 leaves one thread though more CPUs are usable (others keep them busy), and
    the forward is a compiled program whose convolutions are tf2torch's own oneDNN op
@@ -174,17 +175,22 @@ class ThreadGovernor:
         self.share = max(1, share)
         self._sample = take_sample(self.cpus)
         self._choice: int | None = None
+        self._long_window = False
         self.busy_elsewhere: float | None = None
 
     def choose(self) -> int:
         if self.fixed is not None:
             return self.fixed
         now = time.monotonic()
-        if self._choice is not None and now - self._sample.wall < RECHECK_S:
+        # a look over a long idle spell averages a neighbour that just started away: the
+        # next one comes after the shortest window instead (BENCHMARKS.md, fifteenth session)
+        wait = MIN_WINDOW_S if self._long_window else RECHECK_S
+        if self._choice is not None and now - self._sample.wall < wait:
             return self._choice
         if now - self._sample.wall < MIN_WINDOW_S:  # only on a first look right after start
             time.sleep(MIN_WINDOW_S - (now - self._sample.wall))
         current = take_sample(self.cpus)
+        self._long_window = current.wall - self._sample.wall > 2 * RECHECK_S
         self.busy_elsewhere = busy_elsewhere(self._sample, current)
         self._sample = current
         free = self.usable - (self.busy_elsewhere or 0.0)
