@@ -133,10 +133,10 @@ namespace {
 // as long as one of its own bands took.
 void share_rows(at::IntArrayRef cpus, int64_t bands, int64_t patience_us) {
   using namespace tf2torch_native;
-  set_patience(patience_us);
   TORCH_CHECK(cpus.size() <= static_cast<size_t>(MAX_HELPERS) && bands >= 0 && bands <= 64,
               "tf2torch::share_rows: at most ", MAX_HELPERS, " helpers and 0 to 64 bands "
               "per thread");
+  set_patience(patience_us);
   const bool on = bands > 0 && !cpus.empty();
   set_helpers(on ? cpus.vec() : std::vector<int64_t>());
   shared_bands.store(on ? bands : 0, std::memory_order_relaxed);

@@ -12,7 +12,7 @@
 
 namespace tf2torch_native {
 
-struct Shape {  // one band geometry's primitive; the first, middle and last bands differ
+struct Shape {  // a band geometry's primitive: bands of equal height and padding share one
   dnnl::convolution_forward primitive;
   memory::desc src, dst, scratchpad;
   int weights;  // index into Bands::packed
@@ -31,9 +31,9 @@ struct Handles {
 };
 
 constexpr int MAX_HELPERS = 63;
-// A band computes at least this many multiply-adds (about 10-20 us on one core): a smaller
-// one costs more to hand over than it saves. A layer with less than two bands' worth runs
-// whole on the calling thread.
+// A band computes at least this many multiply-adds (about 10-20 us on one core), so handing
+// one over costs little beside it; 2^18 and 2^22 measured alike (BENCHMARKS.md). A layer of
+// less than two bands' worth runs whole on the calling thread.
 constexpr int64_t MIN_BAND_MACS = 1 << 20;
 
 struct Bands {
