@@ -43,8 +43,12 @@ def built(release, tmp_path_factory):
 
 @pytest.fixture
 def package(built, tmp_path, monkeypatch) -> Path:
+    """A copy of the package, and of the home that holds the seal's key: a test that damages
+    either (another user's key, say) leaves the next test's alone."""
     out, home = built
-    monkeypatch.setenv("TF2TORCH_HOME", str(home))
+    own_home = tmp_path / "home"
+    shutil.copytree(home, own_home)
+    monkeypatch.setenv("TF2TORCH_HOME", str(own_home))
     copy = tmp_path / "mnv2"
     shutil.copytree(out, copy)
     return copy
@@ -272,5 +276,6 @@ def test_under_load_single_images_are_shared_out_and_match_tensorflow(package, r
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(own)
-    assert len(told) == 1 and len(told[0][0]) == 1 and told[0][1] == 1  # told once
-    assert told[0][0][0] in threads.allowed_cpus()
+    # told at the first call, and again only where a later look found this thread moved
+    assert told and all(len(cpus) == 1 and bands == 1 for cpus, bands in told)
+    assert all(cpus[0] in threads.allowed_cpus() for cpus, _ in told)
