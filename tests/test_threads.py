@@ -55,8 +55,9 @@ def test_busy_time_of_others_is_the_machines_less_our_own(tmp_path: Path) -> Non
     assert busy_elsewhere(CpuSample(0, None, 0), later) is None
 
 
-def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(monkeypatch) -> None:
-    """Two usable CPUs; another process keeps one busy, then stops."""
+@pytest.fixture
+def clock(monkeypatch) -> dict:
+    """Two usable CPUs, and the wall clock and their busy seconds as the test sets them."""
     clock = {"wall": 100.0, "busy": 0.0}
     monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1])
     monkeypatch.setattr(threads, "cpu_quota", lambda: None)
@@ -64,6 +65,11 @@ def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(monkeypatch
                         lambda cpus: CpuSample(clock["wall"], clock["busy"], 0.0))
     monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
     monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
+    return clock
+
+
+def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(clock) -> None:
+    """Two usable CPUs; another process keeps one busy, then stops."""
     governor = ThreadGovernor()
     clock.update(wall=101.5, busy=1.5)  # one CPU busy elsewhere for 1.5 s
     assert governor.choose() == 1
@@ -78,16 +84,9 @@ def test_governor_gives_way_to_a_busy_neighbour_and_takes_cores_back(monkeypatch
     assert shared.choose() == 1  # two forward passes at once: one CPU each
 
 
-def test_after_an_idle_spell_the_next_look_comes_within_a_moment(monkeypatch) -> None:
+def test_after_an_idle_spell_the_next_look_comes_within_a_moment(clock) -> None:
     """A look over ten idle seconds averages a neighbour that started a moment ago away; the
     next look, 50 ms on, sees it (instead of a second on)."""
-    clock = {"wall": 100.0, "busy": 0.0}
-    monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1])
-    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
-    monkeypatch.setattr(threads, "take_sample",
-                        lambda cpus: CpuSample(clock["wall"], clock["busy"], 0.0))
-    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
-    monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
     governor = ThreadGovernor()
     clock.update(wall=110.0, busy=0.3)  # idle, then a neighbour's first 0.3 s
     assert governor.choose() == 2
