@@ -151,22 +151,20 @@ def worker(name: str, cache: Path) -> int:
                 start = time.perf_counter()
                 forward(batch)
                 times.append(time.perf_counter() - start)
-            reply = {"median_ms": statistics.median(times) * 1e3, "threads": _threads(name)}
+            reply = {"median_ms": statistics.median(times) * 1e3, "threads": _threads(forward)}
         print(json.dumps(reply), flush=True)
     return 0
 
 
-def _threads(name: str) -> str | None:
+def _threads(forward) -> str | None:
     """The thread count a tf2torch contender ran at, and the CPUs its helpers kept to."""
-    if name in ("rule", "nobands", "fixed2"):
-        import torch
+    governor = getattr(forward, "governor", None)
+    if governor is None:
+        return None
+    import torch
 
-        helpers = _governor.helpers if _governor is not None else ()
-        return f"{torch.get_num_threads()}" + (f" + helpers on {list(helpers)}" if helpers else "")
-    return None
-
-
-_governor = None  # the tf2torch contender's ThreadGovernor, for `_threads`
+    helpers = governor.helpers
+    return f"{torch.get_num_threads()}" + (f" + helpers on {list(helpers)}" if helpers else "")
 
 
 def make_forward(name: str, p: dict[str, Path]):
@@ -181,13 +179,12 @@ def make_forward(name: str, p: dict[str, Path]):
 
     model = tf2torch.load(p["package"], inference=True)
     assert model.form.startswith("compiled"), model.form
-    global _governor
-    _governor = model.net.governor
 
     def forward(batch: np.ndarray) -> object:
         with torch.inference_mode():
             return model.net(torch.from_numpy(batch))
 
+    forward.governor = model.net.governor  # what the thread rule chose, for the log
     return forward
 
 
