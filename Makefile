@@ -11,6 +11,7 @@ $(BIN)/tf2torch: pyproject.toml
 	# torch first, pinned: the CPU wheel on disk (a bare `torch` would pull a multi-GB CUDA build)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python tools/install_tf_keras.py
 	touch $@
 
 venv: $(BIN)/tf2torch
