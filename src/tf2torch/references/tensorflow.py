@@ -159,13 +159,15 @@ def load_graph_def(path: str | os.PathLike, tf: Any = None):
 
 
 def frozen_function(tf: Any, graph_def: Any, feeds: list[str], fetches: list[str],
-                    rewrite: bool = True) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+                    rewrite: bool = True, constants: Mapping[str, np.ndarray] | None = None,
+                    ) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
     """The GraphDef imported into a graph of its own and run by a plain TF1 session: arrays
     for `feeds` → the `fetches` tensors. Nothing keeps the GraphDef (`wrap_function` +
     `prune` kept it and a second copy of the graph: the slim worker peaked at 1061 MiB that
     way, 936 this way). `rewrite=False` runs the graph as written: Grappler, TensorFlow's
     graph rewriter, copies a graph several times over, and took the 1.4 GB ConvNeXtXLarge
-    GraphDef past 19 GiB."""
+    GraphDef past 19 GiB. `constants`: what `constants_as_placeholders` took out, fed with
+    every run."""
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
@@ -173,7 +175,37 @@ def frozen_function(tf: Any, graph_def: Any, feeds: list[str], fetches: list[str
     config.graph_options.rewrite_options.disable_meta_optimizer = not rewrite
     session = tf.compat.v1.Session(graph=graph, config=config)
     names = [f if ":" in f else f"{f}:0" for f in fetches]
-    return lambda arrays: session.run(names, dict(zip(feeds, arrays, strict=True)))
+    fixed = dict(constants or {})
+    return lambda arrays: session.run(names, {**fixed, **dict(zip(feeds, arrays, strict=True))})
+
+
+# Constants bigger than this (the weights; not the shapes, axes and paddings that shape
+# inference reads) are what `constants_as_placeholders` takes out of a graph
+FED_CONSTANT_BYTES = 4096
+
+
+def constants_as_placeholders(tf: Any, graph_def: Any) -> dict[str, np.ndarray]:
+    """Turns each Const node above `FED_CONSTANT_BYTES` into a Placeholder of its dtype and
+    shape, in place, and returns the values by tensor name, for `frozen_function` to feed.
+
+    A TF1 session copies the graph it runs (the execution state's graph, the client graph,
+    the partitions, each Const kernel's own tensor), and each copy carries the weights: the
+    slim MobileNetV2-1.4 graph's first run grew its process by 138 MiB that way, by 45 with
+    the weights fed. The same kernels compute on the same values; only where they are kept
+    changes. For a GraphDef the caller lets go of (it no longer holds the weights)."""
+    values = {}
+    for node in graph_def.node:
+        tensor = node.attr["value"].tensor if node.op == "Const" else None
+        if tensor is None or tensor.ByteSize() <= FED_CONSTANT_BYTES:
+            continue
+        values[f"{node.name}:0"] = tf.make_ndarray(tensor)
+        dtype, shape = node.attr["dtype"].type, type(tensor.tensor_shape)()
+        shape.CopyFrom(tensor.tensor_shape)
+        node.op = "Placeholder"
+        node.ClearField("attr")
+        node.attr["dtype"].type = dtype
+        node.attr["shape"].shape.CopyFrom(shape)
+    return values
 
 
 def _import_tf(purpose: str):

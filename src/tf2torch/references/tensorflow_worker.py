@@ -36,6 +36,7 @@ class TensorFlowWorker:
         self._process = WorkerProcess(_SCRIPT, "the frozen-graph reference (TensorFlow)",
                                       wait=False)
         self.timings: dict[str, float] = {}
+        self.imported: str | None = None  # how the worker imported TensorFlow, once ready
         weakref.finalize(self, self._process.close)  # a reference dropped stops its worker
 
     @property
@@ -59,6 +60,7 @@ class TensorFlowWorker:
             waited = time.perf_counter()
             hello = self._process.ready(doing)
             self.timings["reference: TensorFlow import (own process)"] = hello["import_s"]
+            self.imported = hello.get("imported")
             self.timings["reference: waited for the import"] = time.perf_counter() - waited
 
     def frozen_graph(self, path: Path) -> Any:
