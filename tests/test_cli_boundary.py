@@ -5,6 +5,7 @@ references that are present but unreadable are errors, every failure is one line
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import tempfile
 import warnings
@@ -139,3 +140,47 @@ def test_third_party_warnings_only_with_verbose(release, capsys, tmp_path: Path)
         shown[flags] = {type(w.message).__name__ for w in seen if "torch" in w.filename}
     assert shown[()] == set()
     assert shown[("--verbose",)]  # torch's tracer does warn: the quiet run hid it
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`tf2torch list | head -1`: the rest of the output has nowhere to go. Exit 141 (as a
+    shell reports SIGPIPE) and no message, not an internal error."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    script = ("import sys; from tf2torch.cli import main; "
+              "sys.argv = ['tf2torch', 'list', '--json']; sys.exit(main())")
+    env = {**os.environ, "TF2TORCH_HOME": str(home)}
+    # a repository listing long enough to overflow a pipe nobody reads
+    for i in range(400):
+        (home / f"model_{i:03d}").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141, err
+    assert err == ""
+
+
+def test_the_command_process_ends_without_teardown_yet_whole(release, tmp_path: Path) -> None:
+    """As its own process, a command ends with `os._exit` after its exit handlers: they
+    ran, its output is whole, its exit code kept, its temporary folders gone."""
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TF2TORCH_HOME": str(tmp_path / "home"), "TMPDIR": str(temp)}
+    mark = tmp_path / "exit-handler-ran"
+    script = ("import atexit, sys; from pathlib import Path; "
+              f"atexit.register(Path({str(mark)!r}).write_text, 'yes'); "
+              "from tf2torch.cli import main; sys.exit(main())")
+    done = subprocess.run([sys.executable, "-c", script, "inspect", str(release.archive),
+                           "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)  # the whole document, flushed
+    assert _leftovers(temp) == [] and mark.read_text() == "yes"
+    done = subprocess.run([sys.executable, "-c", script, "convert", str(tmp_path / "no.tgz")],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "no such archive" in done.stderr

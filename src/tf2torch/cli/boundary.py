@@ -3,7 +3,8 @@ warnings and log lines stay out of the user's terminal unless asked for.
 
 Exit codes: 0 success, 1 the port disagrees with the original, 2 bad input or usage (a
 `Tf2TorchError`, or argparse), 3 an internal error (a bug: the one line says where, `--debug`
-shows the traceback), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Interrupted or
+shows the traceback), 130 interrupted (Ctrl-C), 141 the reader of the output went away (`| head`:
+no message, as Unix tools do), 143 terminated (SIGTERM). Interrupted or
 terminated, the command's own clean-up still runs: temporary folders go, packages and result
 files are written whole or not at all.
 """
@@ -30,6 +31,7 @@ THIRD_PARTY_LOGGERS = ("torch", "onnx", "onnxruntime", "onnxscript", "tensorflow
 # Where a command's argument names its input, in order of preference.
 _SUBJECT_ARGS = ("source", "name", "model", "package")
 _TERMINATED_EXIT = 128 + signal.SIGTERM
+_PIPE_CLOSED_EXIT = 128 + signal.SIGPIPE
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +104,10 @@ def run_command(command: str, handler: Callable[[argparse.Namespace], int | None
     except KeyboardInterrupt:
         print(f"{where}: interrupted; nothing half-written was left", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except BrokenPipeError:
+        # what is still buffered for the closed pipe would fail again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _PIPE_CLOSED_EXIT
     except Exception as exc:  # a bug: one line, the traceback on request
         if getattr(args, "debug", False):
             traceback.print_exc()
