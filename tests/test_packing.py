@@ -21,8 +21,8 @@ COUNTS = (1, 2)
 
 class Layers(nn.Module):
     """Shapes chosen so that, on this project's machines, one weight is blocked one way at 1
-    thread and another at 2 (the 1×1 256→1024 at 14×14, `Acdb48a` against `Acdb64a`:
-    BENCHMARKS.md) and the others the same way."""
+    thread and another at 2 and the others the same way: under AVX-512 the 1×1 256→1024 at
+    14×14 (`Acdb48a` against `Acdb64a`: BENCHMARKS.md), under AVX2 the 1×1 64→256."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -121,8 +121,8 @@ def test_with_tf2torch_threads_the_compile_packs_for_that_count(monkeypatch) -> 
     monkeypatch.delenv("TF2TORCH_THREADS", raising=False)
     assert ThreadGovernor().usable >= 2  # this project's machines: 2 CPUs
     exported = torch.export.export(Layers().eval(), (torch.zeros(1, 64, 14, 14),)).module()
-    with fixed_threads(2):
-        assert repacked_elsewhere(exported) == {"1": ["project"]}
+    with fixed_threads(2):  # which layer depends on oneDNN's kernels for this CPU
+        assert repacked_elsewhere(exported) in ({"1": ["project"]}, {"1": ["expand"]})
     monkeypatch.setenv("TF2TORCH_THREADS", "1")
     with fixed_threads() as threads:
         assert threads == 1

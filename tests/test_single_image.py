@@ -58,9 +58,10 @@ def test_an_unknown_plan_is_refused_by_name():
 
 
 class Layers(nn.Module):
-    """A 1×1 layer oneDNN packs differently at 1 and 2 threads on this project's machines
-    (`project`, 256→1024 at 14×14: tests/test_packing.py), one it packs alike (`expand`),
-    a depthwise and a full 3×3 layer."""
+    """Two 1×1 layers, one of which oneDNN packs differently at 1 and 2 threads on this
+    project's machines (which one depends on its kernels: `project`, 256→1024 at 14×14,
+    under AVX-512; `expand`, 64→256, under AVX2: tests/test_packing.py), a depthwise and a
+    full 3×3 layer."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,9 +97,16 @@ def _planned(plan: str):
 
 
 def test_the_onednn_plan_takes_from_onednn_only_what_it_would_repack(two_threads):
+    from tf2torch.packages.packing import repacked_by_thread_count, rule_counts
+
+    with torch.no_grad():  # oneDNN's own answer for these layers on this CPU
+        exported = torch.export.export(Layers().eval(), (torch.zeros(1, 32, 14, 14),))
+    unstable = repacked_by_thread_count(exported.module(), rule_counts())
+    expected = sorted({name for names in unstable.values() for name in names})
+    assert expected in (["project"], ["expand"])  # one 1×1 layer, as described above
     _, module, taken, repacked = _planned("onednn")
-    assert taken == ["project"] and repacked == {}
-    # expand, depthwise and narrow stay oneDNN's
+    assert taken == expected and repacked == {}
+    # the other 1×1, the depthwise and the 3×3 layer stay oneDNN's
     assert _ops(module) == {"bmm": 1, "conv": 3, "native": 0}
 
 
