@@ -18,6 +18,7 @@ as on a user's machine, whatever PYTHONDONTWRITEBYTECODE says here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -28,6 +29,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
+from web_load import rss_mib  # a sibling script: benchmarks/ is on the path
 
 IN_PROCESS = """
 import json, sys, time, shutil
@@ -64,14 +68,6 @@ def _tree(pid: int) -> list[tuple[int, str]]:
     return lines
 
 
-def _rss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
-
-
 def sample_tree_peak(pid: int, done: threading.Event, out: dict) -> None:
     """The largest sum of resident memory over `pid`'s process tree, sampled every 5 ms: the
     memory the command holds at once. A child that is still its parent's fork (the same
@@ -84,7 +80,8 @@ def sample_tree_peak(pid: int, done: threading.Event, out: dict) -> None:
         for p, line in tree:
             if line not in seen:
                 seen.add(line)
-                total += _rss_mib(p)
+                with contextlib.suppress(OSError):  # it ended since the listing
+                    total += np.nan_to_num(rss_mib(p))  # a zombie has no VmRSS: nothing held
         peak = max(peak, total)
         time.sleep(0.005)
     out["tree_peak_mib"] = peak
