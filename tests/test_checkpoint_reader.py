@@ -314,6 +314,30 @@ def test_truncated_after_open_is_caught_on_read(tmp_path: Path) -> None:
         model.tensors["z_last"]
 
 
+@pytest.mark.parametrize("swap", ["other bytes", "link outside"])
+def test_shard_swapped_after_a_read_is_not_read(tmp_path: Path, tmp_path_factory,
+                                                swap: str) -> None:
+    """The shard is checked (a regular file inside the folder) when first read and kept
+    open: another file, or a link out of the folder, put in its place later is never read."""
+    prefix = _save(tmp_path / "m", {"a": np.ones(4, np.float32), "z_last": np.ones(9)})
+    model = read_checkpoint(prefix)
+    np.testing.assert_array_equal(model.tensors["a"], np.ones(4, np.float32))
+    shard = Path(f"{prefix}{SHARD}")
+    other = bytes(len(shard.read_bytes()))  # zeros: every tensor would fail its crc32c
+    shard.unlink()
+    if swap == "other bytes":
+        shard.write_bytes(other)
+    else:
+        outside = tmp_path_factory.mktemp("elsewhere") / "shard"
+        outside.write_bytes(other)
+        shard.symlink_to(outside)
+    np.testing.assert_array_equal(model.tensors["z_last"], np.ones(9))
+    model.close()  # closes the shard: the next read checks the path again
+    with pytest.raises(SourceError, match=rf"m{SHARD}: (tensor 'a' fails its crc32c|data "
+                       "shard is a link to .*, outside)"):
+        model.tensors["a"]
+
+
 def test_flipped_data_byte_names_tensor_and_shard(tmp_path: Path) -> None:
     prefix = _save(tmp_path / "m", {"a": np.ones(4, np.float32), "b": np.arange(9.0)})
     model = read_checkpoint(prefix)

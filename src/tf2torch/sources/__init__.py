@@ -21,9 +21,11 @@ def open_source(path: str | Path, extract_to: str | Path | None = None,
     """
     path = Path(path)
     name = path.name.lower()
-    from tf2torch.sources.tensorflow.reader import is_saved_model, read_tensorflow
+    from tf2torch.sources.tensorflow import is_saved_model
 
     if is_saved_model(path) or name.endswith((".pb", ".pbtxt", ".meta")):
+        from tf2torch.sources.tensorflow.reader import read_tensorflow
+
         return read_tensorflow(path, signature)
     if signature is not None:
         raise SourceError(f"{path}: --signature applies to SavedModels and meta graphs")

@@ -32,12 +32,21 @@ class TensorStore(Mapping[str, np.ndarray]):
     """Name → array, where each array is read only when asked for.
 
     Readers register a loader per tensor; `store[name]` calls it. Nothing is cached, so
-    peak memory stays at one tensor beyond what the caller keeps.
+    peak memory stays at one tensor beyond what the caller keeps. `close` releases what the
+    loaders keep open (a checkpoint's shard files): on `close()`, and when the store is
+    collected; a later read opens again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, close: Callable[[], None] | None = None) -> None:
         self._info: dict[str, TensorInfo] = {}
         self._loaders: dict[str, Callable[[], np.ndarray]] = {}
+        self._close = close
+        if close is not None:
+            weakref.finalize(self, close)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
 
     def add(self, info: TensorInfo, loader: Callable[[], np.ndarray]) -> None:
         self._info[info.name] = info
@@ -98,7 +107,9 @@ class SourceModel:
             self._cleanup = weakref.finalize(self, shutil.rmtree, str(folder), True)
 
     def close(self) -> None:
-        """Remove the temporary folder this model was unpacked into, if any (idempotent)."""
+        """Close the files the tensors are read from, and remove the temporary folder this
+        model was unpacked into, if any (idempotent)."""
+        self.tensors.close()
         if self._cleanup is not None:
             self._cleanup()
 

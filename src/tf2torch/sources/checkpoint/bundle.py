@@ -5,8 +5,11 @@ checked on every read, and every entry checked against the shards' sizes at open
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import crc32c
 import numpy as np
@@ -23,6 +26,8 @@ from tf2torch.sources.checkpoint.table import (
 from tf2torch.sources.model import TensorInfo, TensorStore
 from tf2torch.util.budgets import MAX_CHECKPOINT_SHARDS
 from tf2torch.util.files import check_regular, open_regular
+
+_OPEN_SHARDS = 8  # data shards kept open at once (`_ShardFiles`)
 
 # TF DataType enum → little-endian numpy dtype, for types stored as raw memcpy bytes.
 _NUMPY_DTYPES: dict[int, np.dtype] = {
@@ -125,32 +130,62 @@ def _decode(entry: Entry, raw: bytearray) -> np.ndarray:
     return _decode_strings(entry, raw)
 
 
-def _load(entry: Entry, shard: Path, confine: Path) -> np.ndarray:
+class _ShardFiles:
+    """The bundle's data shards, each opened (and checked: a regular file inside `confine`)
+    on its first read and then kept open, so the file checked is the file read, and a
+    tensor-by-tensor read of 260 tensors walks the path once rather than 260 times. At most
+    `_OPEN_SHARDS` stay open (a bundle may have thousands); closed with the store."""
+
+    def __init__(self, paths: list[Path], confine: Path) -> None:
+        self.paths, self.confine = paths, confine
+        self._open: OrderedDict[int, BinaryIO] = OrderedDict()
+        self._lock = threading.Lock()  # a file's seek and read go together
+
+    def read_into(self, shard: int, offset: int, raw: bytearray) -> int:
+        with self._lock:
+            file = self._open.get(shard)
+            if file is None:
+                file = open_regular(self.paths[shard], "data shard", SourceError,
+                                    within=self.confine)
+                self._open[shard] = file
+                if len(self._open) > _OPEN_SHARDS:
+                    self._open.popitem(last=False)[1].close()
+            self._open.move_to_end(shard)
+            file.seek(offset)
+            return file.readinto(raw)
+
+    def close(self) -> None:
+        with self._lock:
+            while self._open:
+                self._open.popitem()[1].close()
+
+
+def _load(entry: Entry, files: _ShardFiles) -> np.ndarray:
     """Read one tensor from its shard, verifying its crc32c."""
+    path = files.paths[entry.shard]
     if entry.dtype not in _NUMPY_DTYPES and entry.dtype not in (_DT_STRING, _DT_BFLOAT16):
         raise SourceError(
-            f"{shard}: tensor {entry.name!r} has unsupported dtype {_dtype_name(entry.dtype)}"
+            f"{path}: tensor {entry.name!r} has unsupported dtype "
+            f"{_dtype_name(entry.dtype)}"
         )
     raw = bytearray(entry.size)  # writable buffer, so the returned array is writable too
     try:
-        with open_regular(shard, "data shard", SourceError, within=confine) as file:
-            file.seek(entry.offset)
-            got = file.readinto(raw)
+        got = files.read_into(entry.shard, entry.offset, raw)
     except FileNotFoundError:
-        raise SourceError(f"{shard}: data shard not found (needed for {entry.name!r})") from None
+        raise SourceError(f"{path}: data shard not found (needed for {entry.name!r})") from None
     if got != entry.size:
         raise SourceError(
-            f"{shard}: truncated; tensor {entry.name!r} needs bytes "
+            f"{path}: truncated; tensor {entry.name!r} needs bytes "
             f"{entry.offset}..{entry.offset + entry.size} but the file ends sooner"
         )
     try:
         if masked_crc(_content_crc(entry, raw)) != entry.crc:
             raise SourceError(
-                f"{shard}: tensor {entry.name!r} fails its crc32c check (corrupt data)"
+                f"{path}: tensor {entry.name!r} fails its crc32c check (corrupt data)"
             )
         return _decode(entry, raw)
     except Malformed as exc:
-        raise SourceError(f"{shard}: tensor {entry.name!r}: {exc}") from None
+        raise SourceError(f"{path}: tensor {entry.name!r}: {exc}") from None
 
 
 def _refuse_sliced(entry: Entry, prefix: Path) -> np.ndarray:
@@ -159,11 +194,10 @@ def _refuse_sliced(entry: Entry, prefix: Path) -> np.ndarray:
     )
 
 
-def _loader(entry: Entry, shards: list[Path], prefix: Path,
-            confine: Path) -> Callable[[], np.ndarray]:
+def _loader(entry: Entry, files: _ShardFiles, prefix: Path) -> Callable[[], np.ndarray]:
     if entry.sliced:  # the whole-tensor entry of a partitioned variable names no data
         return functools.partial(_refuse_sliced, entry, prefix)
-    return functools.partial(_load, entry, shards[entry.shard], confine)
+    return functools.partial(_load, entry, files)
 
 
 def _check_entries(entries: list[Entry], shards: list[Path], index: Path,
@@ -215,8 +249,9 @@ def read_bundle(prefix: Path, confine: Path | None = None) -> tuple[TensorStore,
                           f"(a bundle has 1 to {MAX_CHECKPOINT_SHARDS:,}); corrupt index")
     shards = [_shard_path(prefix, i, header.num_shards) for i in range(header.num_shards)]
     _check_entries(entries, shards, index, confine)
-    store = TensorStore()
+    files = _ShardFiles(shards, confine)
+    store = TensorStore(close=files.close)
     for entry in entries:
         info = TensorInfo(entry.name, entry.shape, _result_dtype(entry))
-        store.add(info, _loader(entry, shards, prefix, confine))
+        store.add(info, _loader(entry, files, prefix))
     return store, header.num_shards

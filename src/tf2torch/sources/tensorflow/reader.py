@@ -19,7 +19,7 @@ from tf2torch.errors import SourceError
 from tf2torch.sources.checkpoint.bundle import read_bundle
 from tf2torch.sources.graph_checks import validate_graph
 from tf2torch.sources.model import SourceModel, TensorInfo, TensorStore
-from tf2torch.sources.tensorflow import endpoints
+from tf2torch.sources.tensorflow import endpoints, is_saved_model
 from tf2torch.sources.tensorflow.graph import build_graph
 from tf2torch.sources.tensorflow.nodes import Inliner, plain_nodes, topological
 from tf2torch.sources.tensorflow.protos import parse
@@ -44,12 +44,6 @@ class TfGraphFile:
     signatures: dict[str, Any] = field(default_factory=dict)  # name → SignatureDef
     signature: str | None = None
     checkpoint: Path | None = None  # the variables' bundle prefix
-
-
-def is_saved_model(path: Path) -> bool:
-    return (path.is_dir() and any((path / n).is_file() for n in ("saved_model.pb",
-                                                                 "saved_model.pbtxt"))) \
-        or path.name in ("saved_model.pb", "saved_model.pbtxt")
 
 
 def read_tensorflow(path: str | Path, signature: str | None = None) -> SourceModel:
@@ -156,7 +150,7 @@ def _finish(path: Path, parsed: TfGraphFile, signature: str | None,
     graph, weights = build_graph(simplified, [(n, spec) for n, (spec, _) in inputs.items()],
                                  outputs, name, meta)
     validate_graph(graph, path)
-    tensors = _store(variables, weights)
+    tensors = _store(variables, weights, store)
     info = {
         "signature": parsed.signature,
         "signatures": described,
@@ -185,9 +179,11 @@ def _variable_keys(parsed: TfGraphFile, main: dict, inliner: Inliner,
     return keys
 
 
-def _store(variables: dict[str, Lazy], weights: dict[str, Lazy]) -> TensorStore:
-    """The variables the signature uses (by variable name) and every weight the IR names."""
-    store = TensorStore()
+def _store(variables: dict[str, Lazy], weights: dict[str, Lazy],
+           bundle: TensorStore | None) -> TensorStore:
+    """The variables the signature uses (by variable name) and every weight the IR names;
+    closing it closes the variables' `bundle`."""
+    store = TensorStore(close=bundle.close if bundle is not None else None)
     for name, lazy in [(v.name, v) for v in variables.values()] + list(weights.items()):
         if name not in store:
             store.add(TensorInfo(name, lazy.shape, np.dtype(lazy.dtype)), lazy.load)
