@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tf2torch.errors import MissingDependencyError, SourceError
+
 pytest.importorskip("tensorflow")
 
 
@@ -58,3 +60,53 @@ def test_weights_become_placeholders_and_shape_constants_stay(frozen) -> None:
             np.testing.assert_array_equal(fed[f"{name}:0"], value)
         else:
             assert node.op == "Const" and size <= FED_CONSTANT_BYTES
+
+
+def test_a_graph_loaded_ahead_answers_as_tensorflow_does(frozen, tmp_path) -> None:
+    """`load_ahead` sends the load before the worker's import is done (convert goes on
+    meanwhile); `frozen_graph` takes that answer, and a different graph is still loaded."""
+    from tf2torch.references.tensorflow import frozen_graph_reference
+    from tf2torch.references.tensorflow_worker import TensorFlowWorker
+
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+    want = frozen_graph_reference(frozen).run(x)["logits"]
+    with TensorFlowWorker() as worker:
+        worker.load_ahead(frozen)
+        np.testing.assert_allclose(worker.frozen_graph(frozen).run(x)["logits"], want,
+                                   rtol=1e-5, atol=1e-5)
+    other = tmp_path / "other_frozen.pb"
+    other.write_bytes(frozen.read_bytes())
+    broken = tmp_path / "broken_frozen.pb"
+    broken.write_bytes(b"\x0a\xff\xff\xff\xff\x0f not a graph")
+    with TensorFlowWorker() as worker:
+        worker.load_ahead(broken)  # not the graph asked for: its failure is not raised
+        np.testing.assert_allclose(worker.frozen_graph(other).run(x)["logits"], want,
+                                   rtol=1e-5, atol=1e-5)
+    with TensorFlowWorker() as worker:
+        worker.load_ahead(broken)  # the one asked for: raised when asked, naming the file
+        with pytest.raises(SourceError, match=r"TensorFlow could not load .*broken_frozen\.pb"):
+            worker.frozen_graph(broken)
+
+
+def test_a_worker_without_tensorflow_says_so_after_a_load_ahead(frozen, tmp_path,
+                                                                monkeypatch) -> None:
+    """A worker that ended before `load_ahead` wrote to it (no TensorFlow there) is
+    reported when the graph is asked for as a missing dependency, which `convert` turns
+    into "not verified", not as a crash."""
+    import time
+
+    from tf2torch.references.tensorflow_worker import TensorFlowWorker
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'tensorflow'\")\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    worker = TensorFlowWorker()
+    deadline = time.monotonic() + 60
+    while worker._process._proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.load_ahead(frozen)
+    with pytest.raises(MissingDependencyError, match=r"needs TensorFlow"):
+        worker.frozen_graph(frozen)
+    worker.close()

@@ -38,6 +38,7 @@ from tf2torch.verification.checks import (
     check_port,
     find_reference,
     graph_reference,
+    load_reference_ahead,
     reference_from_file,
     verify_graph,
     verify_zoo,
@@ -110,6 +111,8 @@ def convert(
         try:
             with timings.phase("read the source"):
                 model = stack.enter_context(open_source(source, signature=signature))
+            if worker is not None:
+                load_reference_ahead(model, reference, worker)
             with timings.phase("convert"):
                 conversion = convert_source(model, input_size=input_size, use_ema=use_ema,
                                             layout=layout, quantized=quantized)

@@ -14,6 +14,7 @@ or memory past its cap is one error); this one also reports its peak memory in e
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tf2torch.errors import SourceError
+from tf2torch.errors import SourceError, Tf2TorchError
 from tf2torch.references.worker_process import WorkerProcess
 
 _SCRIPT = Path(__file__).with_name("_tensorflow_worker.py")
@@ -37,6 +38,8 @@ class TensorFlowWorker:
                                       wait=False)
         self.timings: dict[str, float] = {}
         self.imported: str | None = None  # how the worker imported TensorFlow, once ready
+        self._ahead: dict | None = None  # a load sent by `load_ahead`, not yet answered
+        self._ended: Tf2TorchError | None = None  # how the worker ended, if `load_ahead` saw it
         weakref.finalize(self, self._process.close)  # a reference dropped stops its worker
 
     @property
@@ -45,11 +48,20 @@ class TensorFlowWorker:
         return self._process.last.get("peak_rss_mib")
 
     def _request(self, header: dict, arrays: tuple[np.ndarray, ...] = ()) -> tuple[dict, list]:
-        doing = f"{header.get('path', 'frozen graph')} ({header['op']})"
+        self._send(header, arrays)
+        return self._answer(header)
+
+    def _send(self, header: dict, arrays: tuple[np.ndarray, ...] = ()) -> None:
+        doing = _doing(header)
         if not self._process.alive:
-            raise SourceError(f"{doing}: the frozen-graph reference stopped earlier")
+            raise self._ended or SourceError(f"{doing}: the frozen-graph reference stopped "
+                                             "earlier")
+        self._process.send(header, arrays, doing)
+
+    def _answer(self, header: dict) -> tuple[dict, list]:
+        doing = _doing(header)
         self._wait_ready(doing)
-        reply, out = self._process.request(header, arrays, doing)
+        reply, out = self._process.answer(doing)
         if not reply.get("ok"):
             raise SourceError(f"TensorFlow could not {header['op']} {header.get('path', '')}: "
                               f"{reply.get('kind')}: {reply.get('error')}")
@@ -63,11 +75,31 @@ class TensorFlowWorker:
             self.imported = hello.get("imported")
             self.timings["reference: waited for the import"] = time.perf_counter() - waited
 
+    def load_ahead(self, path: Path) -> None:
+        """Have the worker import the frozen GraphDef at `path` now, while this process goes
+        on (converting); `frozen_graph(path)` then takes its answer. A failure to load is
+        raised there, not here."""
+        load = {"op": "load", "path": str(Path(path).resolve())}
+        if self._ahead is None and self._ended is None:
+            try:
+                self._send(load)
+                self._ahead = load
+            except Tf2TorchError as exc:  # the worker is gone: said when the graph is asked for
+                self._ended = exc
+
     def frozen_graph(self, path: Path) -> Any:
         """A `Reference` running the frozen GraphDef at `path` in the worker."""
         from tf2torch.references.tensorflow import Reference
 
-        reply, _ = self._request({"op": "load", "path": str(Path(path).resolve())})
+        load = {"op": "load", "path": str(Path(path).resolve())}
+        ahead, self._ahead = self._ahead, None
+        if ahead == load:
+            reply, _ = self._answer(load)
+        else:
+            if ahead is not None:  # another graph went ahead: its answer comes first
+                with contextlib.suppress(SourceError):  # and its failure is not this one's
+                    self._answer(ahead)
+            reply, _ = self._request(load)
         self.timings["reference: graph import"] = reply["seconds"]
 
         def run(batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -87,6 +119,10 @@ class TensorFlowWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _doing(header: dict) -> str:
+    return f"{header.get('path', 'frozen graph')} ({header['op']})"
 
 
 def will_run_frozen_graph(source: str | Path, reference: str | Path | None,

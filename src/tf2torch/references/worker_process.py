@@ -89,7 +89,12 @@ class WorkerProcess:
         return self._hello
 
     def request(self, header: dict, arrays: list[np.ndarray] | tuple, doing: str) -> Message:
-        self.ready(doing)
+        self.send(header, arrays, doing)
+        return self.answer(doing)
+
+    def send(self, header: dict, arrays: list[np.ndarray] | tuple, doing: str) -> None:
+        """Queue a request without waiting, not even for the hello: the worker reads it once
+        its runtime is imported. Each `send` is followed by one `answer`, in order."""
         drop = self.dropped[:]
         del self.dropped[: len(drop)]
         try:
@@ -97,6 +102,10 @@ class WorkerProcess:
             self._proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._died(doing) from None
+
+    def answer(self, doing: str) -> Message:
+        """The answer to the oldest request sent and not yet answered."""
+        self.ready(doing)
         return self._receive(doing)
 
     def _receive(self, doing: str) -> Message:
@@ -160,6 +169,7 @@ class WorkerProcess:
             except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
                 self._proc.wait()
+        self._proc.stdout.close()  # Popen leaves its pipes to its user
         self._stderr.close()
 
 

@@ -50,15 +50,32 @@ def zoo_runner(net: nn.Module) -> references.RunFn:
     return run
 
 
+def reference_file(source: SourceModel, reference: str | Path | None = None) -> Path | None:
+    """The file a zoo conversion is verified against: `reference` when given, else the best
+    a checkpoint offers (its frozen graph, its .tflite, its stored outputs), else None."""
+    if reference is not None:
+        return Path(reference)
+    return next((source.runnable[kind] for kind in ("frozen_pb", "tflite", "tests_h5")
+                 if source.runnable.get(kind) is not None), None)
+
+
+def load_reference_ahead(source: SourceModel, reference: str | Path | None,
+                         worker: TensorFlowWorker) -> None:
+    """Where the reference is a frozen graph, have `worker` import it now, while this
+    process converts (the graph's import takes about as long as the conversion)."""
+    path = reference_file(source, reference) if source.graph is None else None
+    if path is not None and path.suffix == ".pb":
+        worker.load_ahead(path)
+
+
 def find_reference(source: SourceModel, worker: TensorFlowWorker | None = None,
                    ) -> references.Reference:
     """The best reference a checkpoint offers: a live run of the frozen graph (logits and
     probabilities; in `worker` when one is given) or of the .tflite (probabilities), else
     stored outputs."""
-    for kind in ("frozen_pb", "tflite", "tests_h5"):
-        path = source.runnable.get(kind)
-        if path is not None:
-            return reference_from_file(path, worker)
+    path = reference_file(source)
+    if path is not None:
+        return reference_from_file(path, worker)
     raise NoReferenceError(
         f"{source.path}: nothing to verify against — give --reference FILE (a .tflite or a "
         "tests.h5), or convert a release archive that contains one"
