@@ -17,7 +17,9 @@ One rule for the command line, the Python API (`load(..., inference=True)`) and 
    the forward is a compiled program whose convolutions are tf2torch's own oneDNN op
    (`bands=True`), single images run in the shared mode (`native/onednn_helpers.cpp`): the
    one thread runs the program, each layer cut into bands of rows, and a helper thread kept
-   to each of the other usable CPUs takes bands as it gets time there. A helper that is
+   to each usable CPU but the one other processes left most free (the caller's: its time
+   and each thread's last CPU are subtracted from each CPU's busy time) takes bands as it
+   gets time there. A helper that is
    descheduled holds nothing up: its band is taken back. `TF2TORCH_BANDS=0` turns this off;
    `TF2TORCH_BANDS=N` cuts N bands per thread (default 1, each half the rows left).
 4. Idle OpenMP threads spin for a bounded time and then sleep (`GOMP_SPINCOUNT`, see
@@ -35,6 +37,7 @@ only while it runs makes use of the half core as well.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -56,6 +59,8 @@ RECHECK_S = 1.0     # how often the free CPUs are looked at again, at most
 MIN_WINDOW_S = 0.05  # the shortest window a first look may be based on
 _USER_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 _PROC_STAT = Path("/proc/stat")
+_TASKS = Path("/proc/self/task")
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def prepare_openmp_environment() -> bool:
@@ -122,28 +127,70 @@ def cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 @dataclass(frozen=True)
 class CpuSample:
-    """Wall time, the busy CPU-seconds of the watched CPUs, and this process's CPU-seconds."""
+    """Wall time, the busy CPU-seconds of the watched CPUs, and this process's CPU-seconds;
+    for the shared mode's placement also each watched CPU's busy seconds and each of this
+    process's threads' CPU-seconds and last CPU (tid → (seconds, cpu))."""
 
     wall: float
     busy: float | None
     own: float
+    per_cpu: dict[int, float] | None = None
+    threads: dict[int, tuple[float, int]] | None = None
 
 
-def take_sample(cpus: list[int], stat: Path = _PROC_STAT) -> CpuSample:
+def take_sample(cpus: list[int], stat: Path = _PROC_STAT, *,
+                tasks: Path | None = None) -> CpuSample:
+    """`tasks`: also read each thread's time and CPU from this folder (/proc/self/task)."""
     wall, own = time.monotonic(), time.process_time()
     try:
         lines = stat.read_text().splitlines()
     except OSError:
         return CpuSample(wall, None, own)
-    wanted = {f"cpu{c}" for c in cpus}
-    ticks = 0
+    per_cpu = {}
     for line in lines:
         fields = line.split()
-        if fields and fields[0] in wanted:
+        if fields and fields[0].startswith("cpu") and fields[0][3:].isdigit() \
+                and int(fields[0][3:]) in cpus:
             # user nice system idle iowait irq softirq steal: all but idle and iowait are taken
             values = [int(v) for v in fields[1:9]]
-            ticks += sum(values) - values[3] - values[4]
-    return CpuSample(wall, ticks / os.sysconf("SC_CLK_TCK"), own)
+            per_cpu[int(fields[0][3:])] = (sum(values) - values[3] - values[4]) / _TICKS
+    return CpuSample(wall, sum(per_cpu.values()), own, per_cpu,
+                     _thread_times(tasks) if tasks is not None else None)
+
+
+def _thread_times(tasks: Path) -> dict[int, tuple[float, int]] | None:
+    """Each thread's CPU-seconds (user + system) and the CPU it last ran on, from
+    `/proc/self/task/*/stat`; None where that is not readable."""
+    found = {}
+    try:
+        for task in tasks.iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread just ended
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                found[int(task.name)] = ((int(fields[11]) + int(fields[12])) / _TICKS,
+                                         int(fields[36]))
+    except OSError:
+        return None
+    return found
+
+
+def others_per_cpu(before: CpuSample, after: CpuSample) -> dict[int, float] | None:
+    """How busy other processes kept each CPU between two samples (CPUs' worth): its busy
+    time less what this process's threads ran there, each thread's time put on the CPU it
+    last ran on (a pinned helper's exactly; the caller's, which the scheduler moves, near
+    enough over a second). None where that cannot be told, or where threads that ended
+    between the samples ran more than a tenth of it: their CPU is not known."""
+    span = after.wall - before.wall
+    if (span <= 0 or before.per_cpu is None or after.per_cpu is None or before.threads is None
+            or after.threads is None):
+        return None
+    ours = dict.fromkeys(after.per_cpu, 0.0)
+    for tid, (seconds, cpu) in after.threads.items():
+        if cpu in ours:
+            ours[cpu] += seconds - before.threads.get(tid, (0.0, cpu))[0]
+    if (after.own - before.own) - sum(ours.values()) > 0.1 * span:
+        return None
+    return {cpu: max(0.0, (after.per_cpu[cpu] - before.per_cpu.get(cpu, 0.0) - ours[cpu])
+                     / span) for cpu in after.per_cpu}
 
 
 def busy_elsewhere(before: CpuSample, after: CpuSample) -> float | None:
@@ -173,7 +220,7 @@ class ThreadGovernor:
         quota = cpu_quota()
         self.usable = max(1, min(len(self.cpus), math.floor(quota) if quota else len(self.cpus)))
         self.share = max(1, share)
-        self._sample = take_sample(self.cpus)
+        self._sample = take_sample(self.cpus, tasks=_TASKS if self.bands else None)
         self._choice: int | None = None
         self._long_window = False
         self.busy_elsewhere: float | None = None
@@ -189,17 +236,31 @@ class ThreadGovernor:
             return self._choice
         if now - self._sample.wall < MIN_WINDOW_S:  # only on a first look right after start
             time.sleep(MIN_WINDOW_S - (now - self._sample.wall))
-        current = take_sample(self.cpus)
-        self._long_window = current.wall - self._sample.wall > 2 * RECHECK_S
-        self.busy_elsewhere = busy_elsewhere(self._sample, current)
+        previous, current = self._sample, take_sample(self.cpus,
+                                                      tasks=_TASKS if self.bands else None)
+        self._long_window = current.wall - previous.wall > 2 * RECHECK_S
+        self.busy_elsewhere = busy_elsewhere(previous, current)
         self._sample = current
         free = self.usable - (self.busy_elsewhere or 0.0)
         self._choice = max(1, min(self.usable, int(free + 0.5)) // self.share)
         self.helpers = ()
         if self.bands and self.usable > 1 and self._choice == 1:  # rule 3
-            here = current_cpu()
-            self.helpers = tuple(c for c in self.cpus if c != here)[:self.usable - 1]
+            self.helpers = self._helper_cpus(previous, current)
         return self._choice
+
+    def _helper_cpus(self, before: CpuSample, after: CpuSample) -> tuple[int, ...]:
+        """Rule 3's helpers: one on each usable CPU but the one other processes left most
+        free, which is the caller's to run on. Where a thread's CPU cannot be read, every
+        CPU but the one the caller is on now: the caller caught on the busy CPU at that
+        moment put the helper on the free one (BENCHMARKS.md, seventeenth session)."""
+        others = others_per_cpu(before, after)
+        if others:
+            free = min(others, key=lambda cpu: (others[cpu], cpu))
+            ranked = sorted((c for c in self.cpus if c != free),
+                            key=lambda cpu: -others.get(cpu, 0.0))
+            return tuple(ranked[:self.usable - 1])
+        here = current_cpu()
+        return tuple(c for c in self.cpus if c != here)[:self.usable - 1]
 
     def apply(self) -> int:
         """Set the chosen count for this thread's forward passes; returns it."""
