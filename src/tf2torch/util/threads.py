@@ -17,11 +17,11 @@ One rule for the command line, the Python API (`load(..., inference=True)`) and 
    the forward is a compiled program whose convolutions are tf2torch's own oneDNN op
    (`bands=True`), single images run in the shared mode (`native/onednn_helpers.cpp`): the
    one thread runs the program, each layer cut into bands of rows, and a helper thread kept
-   to each usable CPU but the one other processes left most free (the caller's: its time
-   and each thread's last CPU are subtracted from each CPU's busy time) takes bands as it
-   gets time there. A helper that is
-   descheduled holds nothing up: its band is taken back. `TF2TORCH_BANDS=0` turns this off;
-   `TF2TORCH_BANDS=N` cuts N bands per thread (default 1, each half the rows left).
+   to each usable CPU but the one other processes left most free (the caller's: each of
+   this process's threads' time is taken off the busy time of the CPU it last ran on) takes
+   bands as it gets time there. A helper that is descheduled holds nothing up: its band is
+   taken back. `TF2TORCH_BANDS=0` turns this off; `TF2TORCH_BANDS=N` cuts N bands per
+   thread (default 1, each half the rows left).
 4. Idle OpenMP threads spin for a bounded time and then sleep (`GOMP_SPINCOUNT`, see
    `SPIN_COUNT`) instead of libgomp's default of milliseconds: a thread spinning at a barrier
    holds a core its own partner may be waiting for. libgomp reads this once, when torch is
