@@ -1,6 +1,7 @@
 """Inference speed of one MobileNetV2-1.4/224 across runtimes, each in its own process.
 
     .venv/bin/python benchmarks/inference.py [--rounds 3] [--no-compile] [--cache DIR]
+        [--runtimes compiled,onnxruntime]
 
 Every runtime runs the same weights: the stand-in TF-slim release (built with TensorFlow
 into the cache when absent), its tf2torch package with its compiled form (`tf2torch
@@ -8,7 +9,8 @@ compile`), and that package's ONNX export. Rounds interleave the runtimes so a b
 slows them alike; each figure is the median over rounds of each round's median, with the
 spread (lowest-highest round median). All runtimes get 2 threads (TF2TORCH_THREADS=2 for
 tf2torch's forms). "ready" is a fresh process's time from start (imports included) to the
-first answer. Prints a markdown table.
+first answer. Prints a markdown table. `--runtimes compiled,onnxruntime --rounds 10` runs
+that pair alone, in turns, and adds their ratio round by round (as `keras_runtimes.py`).
 """
 
 from __future__ import annotations
@@ -52,15 +54,23 @@ def main() -> int:
         return 0
     cache = Path(args.cache)
     prepare(cache)
-    runtimes = [r for r in RUNTIMES if not (args.no_compile and r == "compiled")]
+    runtimes = args.runtimes.split(",") if args.runtimes else list(RUNTIMES)
+    if unknown := set(runtimes) - set(RUNTIMES):
+        raise SystemExit(f"--runtimes: {', '.join(sorted(unknown))}; give some of "
+                         f"{', '.join(RUNTIMES)}")
+    runtimes = [r for r in runtimes if not (args.no_compile and r == "compiled")]
     load_before = os.getloadavg()
     results = {r: [] for r in runtimes}
     for round_index in range(args.rounds):
-        for runtime in runtimes:
+        # with a chosen pair, the order turns each round, so neither always runs first
+        shift = round_index % len(runtimes) if args.runtimes else 0
+        for runtime in runtimes[shift:] + runtimes[:shift]:
             results[runtime].append(run_in_subprocess(runtime, cache, args))
             print(f"round {round_index + 1} {runtime}: {results[runtime][-1]}", file=sys.stderr)
-    memory = predict_memory(cache)
+    memory = {} if args.runtimes else predict_memory(cache)
     print(render(results, memory, load_before, os.getloadavg(), args.rounds))
+    if {"compiled", "onnxruntime"} <= results.keys():
+        print(f"\n{round_ratios(results['compiled'], results['onnxruntime'])}")
     return 0
 
 
@@ -70,6 +80,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iters-1", type=int, default=30, help="timed batch-1 runs per process")
     parser.add_argument("--iters-32", type=int, default=6, help="timed batch-32 runs per process")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--runtimes", help="some of them, e.g. compiled,onnxruntime: many "
+                        "rounds of the pair, their ratio round by round (no memory table)")
     parser.add_argument("--cache", default=str(REPO / ".cache" / "benchmarks"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
@@ -299,10 +311,37 @@ def render(results: dict[str, list], memory: dict, load_before: tuple, load_afte
     ]
     for runtime, runs in results.items():
         lines.append(_row(RUNTIMES[runtime], runs))
-    lines += ["", "| one-image predict, fresh process | peak RSS (MiB) |", "|---|---:|"]
+    if memory:
+        lines += ["", "| one-image predict, fresh process | peak RSS (MiB) |", "|---|---:|"]
     for label, value in memory.items():
         lines.append(f"| {label} | {value if isinstance(value, str) else f'{value:.0f}'} |")
     return "\n".join(lines)
+
+
+def round_ratios(ours: list[dict], theirs: list[dict]) -> str:
+    """The compiled form against onnxruntime round by round: the two run one after the
+    other, so a pair shares the machine's phase, where medians over rounds may not (its
+    speed moved between two levels within minutes, BENCHMARKS.md)."""
+    pairs = [(a, b) for a, b in zip(ours, theirs, strict=True)
+             if isinstance(a, dict) and isinstance(b, dict)]
+    b1 = [a["b1_ms"] / b["b1_ms"] for a, b in pairs]
+    b32 = [a["b32_ips"] / b["b32_ips"] for a, b in pairs]
+    return (f"Compiled form against onnxruntime, round by round: batch 1 time {_listed(b1)} "
+            f"(below 1: faster; {_summary(b1, ahead=lambda r: r < 1)}); batch 32 throughput "
+            f"{_listed(b32)} (above 1: faster; {_summary(b32, ahead=lambda r: r > 1)}).")
+
+
+def _listed(ratios: list[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in ratios)
+
+
+def _summary(ratios: list[float], ahead: Callable[[float], bool]) -> str:
+    """Median and quartiles of the round ratios, and in how many rounds tf2torch was ahead."""
+    if len(ratios) < 4:
+        return f"ahead in {sum(map(ahead, ratios))} of {len(ratios)}"
+    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    return (f"median {median:.2f}, quartiles {q1:.2f}-{q3:.2f}, ahead in "
+            f"{sum(map(ahead, ratios))} of {len(ratios)}")
 
 
 def _row(label: str, runs: list) -> str:

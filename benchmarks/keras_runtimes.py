@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inference
-from inference import REPO, THREADS, _cpu_model, _median_seconds, _python, _row
+from inference import REPO, THREADS, _cpu_model, _median_seconds, _python, _row, round_ratios
 
 SIZE = 224
 RUNTIMES = {
@@ -154,34 +153,8 @@ def main() -> int:
         for runtime, runs in by_runtime.items():
             print(_row(RUNTIMES[runtime], runs))
         if {"compiled", "onnxruntime"} <= by_runtime.keys():
-            print(f"\n{_round_ratios(by_runtime['compiled'], by_runtime['onnxruntime'])}\n")
+            print(f"\n{round_ratios(by_runtime['compiled'], by_runtime['onnxruntime'])}\n")
     return 0
-
-
-def _round_ratios(ours: list[dict], theirs: list[dict]) -> str:
-    """The compiled form against onnxruntime round by round: the two run one after the
-    other, so a pair shares the machine's phase, where medians over rounds may not (its
-    speed moved between two levels within minutes, BENCHMARKS.md)."""
-    pairs = [(a, b) for a, b in zip(ours, theirs, strict=True)
-             if isinstance(a, dict) and isinstance(b, dict)]
-    b1 = [a["b1_ms"] / b["b1_ms"] for a, b in pairs]
-    b32 = [a["b32_ips"] / b["b32_ips"] for a, b in pairs]
-    return (f"Compiled form against onnxruntime, round by round: batch 1 time {_listed(b1)} "
-            f"(below 1: faster; {_summary(b1, ahead=lambda r: r < 1)}); batch 32 throughput "
-            f"{_listed(b32)} (above 1: faster; {_summary(b32, ahead=lambda r: r > 1)}).")
-
-
-def _listed(ratios: list[float]) -> str:
-    return ", ".join(f"{r:.2f}" for r in ratios)
-
-
-def _summary(ratios: list[float], ahead: Callable[[float], bool]) -> str:
-    """Median and quartiles of the round ratios, and in how many rounds tf2torch was ahead."""
-    if len(ratios) < 4:
-        return f"ahead in {sum(map(ahead, ratios))} of {len(ratios)}"
-    q1, median, q3 = statistics.quantiles(ratios, n=4)
-    return (f"median {median:.2f}, quartiles {q1:.2f}-{q3:.2f}, ahead in "
-            f"{sum(map(ahead, ratios))} of {len(ratios)}")
 
 
 if __name__ == "__main__":
