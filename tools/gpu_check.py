@@ -1,0 +1,262 @@
+"""Check converted models on a CUDA GPU against the originals' recorded outputs; time them.
+
+    python tools/gpu_check.py --kit .gpu/kit --package .gpu/models/NAME --images .gpu/images \\
+        --expected .gpu/expected.json --out OUT
+
+Runs where there is a GPU and no TensorFlow: the originals' outputs travel in the kit
+(tools/gpu_kit.py records them from the test suite's comparisons) and in each package
+(`reference_outputs.safetensors`). Three modes: the CPU, the GPU in strict float32, and the
+GPU with TF32 (PyTorch's default for cuDNN convolutions on Ampere and later), so that a
+difference from TF32 is not mistaken for a conversion fault. With `--images`, also Ray Data
+predict with GPU actors, against the rows local predict gave on a CPU (`--expected`).
+Writes `gpu_check.json` to `--out`; prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from tf2torch.conversion.graph import build_from_ir
+from tf2torch.verification.report import GRAPH_TOLERANCE, compare_arrays
+
+# Without a GPU only the CPU mode runs: a dry run of the kit and of this script.
+MODES = ("cpu", "cuda-fp32", "cuda-tf32") if torch.cuda.is_available() else ("cpu",)
+
+
+def set_mode(mode: str) -> torch.device:
+    tf32 = mode == "cuda-tf32"
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    return torch.device("cpu" if mode == "cpu" else "cuda")
+
+
+class OnDevice(torch.nn.Module):
+    """A net on `device` behind the CPU interface the package's checks use."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.net, self.device = net.to(device), device
+
+    def forward(self, *args: torch.Tensor) -> Any:
+        out = self.net(*[a.to(self.device) for a in args])
+        return tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu()
+
+
+def check_entry(folder: Path) -> dict:
+    meta = json.loads((folder / "entry.json").read_text())
+    net = build_from_ir(meta["ir"], meta["layout"])
+    net.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
+    net.eval()
+    arrays = load_file(str(folder / "cases.safetensors"))
+    result: dict[str, Any] = {"entry": folder.name, "test": meta["test"]}
+    for mode in MODES:
+        device = set_mode(mode)
+        try:
+            result[mode] = _run_entry(net.to(device), device, meta, arrays)
+        except Exception as exc:  # one entry's failure is a finding, not the end of the run
+            result[mode] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:600]}
+    return result
+
+
+def _run_entry(net: torch.nn.Module, device: torch.device, meta: dict, arrays: dict) -> dict:
+    worst_cpu, worst_ratio, passed = 0.0, 0.0, True
+    for i, case in enumerate(meta["cases"]):
+        args = [arrays[f"{i}.arg{j}"].to(device) for j in range(case["args"])]
+        with torch.no_grad():
+            out = net(*args)
+        outs = [o.cpu() for o in (out if isinstance(out, tuple) else (out,))]
+        for j, o in enumerate(outs):
+            cpu = arrays[f"{i}.cpu{j}"]
+            if o.dtype != cpu.dtype or o.shape != cpu.shape:
+                return {"passed": False, "error": f"output {j}: {o.dtype} {tuple(o.shape)} "
+                        f"here, {cpu.dtype} {tuple(cpu.shape)} on the CPU that recorded it"}
+            if o.is_floating_point():
+                worst_cpu = max(worst_cpu, float((o - cpu).abs().max()) if o.numel() else 0.0)
+            elif not torch.equal(o, cpu):
+                worst_cpu = float("inf")
+        for j, name in enumerate(meta["outputs"]):
+            key = f"{i}.ref.{name}"
+            if key not in arrays:
+                continue
+            x = outs[j].numpy()
+            if meta["layout"] == "nchw" and x.ndim == 4:
+                x = x.transpose(0, 2, 3, 1)
+            cmp = compare_arrays(case["case"], name, x, arrays[key].numpy(), GRAPH_TOLERANCE)
+            passed &= cmp.passed
+            if cmp.bound:
+                worst_ratio = max(worst_ratio, cmp.max_abs / cmp.bound)
+    return {"passed": passed, "max_abs_vs_recording_cpu": worst_cpu,
+            "worst_diff_over_bound": worst_ratio}
+
+
+def check_package(path: Path) -> dict:
+    import tf2torch
+    from tf2torch.verification.checks import check_port
+
+    model = tf2torch.load(path)
+    result: dict[str, Any] = {"package": model.card.name}
+    for mode in MODES:
+        device = set_mode(mode)
+        try:
+            report, against = check_port(model, OnDevice(model.net, device))
+            worst = max(report["comparisons"], key=lambda c: c["max_abs"] / c["bound"])
+            result[mode] = {"passed": True, "against": against,
+                            "worst": {k: worst[k] for k in ("case", "output", "max_abs",
+                                                            "bound", "top1_agreement")}}
+        except Exception as exc:
+            result[mode] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:1500]}
+    model.net.to("cpu")
+    return result
+
+
+def time_package(path: Path) -> list[dict]:
+    """Eager forward on the GPU: float32, TF32, float16/bfloat16 autocast, channels-last;
+    CUDA events around each call, after warm-up."""
+    import tf2torch
+
+    model = tf2torch.load(path)
+    shape = tuple(model.card.input["shape"])
+    rows = []
+    torch.backends.cudnn.benchmark = True
+    for batch in (1, 32, 256):
+        x = torch.randn(batch, *shape, device="cuda")
+        for variant in ("fp32", "tf32", "fp32-channels-last", "fp16-autocast",
+                        "bf16-autocast"):
+            set_mode("cuda-tf32" if variant == "tf32" else "cuda-fp32")
+            net = model.net.to("cuda")
+            xin = x
+            if variant == "fp32-channels-last":
+                net, xin = net.to(memory_format=torch.channels_last), x.contiguous(
+                    memory_format=torch.channels_last)
+            dtype = {"fp16-autocast": torch.float16, "bf16-autocast": torch.bfloat16}.get(variant)
+            times = _time_calls(net, xin, dtype, 50 if batch == 1 else 20)
+            with torch.no_grad():
+                ref = model.net.float()(x).float()
+                with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=bool(dtype)):
+                    got = net(xin).float()
+            rows.append({"batch": batch, "variant": variant,
+                         "median_ms": float(np.median(times)),
+                         "p10_ms": float(np.percentile(times, 10)),
+                         "p90_ms": float(np.percentile(times, 90)),
+                         "images_per_s": batch / float(np.median(times)) * 1000,
+                         "max_abs_vs_fp32": float((got - ref).abs().max()),
+                         "top1_agreement": float((got.argmax(1) == ref.argmax(1)).float().mean())})
+            model.net.to(memory_format=torch.contiguous_format)
+    model.net.to("cpu")
+    return rows
+
+
+def _time_calls(net: torch.nn.Module, x: torch.Tensor, dtype: Any, iters: int) -> list[float]:
+    times = []
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32,
+                                                enabled=dtype is not None):
+        for _ in range(10):
+            net(x)
+        for _ in range(iters):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            net(x)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+    return times
+
+
+def check_ray(package: Path, images: Path, expected: Path) -> list[dict]:
+    """Ray Data predict with GPU actors (and CPU actors, for the figure beside them),
+    against the rows local predict gave on a CPU."""
+    import ray
+
+    import tf2torch
+    from tf2torch.errors import Tf2TorchError
+
+    want = {Path(r["path"]).name: r for r in json.loads(expected.read_text())}
+    ray.init(include_dashboard=False)  # predict_dataset uses the Ray this process started
+    gpus = ray.cluster_resources().get("GPU", 0)
+    runs: list[dict] = [{"ray": ray.__version__, "gpus_ray_sees": gpus}]
+    for name, options in (("1 GPU actor", {"num_gpus": 1, "concurrency": 1, "batch_size": 64}),
+                          ("2 actors sharing the GPU", {"num_gpus": 0.5, "concurrency": 2,
+                                                        "batch_size": 64}),
+                          ("2 CPU actors", {"num_gpus": 0, "concurrency": 2}),
+                          ("torch-fast on a GPU", {"num_gpus": 1, "backend": "torch-fast"})):
+        if options["num_gpus"] and not gpus:  # a GPU actor would wait for ever
+            continue
+        start = time.perf_counter()
+        try:
+            done = tf2torch.predict_dataset(package, [images], None, **options)
+        except Tf2TorchError as exc:
+            runs.append({"run": name, "refused": str(exc)[:600]})
+            continue
+        except Exception as exc:
+            runs.append({"run": name, "error": f"{type(exc).__name__}: {exc}"[:1500]})
+            continue
+        rows = {Path(r.path).name: r for r in done.results}
+        both = [(rows[k].predictions[0], top_of(want[k])) for k in want if k in rows]
+        same_top1 = sum(got.index == ref["index"] for got, ref in both)
+        score_diff = max(abs(got.probability - ref["probability"]) for got, ref in both)
+        runs.append({"run": name, "images": done.images, "errors": done.errors,
+                     "seconds": round(done.seconds, 2), "wall_s": round(time.perf_counter() - start, 2),
+                     "top1_same_as_cpu_predict": f"{same_top1}/{len(want)}",
+                     "max_top1_score_diff": score_diff, "routes": done.package_routes})
+    return runs
+
+
+def top_of(row: dict) -> dict:
+    return row["predictions"][0]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--kit", type=Path)
+    p.add_argument("--package", type=Path, action="append", default=[])
+    p.add_argument("--images", type=Path)
+    p.add_argument("--expected", type=Path)
+    p.add_argument("--out", type=Path, default=Path("."))
+    args = p.parse_args()
+    gpu = torch.cuda.get_device_properties(0).name if torch.cuda.is_available() else None
+    results: dict[str, Any] = {
+        "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+        "gpu": gpu, "tf32_defaults": {"cudnn": torch.backends.cudnn.allow_tf32,
+                                             "matmul": torch.backends.cuda.matmul.allow_tf32}}
+    print(json.dumps(results), flush=True)
+    steps = [("packages", lambda: [check_package(p) for p in args.package]),
+             ("kit", lambda: [check_entry(f) for f in sorted(args.kit.iterdir())] if args.kit else []),
+             ("speed", lambda: [dict(package=p.name, rows=time_package(p)) for p in args.package]
+              if gpu else []),
+             ("ray", lambda: check_ray(args.package[0], args.images, args.expected)
+              if args.images else [])]
+    for key, step in steps:
+        start = time.perf_counter()
+        try:
+            results[key] = step()
+        except Exception:
+            results[key] = {"error": traceback.format_exc()[-3000:]}
+        print(f"== {key} ({time.perf_counter() - start:.1f} s)", flush=True)
+        (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1, default=str))
+    summarize(results)
+    return 0
+
+
+def summarize(results: dict) -> None:
+    kit = results.get("kit") or []
+    if isinstance(kit, list):
+        for mode in MODES:
+            bad = [e for e in kit if not e[mode]["passed"]]
+            print(f"kit, {mode}: {len(kit) - len(bad)}/{len(kit)} match the original")
+            for e in bad[:15]:
+                print(f"   {e['test']}: {e[mode].get('error') or e[mode]}")
+    for key in ("packages", "speed", "ray"):
+        print(key, json.dumps(results.get(key), default=str)[:3000])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
