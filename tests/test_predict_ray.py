@@ -257,6 +257,28 @@ def test_package_reaches_actors_through_the_object_store(package, cluster, tmp_p
     assert all(np.array_equal(got[k].numpy(), want[k].numpy()) for k in want)
 
 
+def test_an_actor_runs_float32_without_tf32(package) -> None:
+    """PyTorch lets cuDNN use TF32 by default, which moved logits by 1e-2 on an H200: a GPU
+    actor must give local predict's rows, so the actor (a process of ours) turns it off."""
+    import torch
+
+    from tf2torch.packages.card import Card
+    from tf2torch.packages.package import CARD
+    from tf2torch.packages.scale.shipping import Shipment
+    from tf2torch.packages.scale.workers import PackagePredictor
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        shipment = Shipment(str(package), Card.read(package / CARD).weights_sha256, None)
+        PackagePredictor(shipment, top=1, backend="torch", num_gpus=0,
+                         threads=torch.get_num_threads())
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def test_ray_options_are_checked_before_any_work(package, images, tmp_path, capsys) -> None:
     cases = {("--concurrency", "2"): "add --engine ray",
              ("--engine", "ray", "--annotate", str(tmp_path)): "without --annotate",

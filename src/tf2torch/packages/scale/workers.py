@@ -38,12 +38,24 @@ def encode_images(batch: dict[str, np.ndarray], encoder: dict[str, Any]) -> dict
     return {"path": paths, "error": errors, "pixels": pixels}
 
 
+def strict_float32() -> None:
+    """Let no float32 work run in TF32 in this process (an actor's own, not the user's).
+
+    PyTorch's default lets cuDNN convolutions use TF32 on Ampere and later GPUs. On an H200
+    that moved the slim MobileNetV2-1.4's logits 1.2e-2 from TensorFlow's (7.9e-6 in
+    float32) and a MediaPipe face detector's outputs by 0.34 (`tools/gpu_check.py`,
+    BENCHMARKS.md): rows would no longer be local predict's."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 class PackagePredictor:
     """A model actor: the package loaded once, then batches of pixels → top-k rows."""
 
     def __init__(self, shipment: Shipment, top: int, backend: str, num_gpus: float,
                  threads: int) -> None:
         torch.set_num_threads(threads)
+        strict_float32()
         model, route = receive(shipment)
         if model.decoder is None:
             raise Tf2TorchError(f"{shipment.path}: the package has no decoder; it cannot classify")
