@@ -107,7 +107,8 @@ def check_package(path: Path) -> dict:
     for mode in MODES:
         device = set_mode(mode)
         try:
-            report, against = check_port(model, OnDevice(model.net, device))
+            report, against = check_port(model, OnDevice(model.net, device),
+                                         f"the module in mode {mode}")
             worst = max(report["comparisons"], key=lambda c: c["max_abs"] / c["bound"])
             result[mode] = {"passed": True, "against": against,
                             "worst": {k: worst[k] for k in ("case", "output", "max_abs",
@@ -119,38 +120,55 @@ def check_package(path: Path) -> dict:
 
 
 def time_package(path: Path) -> list[dict]:
-    """Eager forward on the GPU: float32, TF32, float16/bfloat16 autocast, channels-last;
-    CUDA events around each call, after warm-up."""
+    """Forward passes on the GPU: float32, TF32, float16/bfloat16 autocast, channels-last,
+    BatchNorm folded (the CPU inference form's module, moved), and torch.compile at batch
+    256; CUDA events around each call, after warm-up. Each is compared with float32 eager."""
     import tf2torch
+    from tf2torch.packages.inference import inference_form
 
     model = tf2torch.load(path)
     shape = tuple(model.card.input["shape"])
+    eager = model.net.to("cuda")
+    folded = inference_form(model.net.cpu(), shape, governed=False).to("cuda")
+    eager.to("cuda")
     rows = []
     torch.backends.cudnn.benchmark = True
     for batch in (1, 32, 256):
         x = torch.randn(batch, *shape, device="cuda")
-        for variant in ("fp32", "tf32", "fp32-channels-last", "fp16-autocast",
-                        "bf16-autocast"):
+        set_mode("cuda-fp32")
+        with torch.no_grad():
+            ref = eager(x).float()
+        variants = ["fp32", "tf32", "fp32-channels-last", "fp32-bn-folded", "fp16-autocast",
+                    "bf16-autocast"] + (["fp32-compiled"] if batch == 256 else [])
+        for variant in variants:
             set_mode("cuda-tf32" if variant == "tf32" else "cuda-fp32")
-            net = model.net.to("cuda")
-            xin = x
+            net, xin, extra = eager, x, {}
             if variant == "fp32-channels-last":
-                net, xin = net.to(memory_format=torch.channels_last), x.contiguous(
+                net, xin = eager.to(memory_format=torch.channels_last), x.contiguous(
                     memory_format=torch.channels_last)
+            elif variant == "fp32-bn-folded":
+                net = folded
+            elif variant == "fp32-compiled":
+                begin = time.perf_counter()
+                net = torch.compile(eager)
+                with torch.inference_mode():
+                    net(x)
+                torch.cuda.synchronize()
+                extra["compile_s"] = round(time.perf_counter() - begin, 1)
             dtype = {"fp16-autocast": torch.float16, "bf16-autocast": torch.bfloat16}.get(variant)
             times = _time_calls(net, xin, dtype, 50 if batch == 1 else 20)
-            with torch.no_grad():
-                ref = model.net.float()(x).float()
-                with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=bool(dtype)):
-                    got = net(xin).float()
+            with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32,
+                                                        enabled=bool(dtype)):
+                got = net(xin).float()
             rows.append({"batch": batch, "variant": variant,
                          "median_ms": float(np.median(times)),
                          "p10_ms": float(np.percentile(times, 10)),
                          "p90_ms": float(np.percentile(times, 90)),
                          "images_per_s": batch / float(np.median(times)) * 1000,
                          "max_abs_vs_fp32": float((got - ref).abs().max()),
-                         "top1_agreement": float((got.argmax(1) == ref.argmax(1)).float().mean())})
-            model.net.to(memory_format=torch.contiguous_format)
+                         "top1_agreement": float((got.argmax(1) == ref.argmax(1)).float().mean()),
+                         **extra})
+            eager.to(memory_format=torch.contiguous_format)
     model.net.to("cpu")
     return rows
 
@@ -254,8 +272,17 @@ def summarize(results: dict) -> None:
             print(f"kit, {mode}: {len(kit) - len(bad)}/{len(kit)} match the original")
             for e in bad[:15]:
                 print(f"   {e['test']}: {e[mode].get('error') or e[mode]}")
-    for key in ("packages", "speed", "ray"):
+    for key in ("packages", "ray"):
         print(key, json.dumps(results.get(key), default=str)[:3000])
+    for package in results.get("speed") or []:
+        if not isinstance(package, dict) or "rows" not in package:
+            print("speed", package)
+            continue
+        print(f"speed, {package['package']}: batch variant median p10 p90 (ms) img/s diff top1")
+        for r in package["rows"]:
+            print(f"  {r['batch']:>3} {r['variant']:<18} {r['median_ms']:7.2f} {r['p10_ms']:7.2f} "
+                  f"{r['p90_ms']:7.2f} {r['images_per_s']:8.0f} {r['max_abs_vs_fp32']:.1e} "
+                  f"{r['top1_agreement']:.3f} {r.get('compile_s', '')}")
 
 
 if __name__ == "__main__":

@@ -317,8 +317,10 @@ def reference_from_file(path: str | Path, worker: TensorFlowWorker | None = None
 
 # --- another form of a package's net (compiled, ...) -----------------------------------------
 
-def check_port(model: Any, candidate: nn.Module) -> tuple[dict, str]:
-    """Verify `candidate`, another form of a package's net (`model`: a loaded package),
+def check_port(model: Any, candidate: nn.Module,
+               form: str = "the compiled form") -> tuple[dict, str]:
+    """Verify `candidate`, another form of a package's net (`model`: a loaded package;
+    `form` names it in the error),
     against the original's outputs the package recorded at conversion; for a package
     converted without verification, against the package's own module on zeros and a seeded
     random batch. Raises `VerificationError` when it disagrees; returns the report as a
@@ -341,7 +343,7 @@ def check_port(model: Any, candidate: nn.Module) -> tuple[dict, str]:
     report = verify_stored(port_runner(candidate, kind, layout, outputs), cases, kind,
                            reference, spreads_of(card.verification))
     if not report.passed:
-        raise VerificationError(f"{model.path}: the compiled form disagrees with {against}:\n"
+        raise VerificationError(f"{model.path}: {form} disagrees with {against}:\n"
                                 + report.table())
     return report.to_dict(), against
 
