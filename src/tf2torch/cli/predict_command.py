@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from tf2torch.cli.render import emit_json
 from tf2torch.cli.scale import ENGINE_HELP, add_scale_arguments, check_scale_options, run_ray, write_local
@@ -25,6 +26,7 @@ keep busy, looked at again every second); --threads N or TF2TORCH_THREADS=N fixe
 examples:
   tf2torch predict mobilenet_v2_1.4_224 photo.jpg
   tf2torch predict mobilenet_v2_1.4_224 photos/ --batch-size 32 --backend torch-fast --json
+  tf2torch predict mobilenet_v2_1.4_224 photos/ --device cuda --batch-size 128
 
 """ + ENGINE_HELP
 
@@ -40,6 +42,9 @@ def predict_args(p: argparse.ArgumentParser) -> None:
                    "(the compiled form `tf2torch compile` built for this machine, else BN "
                    "folded and channels-last); onnxruntime: the verified ONNX export (made "
                    "and cached once)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="torch device for --backend torch: cpu (default), cuda, cuda:1, mps…; "
+                   "on a GPU float32 stays float32 (no TF32), the numbers verified")
     p.add_argument("--threads", type=int, metavar="N", help="threads per forward pass "
                    "(default: TF2TORCH_THREADS, else the free CPUs)")
     p.add_argument("--annotate", type=Path, metavar="DIR",
@@ -54,9 +59,15 @@ def predict(args: argparse.Namespace) -> int:
     from tf2torch.util.threads import ThreadGovernor
 
     check_scale_options(args)
+    device = _device(args)
     if args.engine == "ray":
         return run_ray(args)
     model = load(args.name, inference=args.backend == "torch-fast", threads=args.threads)
+    if device.type != "cpu":
+        from tf2torch.packages.predict import strict_float32
+
+        strict_float32()
+        model.net.to(device)
     if args.backend == "onnxruntime":
         from tf2torch.packages.export import with_onnxruntime
 
@@ -80,6 +91,31 @@ def predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"tf2torch: {failed} of {len(results)} image(s) could not be read", file=sys.stderr)
     return 1 if failed == len(results) else 0
+
+
+def _device(args: argparse.Namespace) -> Any:
+    """The torch device `--device` names, refused (naming it) before any work when torch
+    cannot use it here, or when another option runs elsewhere."""
+    import torch
+
+    from tf2torch.errors import Tf2TorchError
+
+    if args.device == "cpu":
+        return torch.device("cpu")
+    if args.engine == "ray":
+        raise Tf2TorchError(f"--device {args.device}: Ray places its actors itself; "
+                            "give them GPUs with --num-gpus")
+    if args.backend != "torch":
+        raise Tf2TorchError(f"--device {args.device} runs --backend torch; --backend "
+                            f"{args.backend} runs on the CPU")
+    try:
+        device = torch.device(args.device)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        # the first sentence: torch's messages for a missing backend run to a page
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+        raise Tf2TorchError(f"--device {args.device}: torch cannot run there ({reason})") from None
+    return device
 
 
 def _annotate(results: list, folder: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ def state_for_saving(net: nn.Module) -> dict[str, torch.Tensor]:
     seen: set[int] = set()
     state = {}
     for key, tensor in net.state_dict().items():
-        tensor = tensor.detach()
+        tensor = tensor.detach().cpu()  # a net on a GPU is saved from host memory
         storage = tensor.untyped_storage()
         whole = tensor.is_contiguous() and storage.nbytes() == tensor.numel() * tensor.element_size()
         if not whole or storage.data_ptr() in seen:
@@ -100,14 +101,23 @@ class LoadedModel:
     path: Path
     form: str = "eager module (trainable)"  # which form `net` is (`load(..., inference=True)`)
 
+    @property
+    def device(self) -> torch.device:
+        """Where `net` runs: its first parameter's or buffer's device (`net.to("cuda")`
+        moves it); the CPU for a form with neither."""
+        for tensor in itertools.chain(self.net.parameters(), self.net.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
     def classify(self, images: Any, top: int = 5) -> list[list[Prediction]]:
-        """Images (paths, PIL images, uint8 arrays, or a list of them) → top-k per image."""
+        """Images (paths, PIL images, uint8 arrays, or a list of them) → top-k per image,
+        run on the net's device."""
         if self.encoder is None or self.decoder is None:
             raise PackageError(f"{self.path}: this package has no encoder/decoder to classify with")
-        batch = self.encoder(images)
+        batch = self.encoder(images).to(self.device)
         with torch.inference_mode():
             logits = self.net(batch)
-        return self.decoder(logits, top=top)
+        return self.decoder(logits.cpu(), top=top)
 
     def replace_head(self, labels: Sequence[str]) -> None:
         """Swap the classifier for a freshly initialised one over `labels` (for fine-tuning).
@@ -122,7 +132,7 @@ class LoadedModel:
         keep = {k: v for k, v in self.net.state_dict().items()
                 if net.state_dict()[k].shape == v.shape}
         net.load_state_dict(keep, strict=False)
-        self.net, self.card = net.eval(), card
+        self.net, self.card = net.to(self.device).eval(), card
         self.decoder = Decoder.custom(labels)
 
     def save(self, destination: Path, name: str | None = None, overwrite: bool = False,

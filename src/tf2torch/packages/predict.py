@@ -58,11 +58,25 @@ def collect_images(arguments: Sequence[str | Path]) -> list[Path]:
 
 
 def torch_backend(model: LoadedModel) -> Backend:
+    device = model.device
+
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model.net(torch.from_numpy(batch)).numpy()
+            return model.net(torch.from_numpy(batch).to(device)).cpu().numpy()
 
     return run
+
+
+def strict_float32() -> None:
+    """Let no float32 work run in TF32 in this process (call it only in a process of ours:
+    the CLI, a Ray actor; a library must not change its caller's settings).
+
+    PyTorch's default lets cuDNN convolutions use TF32 on Ampere and later GPUs. On an H200
+    that moved the slim MobileNetV2-1.4's logits 1.2e-2 from TensorFlow's (7.9e-6 in
+    float32) and a MediaPipe face detector's outputs by 0.34 (`tools/gpu_check.py`,
+    BENCHMARKS.md): the answers would no longer be the verified port's."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def predict_files(model: LoadedModel, paths: Sequence[Path], top: int = 5,

@@ -17,6 +17,7 @@ import torch
 
 from tf2torch.errors import SourceError, Tf2TorchError
 from tf2torch.packages.codecs import Encoder, load_rgb
+from tf2torch.packages.predict import strict_float32
 from tf2torch.packages.scale.rows import arrow_schema, prediction_row
 from tf2torch.packages.scale.shipping import Shipment, receive
 
@@ -36,17 +37,6 @@ def encode_images(batch: dict[str, np.ndarray], encoder: dict[str, Any]) -> dict
         except (SourceError, OSError) as exc:  # as local predict: report the file, go on
             errors[i] = str(exc)
     return {"path": paths, "error": errors, "pixels": pixels}
-
-
-def strict_float32() -> None:
-    """Let no float32 work run in TF32 in this process (an actor's own, not the user's).
-
-    PyTorch's default lets cuDNN convolutions use TF32 on Ampere and later GPUs. On an H200
-    that moved the slim MobileNetV2-1.4's logits 1.2e-2 from TensorFlow's (7.9e-6 in
-    float32) and a MediaPipe face detector's outputs by 0.34 (`tools/gpu_check.py`,
-    BENCHMARKS.md): rows would no longer be local predict's."""
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 class PackagePredictor:
