@@ -189,6 +189,49 @@ def _time_calls(net: torch.nn.Module, x: torch.Tensor, dtype: Any, iters: int) -
     return times
 
 
+def check_local(package: Path, images: Path, expected: Path) -> dict:
+    """A package's net moved to the GPU: `predict --device cuda` (a process of its own),
+    `predict_files` and `classify` in this one, `save` from the GPU, `replace_head` there."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import tf2torch
+    from tf2torch.packages.predict import collect_images, predict_files
+
+    want = {Path(r["path"]).name: top_of(r) for r in json.loads(expected.read_text())}
+
+    def agreement(rows: list[dict]) -> dict:
+        both = [(top_of(r), want[Path(r["path"]).name]) for r in rows]
+        return {"top1_same": f"{sum(g['index'] == w['index'] for g, w in both)}/{len(want)}",
+                "max_score_diff": max(abs(g["probability"] - w["probability"]) for g, w in both)}
+
+    cli = subprocess.run([sys.executable, "-c", "import sys; from tf2torch.cli import main; "
+                          "sys.exit(main())", "predict", str(package), str(images), "--device",
+                          "cuda", "--json", "--top", "1"], capture_output=True, text=True)
+    result: dict[str, Any] = {"cli_exit": cli.returncode, "cli_stderr": cli.stderr[-500:]}
+    if cli.returncode == 0:
+        result["cli"] = agreement(json.loads(cli.stdout))
+    set_mode("cuda-fp32")
+    model = tf2torch.load(package)
+    model.net.to("cuda")
+    rows = [r.to_dict() for r in predict_files(model, collect_images([images]), top=1,
+                                               batch_size=8)]
+    result["predict_files"] = agreement(rows)
+    first = sorted(images.iterdir())[0]
+    got = model.classify([first], top=1)[0][0]
+    result["classify"] = {"index_same": got.index == want[first.name]["index"],
+                          "score_diff": abs(got.probability - want[first.name]["probability"])}
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "saved")
+        again = tf2torch.load(Path(tmp) / "saved").net.state_dict()
+        result["saved_from_gpu_equal"] = all(
+            torch.equal(again[k], v.cpu()) for k, v in model.net.state_dict().items())
+    model.replace_head(["a", "b"])
+    result["replace_head_device"] = str(model.device)
+    return result
+
+
 def check_ray(package: Path, images: Path, expected: Path) -> list[dict]:
     """Ray Data predict with GPU actors (and CPU actors, for the figure beside them),
     against the rows local predict gave on a CPU."""
@@ -239,6 +282,8 @@ def main() -> int:
     p.add_argument("--images", type=Path)
     p.add_argument("--expected", type=Path)
     p.add_argument("--out", type=Path, default=Path("."))
+    p.add_argument("--steps", default="packages,kit,speed,local,ray",
+                   help="which checks, comma-separated (default: all)")
     args = p.parse_args()
     gpu = torch.cuda.get_device_properties(0).name if torch.cuda.is_available() else None
     results: dict[str, Any] = {
@@ -250,9 +295,13 @@ def main() -> int:
              ("kit", lambda: [check_entry(f) for f in sorted(args.kit.iterdir())] if args.kit else []),
              ("speed", lambda: [dict(package=p.name, rows=time_package(p)) for p in args.package]
               if gpu else []),
+             ("local", lambda: check_local(args.package[0], args.images, args.expected)
+              if args.images and gpu else {}),
              ("ray", lambda: check_ray(args.package[0], args.images, args.expected)
               if args.images else [])]
     for key, step in steps:
+        if key not in args.steps.split(","):
+            continue
         start = time.perf_counter()
         try:
             results[key] = step()
@@ -272,7 +321,7 @@ def summarize(results: dict) -> None:
             print(f"kit, {mode}: {len(kit) - len(bad)}/{len(kit)} match the original")
             for e in bad[:15]:
                 print(f"   {e['test']}: {e[mode].get('error') or e[mode]}")
-    for key in ("packages", "ray"):
+    for key in ("packages", "local", "ray"):
         print(key, json.dumps(results.get(key), default=str)[:3000])
     for package in results.get("speed") or []:
         if not isinstance(package, dict) or "rows" not in package:
