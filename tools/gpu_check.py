@@ -199,25 +199,19 @@ def check_local(package: Path, images: Path, expected: Path) -> dict:
     import tf2torch
     from tf2torch.packages.predict import collect_images, predict_files
 
-    want = {Path(r["path"]).name: top_of(r) for r in json.loads(expected.read_text())}
-
-    def agreement(rows: list[dict]) -> dict:
-        both = [(top_of(r), want[Path(r["path"]).name]) for r in rows]
-        return {"top1_same": f"{sum(g['index'] == w['index'] for g, w in both)}/{len(want)}",
-                "max_score_diff": max(abs(g["probability"] - w["probability"]) for g, w in both)}
-
+    want = expected_tops(expected)
     cli = subprocess.run([sys.executable, "-c", "import sys; from tf2torch.cli import main; "
                           "sys.exit(main())", "predict", str(package), str(images), "--device",
                           "cuda", "--json", "--top", "1"], capture_output=True, text=True)
     result: dict[str, Any] = {"cli_exit": cli.returncode, "cli_stderr": cli.stderr[-500:]}
     if cli.returncode == 0:
-        result["cli"] = agreement(json.loads(cli.stdout))
+        result["cli"] = agreement(json.loads(cli.stdout), want)
     set_mode("cuda-fp32")
     model = tf2torch.load(package)
     model.net.to("cuda")
     rows = [r.to_dict() for r in predict_files(model, collect_images([images]), top=1,
                                                batch_size=8)]
-    result["predict_files"] = agreement(rows)
+    result["predict_files"] = agreement(rows, want)
     first = sorted(images.iterdir())[0]
     got = model.classify([first], top=1)[0][0]
     result["classify"] = {"index_same": got.index == want[first.name]["index"],
@@ -240,7 +234,7 @@ def check_ray(package: Path, images: Path, expected: Path) -> list[dict]:
     import tf2torch
     from tf2torch.errors import Tf2TorchError
 
-    want = {Path(r["path"]).name: r for r in json.loads(expected.read_text())}
+    want = expected_tops(expected)
     ray.init(include_dashboard=False)  # predict_dataset uses the Ray this process started
     gpus = ray.cluster_resources().get("GPU", 0)
     runs: list[dict] = [{"ray": ray.__version__, "gpus_ray_sees": gpus}]
@@ -260,19 +254,28 @@ def check_ray(package: Path, images: Path, expected: Path) -> list[dict]:
         except Exception as exc:
             runs.append({"run": name, "error": f"{type(exc).__name__}: {exc}"[:1500]})
             continue
-        rows = {Path(r.path).name: r for r in done.results}
-        both = [(rows[k].predictions[0], top_of(want[k])) for k in want if k in rows]
-        same_top1 = sum(got.index == ref["index"] for got, ref in both)
-        score_diff = max(abs(got.probability - ref["probability"]) for got, ref in both)
         runs.append({"run": name, "images": done.images, "errors": done.errors,
                      "seconds": round(done.seconds, 2), "wall_s": round(time.perf_counter() - start, 2),
-                     "top1_same_as_cpu_predict": f"{same_top1}/{len(want)}",
-                     "max_top1_score_diff": score_diff, "routes": done.package_routes})
+                     **agreement([r.to_dict() for r in done.results], want),
+                     "routes": done.package_routes})
     return runs
 
 
 def top_of(row: dict) -> dict:
     return row["predictions"][0]
+
+
+def expected_tops(expected: Path) -> dict[str, dict]:
+    """File name → the top prediction local predict gave on a CPU (`predict --json`)."""
+    return {Path(r["path"]).name: top_of(r) for r in json.loads(expected.read_text())}
+
+
+def agreement(rows: list[dict], want: dict[str, dict]) -> dict:
+    """How many of `rows` (as `predict --json` writes them) have the CPU's top-1, and the
+    largest difference of its score."""
+    both = [(top_of(r), want[Path(r["path"]).name]) for r in rows]
+    return {"top1_same": f"{sum(g['index'] == w['index'] for g, w in both)}/{len(want)}",
+            "max_score_diff": max(abs(g["probability"] - w["probability"]) for g, w in both)}
 
 
 def main() -> int:
